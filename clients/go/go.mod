@@ -1,0 +1,3 @@
+module github.com/embedrank/embedrank/clients/go
+
+go 1.24

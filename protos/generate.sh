@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Generates every language's stubs from protos/ (the contract). Never edit the
+# output by hand. `protos/generate.sh --check` fails if the committed files
+# differ from a fresh generation (CI runs that).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+py=${PYTHON:-python}
+protos=(protos/embedrank/v1/*.proto)
+
+gen_python() {
+  local out=clients/python/gen
+  rm -f "$out"/embedrank/v1/*_pb2*.py "$out"/embedrank/v1/*_pb2*.pyi
+  "$py" -m grpc_tools.protoc -I protos --python_out="$out" --pyi_out="$out" \
+    --grpc_python_out="$out" "${protos[@]}"
+  printf '"""Generated from protos/embedrank/v1 by protos/generate.sh; do not edit."""\n' \
+    > "$out/embedrank/v1/__init__.py"
+}
+
+gen_go() {
+  # protoc comes from grpcio-tools; the Go plugins are pinned here.
+  local bin="$root/.cache/gobin"
+  mkdir -p "$bin"
+  GOBIN="$bin" go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.10
+  GOBIN="$bin" go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+  local out=clients/go/gen/embedrankv1
+  mkdir -p "$out"
+  rm -f "$out"/*.pb.go
+  PATH="$bin:$PATH" "$py" -m grpc_tools.protoc -I protos \
+    --go_out=clients/go --go_opt=paths=import \
+    --go_opt=module=github.com/embedrank/embedrank/clients/go \
+    --go-grpc_out=clients/go --go-grpc_opt=paths=import \
+    --go-grpc_opt=module=github.com/embedrank/embedrank/clients/go \
+    "${protos[@]}"
+}
+
+langs=${LANGS:-python go}
+check=0
+[ "${1:-}" = "--check" ] && check=1
+for lang in $langs; do "gen_$lang"; done
+# Java stubs are generated at build time by protobuf-maven-plugin from the
+# same protos/ (clients/java/pom.xml), so nothing of Java is committed.
+
+if [ "$check" = 1 ]; then
+  if ! git diff --exit-code --stat -- clients/python/gen clients/go/gen; then
+    echo "generated code differs from protos/: run protos/generate.sh and commit" >&2
+    exit 1
+  fi
+  untracked=$(git ls-files --others --exclude-standard -- clients/python/gen clients/go/gen)
+  if [ -n "$untracked" ]; then
+    echo "generated files not committed: $untracked" >&2
+    exit 1
+  fi
+fi
