@@ -1,0 +1,210 @@
+package embedrank
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+)
+
+// Option configures Dial.
+type Option func(*config)
+
+// DefaultStreamWindow is how many requests EncodeStream and RerankStream
+// keep in flight on one stream unless WithStreamWindow says otherwise.
+const DefaultStreamWindow = 16
+
+// DefaultMaxRecvMsgSize is the largest response the client accepts unless
+// changed with WithDialOptions(grpc.WithDefaultCallOptions(
+// grpc.MaxCallRecvMsgSize(n))). gRPC's own default (4 MiB) is only about
+// 1,000 embeddings of 1,024 float32 dimensions.
+const DefaultMaxRecvMsgSize = 64 << 20
+
+type config struct {
+	tls            *tls.Config // nil: plaintext
+	token          string
+	defaultTimeout time.Duration
+	retryAttempts  int
+	streamWindow   int
+	dialOpts       []grpc.DialOption
+}
+
+func defaultConfig() config {
+	return config{streamWindow: DefaultStreamWindow}
+}
+
+// WithInsecure makes the connection plaintext (no TLS). This is the default;
+// it undoes an earlier WithTLS.
+func WithInsecure() Option {
+	return func(c *config) { c.tls = nil }
+}
+
+// WithTLS makes the connection use TLS with cfg; nil means the system roots
+// and default settings.
+func WithTLS(cfg *tls.Config) Option {
+	return func(c *config) {
+		if cfg == nil {
+			cfg = &tls.Config{}
+		}
+		c.tls = cfg
+	}
+}
+
+// WithBearerToken sends "authorization: Bearer <token>" with every call.
+// The token is sent over plaintext connections too: use WithTLS unless the
+// path to the server is trusted.
+func WithBearerToken(token string) Option {
+	return func(c *config) { c.token = token }
+}
+
+// WithDefaultTimeout bounds every call whose context has no deadline: a
+// unary call, or the whole of a stream (EncodeStream, RerankStream).
+// Zero or negative means no default.
+func WithDefaultTimeout(d time.Duration) Option {
+	return func(c *config) { c.defaultTimeout = d }
+}
+
+// WithRetry retries calls that fail with codes.Unavailable, up to
+// maxAttempts attempts in all (gRPC caps this at 5), with exponential
+// backoff, through the connection's default service config. Values below 2
+// turn retries off. A service config sent by the server's name resolver
+// takes precedence.
+func WithRetry(maxAttempts int) Option {
+	return func(c *config) { c.retryAttempts = maxAttempts }
+}
+
+// WithStreamWindow sets how many requests EncodeStream and RerankStream
+// keep in flight on one stream (default DefaultStreamWindow); values below
+// 1 mean 1.
+func WithStreamWindow(n int) Option {
+	return func(c *config) { c.streamWindow = max(n, 1) }
+}
+
+// WithDialOptions appends raw gRPC dial options, applied after the ones
+// this package sets, so they can override them.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(c *config) { c.dialOpts = append(c.dialOpts, opts...) }
+}
+
+func (cfg *config) dialOptions() ([]grpc.DialOption, error) {
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(cfg.transportCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(DefaultMaxRecvMsgSize)),
+	}
+	if cfg.token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearerToken(cfg.token)))
+	}
+	if d := cfg.defaultTimeout; d > 0 {
+		opts = append(opts,
+			grpc.WithChainUnaryInterceptor(unaryTimeout(d)),
+			grpc.WithChainStreamInterceptor(streamTimeout(d)))
+	}
+	if cfg.retryAttempts > 1 {
+		sc, err := retryServiceConfig(cfg.retryAttempts)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.WithDefaultServiceConfig(sc))
+	}
+	return append(opts, cfg.dialOpts...), nil
+}
+
+// Services names the gRPC services of embedrank.v1 that the retry policy
+// covers.
+var services = []string{"embedrank.v1.Embed", "embedrank.v1.Rerank", "embedrank.v1.Models"}
+
+// retryServiceConfig returns a gRPC service config (JSON) that retries
+// UNAVAILABLE on every method of the embedrank services.
+func retryServiceConfig(maxAttempts int) (string, error) {
+	type name struct {
+		Service string `json:"service"`
+	}
+	type retryPolicy struct {
+		MaxAttempts          int      `json:"maxAttempts"`
+		InitialBackoff       string   `json:"initialBackoff"`
+		MaxBackoff           string   `json:"maxBackoff"`
+		BackoffMultiplier    float64  `json:"backoffMultiplier"`
+		RetryableStatusCodes []string `json:"retryableStatusCodes"`
+	}
+	type methodConfig struct {
+		Name        []name      `json:"name"`
+		RetryPolicy retryPolicy `json:"retryPolicy"`
+	}
+	var names []name
+	for _, s := range services {
+		names = append(names, name{Service: s})
+	}
+	sc := struct {
+		MethodConfig []methodConfig `json:"methodConfig"`
+	}{[]methodConfig{{
+		Name: names,
+		RetryPolicy: retryPolicy{
+			MaxAttempts:          maxAttempts,
+			InitialBackoff:       "0.1s",
+			MaxBackoff:           "2s",
+			BackoffMultiplier:    2,
+			RetryableStatusCodes: []string{"UNAVAILABLE"},
+		},
+	}}}
+	b, err := json.Marshal(sc)
+	if err != nil {
+		return "", fmt.Errorf("embedrank: service config: %w", err)
+	}
+	return string(b), nil
+}
+
+// bearerToken is per-RPC credentials that send a bearer token.
+type bearerToken string
+
+func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(t)}, nil
+}
+
+// RequireTransportSecurity is false so that a token also works on plaintext
+// connections (local development, a TLS-terminating proxy).
+func (bearerToken) RequireTransportSecurity() bool { return false }
+
+func unaryTimeout(d time.Duration) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
+
+func streamTimeout(d time.Duration) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if _, ok := ctx.Deadline(); ok {
+			return streamer(ctx, desc, cc, method, opts...)
+		}
+		ctx, cancel := context.WithTimeout(ctx, d)
+		s, err := streamer(ctx, desc, cc, method, opts...)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		return &cancelStream{ClientStream: s, cancel: cancel}, nil
+	}
+}
+
+// cancelStream releases the stream's timeout when the stream ends (RecvMsg
+// fails, io.EOF included); if the caller abandons the stream, the timeout
+// releases itself when it fires.
+type cancelStream struct {
+	grpc.ClientStream
+	cancel context.CancelFunc
+}
+
+func (s *cancelStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	if err != nil {
+		s.cancel()
+	}
+	return err
+}
