@@ -1,0 +1,714 @@
+package dev.embedrank.client;
+
+import com.google.common.util.concurrent.FutureCallback;
+import com.google.common.util.concurrent.Futures;
+import com.google.common.util.concurrent.ListenableFuture;
+import com.google.common.util.concurrent.MoreExecutors;
+import dev.embedrank.v1.EmbedGrpc;
+import dev.embedrank.v1.EncodeRequest;
+import dev.embedrank.v1.EncodeResponse;
+import dev.embedrank.v1.EncodeStreamRequest;
+import dev.embedrank.v1.EncodeStreamResponse;
+import dev.embedrank.v1.GetModelRequest;
+import dev.embedrank.v1.ListModelsRequest;
+import dev.embedrank.v1.ModelInfo;
+import dev.embedrank.v1.ModelsGrpc;
+import dev.embedrank.v1.Precision;
+import dev.embedrank.v1.RerankGrpc;
+import dev.embedrank.v1.RerankRequest;
+import dev.embedrank.v1.RerankResponse;
+import io.grpc.CallCredentials;
+import io.grpc.CallOptions;
+import io.grpc.Channel;
+import io.grpc.ChannelCredentials;
+import io.grpc.ClientCall;
+import io.grpc.ClientInterceptor;
+import io.grpc.ClientInterceptors;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.Metadata;
+import io.grpc.MethodDescriptor;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.TlsChannelCredentials;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
+import io.grpc.stub.StreamObserver;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import java.util.function.Supplier;
+
+/**
+ * Client of an embedrank server (services {@code embedrank.v1.Embed}, {@code Rerank},
+ * {@code Models}).
+ *
+ * <pre>{@code
+ * try (EmbedRankClient client = EmbedRankClient.builder("localhost:50051").usePlaintext().build()) {
+ *   float[][] vectors = client.encode("minilm", List.of("first text", "second text"));
+ * }
+ * }</pre>
+ *
+ * <p>Thread-safe; share one instance. Every call gets the default deadline (unless the call has
+ * its own) and the bearer token, if any; UNAVAILABLE is retried per the channel's service config
+ * ({@link #retryServiceConfig(int)}). Failures are thrown as {@link EmbedRankException}.
+ */
+public final class EmbedRankClient implements AutoCloseable {
+  /** Deadline of each call unless configured otherwise. */
+  public static final Duration DEFAULT_DEADLINE = Duration.ofSeconds(30);
+  /** Attempts of a call failing with UNAVAILABLE (the first one included). */
+  public static final int DEFAULT_MAX_ATTEMPTS = 4;
+  /** Requests sent on a stream but not yet answered, at most. */
+  public static final int DEFAULT_STREAM_MAX_IN_FLIGHT = 16;
+  /** Largest response accepted (grpc-java's own default is 4 MiB). */
+  public static final int DEFAULT_MAX_INBOUND_MESSAGE_SIZE = 64 * 1024 * 1024;
+  /** The services of the contract, as named in the service config. */
+  public static final List<String> SERVICES =
+      List.of(EmbedGrpc.SERVICE_NAME, RerankGrpc.SERVICE_NAME, ModelsGrpc.SERVICE_NAME);
+
+  static final Metadata.Key<String> AUTHORIZATION =
+      Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
+
+  private final ManagedChannel managedChannel;
+  private final Channel channel;
+  private final int streamMaxInFlight;
+  private final EmbedGrpc.EmbedBlockingStub embedBlocking;
+  private final EmbedGrpc.EmbedFutureStub embedFuture;
+  private final EmbedGrpc.EmbedStub embedAsync;
+  private final RerankGrpc.RerankBlockingStub rerankBlocking;
+  private final RerankGrpc.RerankFutureStub rerankFuture;
+  private final ModelsGrpc.ModelsBlockingStub modelsBlocking;
+
+  private EmbedRankClient(ManagedChannel managedChannel, Builder b) {
+    this.managedChannel = managedChannel;
+    this.channel =
+        ClientInterceptors.intercept(
+            managedChannel,
+            new DefaultsInterceptor(
+                b.defaultDeadline, b.token == null ? null : new BearerTokenCredentials(b.token)));
+    this.streamMaxInFlight = b.streamMaxInFlight;
+    this.embedBlocking = EmbedGrpc.newBlockingStub(channel);
+    this.embedFuture = EmbedGrpc.newFutureStub(channel);
+    this.embedAsync = EmbedGrpc.newStub(channel);
+    this.rerankBlocking = RerankGrpc.newBlockingStub(channel);
+    this.rerankFuture = RerankGrpc.newFutureStub(channel);
+    this.modelsBlocking = ModelsGrpc.newBlockingStub(channel);
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** A builder for {@code target}, e.g. {@code "localhost:50051"} or {@code "dns:///host:443"}. */
+  public static Builder builder(String target) {
+    return new Builder().target(target);
+  }
+
+  /**
+   * The channel with this client's defaults (deadline, bearer token) applied to every call: use
+   * it with the generated stubs, e.g. {@code ModelsGrpc.newBlockingStub(client.channel())}.
+   */
+  public Channel channel() {
+    return channel;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Embed
+
+  /** Embeddings of {@code texts}, one float[] a text, with the server's default options. */
+  public float[][] encode(String model, List<String> texts) {
+    return encode(model, texts, EncodeOptions.defaults());
+  }
+
+  /** Embeddings of {@code texts}, one float[] a text. */
+  public float[][] encode(String model, List<String> texts, EncodeOptions options) {
+    EncodeResponse response = encodeRaw(options.toRequest(model, texts));
+    return floats(response, texts.size());
+  }
+
+  /** Embeddings of {@code texts} in a compact precision (int8, uint8, binary, ubinary). */
+  public QuantizedEmbeddings encodeQuantized(String model, List<String> texts, Precision precision) {
+    return encodeQuantized(model, texts, precision, EncodeOptions.defaults());
+  }
+
+  /** Embeddings of {@code texts} in a compact precision (int8, uint8, binary, ubinary). */
+  public QuantizedEmbeddings encodeQuantized(
+      String model, List<String> texts, Precision precision, EncodeOptions options) {
+    EncodeResponse response = encodeRaw(options.toRequest(model, texts, precision));
+    QuantizedEmbeddings q = EmbeddingDecoder.toQuantized(response.getEmbeddings());
+    checkRows(q.rows(), texts.size());
+    return q;
+  }
+
+  /** The Encode RPC as such, for access to token counts, truncation flags and metadata. */
+  public EncodeResponse encodeRaw(EncodeRequest request) {
+    try {
+      return embedBlocking.encode(request);
+    } catch (StatusRuntimeException e) {
+      throw EmbedRankException.from(e);
+    }
+  }
+
+  /** {@link #encode(String, List)} without blocking; fails with {@link EmbedRankException}. */
+  public CompletableFuture<float[][]> encodeAsync(String model, List<String> texts) {
+    return encodeAsync(model, texts, EncodeOptions.defaults());
+  }
+
+  /** {@link #encode(String, List, EncodeOptions)} without blocking. */
+  public CompletableFuture<float[][]> encodeAsync(
+      String model, List<String> texts, EncodeOptions options) {
+    EncodeRequest request = options.toRequest(model, texts);
+    int expectedRows = texts.size();
+    return toCompletable(embedFuture.encode(request), r -> floats(r, expectedRows));
+  }
+
+  /**
+   * Encodes each batch of {@code batches} as one request over a single EncodeStream, at most
+   * {@link Builder#streamMaxInFlight(int)} requests unanswered at a time; the results come in
+   * the order of {@code batches}. A batch the server refused on its own is an item whose
+   * {@link StreamItem#value()} throws its {@link EmbedRankException}; the others are unaffected.
+   *
+   * @throws EmbedRankException when the stream as a whole fails (e.g. UNAVAILABLE,
+   *     DEADLINE_EXCEEDED — the default deadline covers the whole stream)
+   */
+  public List<StreamItem<float[][]>> encodeStream(String model, List<List<String>> batches) {
+    return encodeStream(model, batches, EncodeOptions.defaults());
+  }
+
+  /** {@link #encodeStream(String, List)} with options for every batch. */
+  public List<StreamItem<float[][]>> encodeStream(
+      String model, List<List<String>> batches, EncodeOptions options) {
+    List<EncodeRequest> requests = new ArrayList<>(batches.size());
+    for (List<String> batch : batches) {
+      requests.add(options.toRequest(model, batch));
+    }
+    List<StreamItem<EncodeResponse>> raw = encodeStreamRaw(requests);
+    List<StreamItem<float[][]>> out = new ArrayList<>(raw.size());
+    for (int i = 0; i < raw.size(); i++) {
+      int expectedRows = batches.get(i).size();
+      out.add(raw.get(i).map(r -> floats(r, expectedRows)));
+    }
+    return out;
+  }
+
+  /** Sends {@code requests} over one EncodeStream; see {@link #encodeStream(String, List)}. */
+  public List<StreamItem<EncodeResponse>> encodeStreamRaw(List<EncodeRequest> requests) {
+    return encodeStreamRaw(requests, streamMaxInFlight, null);
+  }
+
+  /**
+   * Sends {@code requests} over one EncodeStream with ids "0", "1", ..., keeping at most {@code
+   * maxInFlight} unanswered, and returns the responses in request order after checking each
+   * echoed id.
+   *
+   * @param deadline deadline of the whole stream; null = the client's default deadline
+   * @throws EmbedRankException when the stream fails as a whole, or the server answers out of
+   *     order (INTERNAL)
+   */
+  public List<StreamItem<EncodeResponse>> encodeStreamRaw(
+      List<EncodeRequest> requests, int maxInFlight, Duration deadline) {
+    if (maxInFlight < 1) {
+      throw new IllegalArgumentException("maxInFlight must be >= 1, got " + maxInFlight);
+    }
+    if (requests.isEmpty()) {
+      return List.of();
+    }
+    EmbedGrpc.EmbedStub stub = embedAsync;
+    if (deadline != null) {
+      stub = stub.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
+    }
+    OrderedStream call = new OrderedStream(requests.size(), maxInFlight);
+    StreamObserver<EncodeStreamRequest> sender = stub.encodeStream(call);
+    return call.run(requests, sender);
+  }
+
+  /** One EncodeStream: sends with a bound on requests in flight, collects in order. */
+  private static final class OrderedStream
+      implements ClientResponseObserver<EncodeStreamRequest, EncodeStreamResponse> {
+    private final int total;
+    private final int maxInFlight;
+    private final Semaphore permits;
+    private final Object lock = new Object();
+    private final CompletableFuture<Void> done = new CompletableFuture<>();
+    private final List<StreamItem<EncodeResponse>> results;
+    private ClientCallStreamObserver<EncodeStreamRequest> call;
+    private int received; // touched by gRPC's serialized callbacks only
+
+    OrderedStream(int total, int maxInFlight) {
+      this.total = total;
+      this.maxInFlight = maxInFlight;
+      this.permits = new Semaphore(100000);
+      this.results = new ArrayList<>(Collections.nCopies(total, null));
+    }
+
+    @Override
+    public void beforeStart(ClientCallStreamObserver<EncodeStreamRequest> requestStream) {
+      this.call = requestStream;
+    }
+
+    List<StreamItem<EncodeResponse>> run(
+        List<EncodeRequest> requests, StreamObserver<EncodeStreamRequest> sender) {
+      try {
+        for (int i = 0; i < total; i++) {
+          permits.acquire();
+          EncodeStreamRequest item =
+              EncodeStreamRequest.newBuilder()
+                  .setId(Integer.toString(i))
+                  .setRequest(requests.get(i))
+                  .build();
+          synchronized (lock) {
+            if (done.isDone()) {
+              break;
+            }
+            sender.onNext(item);
+          }
+        }
+        synchronized (lock) {
+          if (!done.isDone()) {
+            sender.onCompleted();
+          }
+        }
+        done.get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        fail(new EmbedRankException(Status.Code.CANCELLED, "interrupted", "", e));
+        throw EmbedRankException.from(joinFailure());
+      } catch (ExecutionException e) {
+        throw EmbedRankException.from(e.getCause());
+      } catch (RuntimeException e) {
+        fail(EmbedRankException.from(e));
+        throw EmbedRankException.from(joinFailure());
+      }
+      return Collections.unmodifiableList(results);
+    }
+
+    private Throwable joinFailure() {
+      try {
+        done.getNow(null);
+        return new IllegalStateException("stream not failed");
+      } catch (RuntimeException e) {
+        return e.getCause() != null ? e.getCause() : e;
+      }
+    }
+
+    @Override
+    public void onNext(EncodeStreamResponse response) {
+      int i = received++;
+      if (i >= total) {
+        fail(protocolError("response with id '" + response.getId() + "' after all "
+            + total + " requests were answered"));
+        return;
+      }
+      String id = Integer.toString(i);
+      if (!id.equals(response.getId())) {
+        fail(protocolError("response with id '" + response.getId() + "' where id '" + id
+            + "' was expected (responses must come in request order)"));
+        return;
+      }
+      StreamItem<EncodeResponse> item;
+      switch (response.getResultCase()) {
+        case RESPONSE:
+          item = StreamItem.ok(i, id, response.getResponse());
+          break;
+        case ERROR:
+          item = StreamItem.failed(i, id, EmbedRankException.fromStreamError(response.getError()));
+          break;
+        default:
+          item = StreamItem.failed(i, id, EmbeddingDecoder.malformed(
+              "stream response '" + id + "' has neither response nor error"));
+          break;
+      }
+      results.set(i, item);
+      permits.release();
+    }
+
+    @Override
+    public void onError(Throwable t) {
+      fail(EmbedRankException.from(t));
+    }
+
+    @Override
+    public void onCompleted() {
+      if (received < total) {
+        fail(protocolError("stream ended after " + received + " of " + total + " responses"));
+      } else {
+        done.complete(null);
+      }
+    }
+
+    private void fail(EmbedRankException e) {
+      synchronized (lock) {
+        if (done.completeExceptionally(e) && call != null) {
+          call.cancel(e.getMessage(), e);
+        }
+      }
+      permits.release(total + maxInFlight); // unblock the sender
+    }
+
+    private static EmbedRankException protocolError(String message) {
+      return new EmbedRankException(Status.Code.INTERNAL, "EncodeStream: " + message);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Rerank
+
+  /** All documents scored against {@code query}, best first, with default options. */
+  public List<RerankResult> rerank(String model, String query, List<String> documents) {
+    return rerank(model, query, documents, RerankOptions.defaults());
+  }
+
+  /** Documents scored against {@code query}, best first. */
+  public List<RerankResult> rerank(
+      String model, String query, List<String> documents, RerankOptions options) {
+    return results(rerankRaw(options.toRequest(model, query, documents)), options);
+  }
+
+  /** The Rerank RPC as such (token counts, label scores, metadata). */
+  public RerankResponse rerankRaw(RerankRequest request) {
+    try {
+      return rerankBlocking.rerank(request);
+    } catch (StatusRuntimeException e) {
+      throw EmbedRankException.from(e);
+    }
+  }
+
+  /** {@link #rerank(String, String, List)} without blocking. */
+  public CompletableFuture<List<RerankResult>> rerankAsync(
+      String model, String query, List<String> documents) {
+    return rerankAsync(model, query, documents, RerankOptions.defaults());
+  }
+
+  /** {@link #rerank(String, String, List, RerankOptions)} without blocking. */
+  public CompletableFuture<List<RerankResult>> rerankAsync(
+      String model, String query, List<String> documents, RerankOptions options) {
+    RerankRequest request = options.toRequest(model, query, documents);
+    return toCompletable(rerankFuture.rerank(request), r -> results(r, options));
+  }
+
+  private static List<RerankResult> results(RerankResponse response, RerankOptions options) {
+    List<RerankResult> out = new ArrayList<>(response.getResultsCount());
+    for (dev.embedrank.v1.RerankResult r : response.getResultsList()) {
+      out.add(
+          new RerankResult(
+              r.getIndex(),
+              r.getScore(),
+              options.returnDocuments() ? r.getDocument() : null,
+              r.getTruncated()));
+    }
+    return Collections.unmodifiableList(out);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Models
+
+  /** The models the server has loaded. */
+  public List<ModelInfo> listModels() {
+    try {
+      return modelsBlocking.listModels(ListModelsRequest.getDefaultInstance()).getModelsList();
+    } catch (StatusRuntimeException e) {
+      throw EmbedRankException.from(e);
+    }
+  }
+
+  /** One model; NOT_FOUND if the server has no such model. */
+  public ModelInfo getModel(String name) {
+    try {
+      return modelsBlocking.getModel(GetModelRequest.newBuilder().setName(name).build());
+    } catch (StatusRuntimeException e) {
+      throw EmbedRankException.from(e);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  /** Shuts the channel down, waiting up to 5 seconds for calls in progress. */
+  @Override
+  public void close() {
+    managedChannel.shutdown();
+    try {
+      if (!managedChannel.awaitTermination(5, TimeUnit.SECONDS)) {
+        managedChannel.shutdownNow();
+        managedChannel.awaitTermination(1, TimeUnit.SECONDS);
+      }
+    } catch (InterruptedException e) {
+      managedChannel.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /**
+   * The service config that retries UNAVAILABLE on every method of Embed, Rerank and Models, in
+   * the form {@link ManagedChannelBuilder#defaultServiceConfig(Map)} takes (numbers as Double).
+   *
+   * @param maxAttempts attempts in all, the first one included (2..5; gRPC caps it at 5)
+   */
+  public static Map<String, Object> retryServiceConfig(int maxAttempts) {
+    if (maxAttempts < 2) {
+      throw new IllegalArgumentException("maxAttempts must be >= 2, got " + maxAttempts);
+    }
+    Map<String, Object> retryPolicy = new LinkedHashMap<>();
+    retryPolicy.put("maxAttempts", (double) maxAttempts);
+    retryPolicy.put("initialBackoff", "0.1s");
+    retryPolicy.put("maxBackoff", "2s");
+    retryPolicy.put("backoffMultiplier", 2.0);
+    retryPolicy.put("retryableStatusCodes", List.of("UNAVAILABLE"));
+
+    List<Map<String, Object>> names = new ArrayList<>();
+    for (String service : SERVICES) {
+      names.add(Map.of("service", service));
+    }
+    Map<String, Object> methodConfig = new LinkedHashMap<>();
+    methodConfig.put("name", names);
+    methodConfig.put("retryPolicy", retryPolicy);
+    return Map.of("methodConfig", List.of(methodConfig));
+  }
+
+  private static float[][] floats(EncodeResponse response, int expectedRows) {
+    float[][] rows = EmbeddingDecoder.toFloats(response.getEmbeddings());
+    checkRows(rows.length, expectedRows);
+    return rows;
+  }
+
+  private static void checkRows(int rows, int expected) {
+    if (rows != expected) {
+      throw EmbeddingDecoder.malformed(rows + " embeddings for " + expected + " texts");
+    }
+  }
+
+  private static <T, R> CompletableFuture<R> toCompletable(
+      ListenableFuture<T> source, Function<? super T, ? extends R> map) {
+    CompletableFuture<R> target =
+        new CompletableFuture<>() {
+          @Override
+          public boolean cancel(boolean mayInterruptIfRunning) {
+            source.cancel(mayInterruptIfRunning); // cancels the RPC
+            return super.cancel(mayInterruptIfRunning);
+          }
+        };
+    Futures.addCallback(
+        source,
+        new FutureCallback<T>() {
+          @Override
+          public void onSuccess(T value) {
+            try {
+              target.complete(map.apply(value));
+            } catch (RuntimeException e) {
+              target.completeExceptionally(EmbedRankException.from(e));
+            }
+          }
+
+          @Override
+          public void onFailure(Throwable t) {
+            target.completeExceptionally(EmbedRankException.from(t));
+          }
+        },
+        MoreExecutors.directExecutor());
+    return target;
+  }
+
+  /** Gives every call the default deadline and the credentials, unless it has its own. */
+  static final class DefaultsInterceptor implements ClientInterceptor {
+    private final Duration deadline;
+    private final CallCredentials credentials;
+
+    DefaultsInterceptor(Duration deadline, CallCredentials credentials) {
+      this.deadline = deadline;
+      this.credentials = credentials;
+    }
+
+    @Override
+    public <ReqT, RespT> ClientCall<ReqT, RespT> interceptCall(
+        MethodDescriptor<ReqT, RespT> method, CallOptions options, Channel next) {
+      if (deadline != null && options.getDeadline() == null) {
+        options = options.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
+      }
+      if (credentials != null && options.getCredentials() == null) {
+        options = options.withCallCredentials(credentials);
+      }
+      return next.newCall(method, options);
+    }
+  }
+
+  /** Adds {@code authorization: Bearer <token>} to every call. */
+  static final class BearerTokenCredentials extends CallCredentials {
+    private final Supplier<String> token;
+
+    BearerTokenCredentials(Supplier<String> token) {
+      this.token = token;
+    }
+
+    @Override
+    public void applyRequestMetadata(
+        RequestInfo requestInfo, Executor appExecutor, MetadataApplier applier) {
+      String t;
+      try {
+        t = token.get();
+      } catch (RuntimeException e) {
+        applier.fail(
+            Status.UNAUTHENTICATED.withDescription("could not get the bearer token").withCause(e));
+        return;
+      }
+      Metadata headers = new Metadata();
+      headers.put(AUTHORIZATION, "Bearer " + t);
+      applier.apply(headers);
+    }
+  }
+
+  /** Builds an {@link EmbedRankClient}. TLS by default; call {@link #usePlaintext()} for h2c. */
+  public static final class Builder {
+    private String target;
+    private boolean tls = true;
+    private Path trustedCertificates;
+    private Supplier<String> token;
+    private Duration defaultDeadline = DEFAULT_DEADLINE;
+    private boolean retry = true;
+    private int maxAttempts = DEFAULT_MAX_ATTEMPTS;
+    private int maxInboundMessageSize = DEFAULT_MAX_INBOUND_MESSAGE_SIZE;
+    private int streamMaxInFlight = DEFAULT_STREAM_MAX_IN_FLIGHT;
+    private ManagedChannelBuilder<?> channelBuilder;
+
+    private Builder() {}
+
+    /** The server, e.g. {@code "localhost:50051"} (any gRPC target string). */
+    public Builder target(String target) {
+      this.target = Objects.requireNonNull(target, "target");
+      return this;
+    }
+
+    /** No TLS (HTTP/2 in clear text). */
+    public Builder usePlaintext() {
+      this.tls = false;
+      return this;
+    }
+
+    /** TLS with the JVM's trusted CAs (the default). */
+    public Builder useTransportSecurity() {
+      this.tls = true;
+      return this;
+    }
+
+    /** TLS trusting the CA certificates in this PEM file (e.g. a self-signed server). */
+    public Builder trustedCertificates(Path caPem) {
+      this.trustedCertificates = Objects.requireNonNull(caPem, "caPem");
+      this.tls = true;
+      return this;
+    }
+
+    /**
+     * Sends {@code authorization: Bearer <token>} with every call. Over plaintext the token
+     * travels in clear; use TLS beyond localhost.
+     */
+    public Builder bearerToken(String token) {
+      Objects.requireNonNull(token, "token");
+      this.token = () -> token;
+      return this;
+    }
+
+    /** Like {@link #bearerToken(String)}, asking {@code token} before every call. */
+    public Builder bearerToken(Supplier<String> token) {
+      this.token = Objects.requireNonNull(token, "token");
+      return this;
+    }
+
+    /** Deadline of every call (of a whole stream for the stream helper); null = none. */
+    public Builder defaultDeadline(Duration deadline) {
+      if (deadline != null && (deadline.isNegative() || deadline.isZero())) {
+        throw new IllegalArgumentException("deadline must be positive, got " + deadline);
+      }
+      this.defaultDeadline = deadline;
+      return this;
+    }
+
+    /** Whether to retry UNAVAILABLE (default true). */
+    public Builder retry(boolean retry) {
+      this.retry = retry;
+      return this;
+    }
+
+    /** Attempts in all for a call failing with UNAVAILABLE, 2..5 (default 4). */
+    public Builder maxAttempts(int maxAttempts) {
+      if (maxAttempts < 2 || maxAttempts > 5) {
+        throw new IllegalArgumentException("maxAttempts must be 2..5, got " + maxAttempts);
+      }
+      this.maxAttempts = maxAttempts;
+      return this;
+    }
+
+    /** Largest response accepted, in bytes (default 64 MiB). */
+    public Builder maxInboundMessageSize(int bytes) {
+      if (bytes <= 0) {
+        throw new IllegalArgumentException("maxInboundMessageSize must be > 0, got " + bytes);
+      }
+      this.maxInboundMessageSize = bytes;
+      return this;
+    }
+
+    /** Requests unanswered at a time on a stream (default 16). */
+    public Builder streamMaxInFlight(int maxInFlight) {
+      if (maxInFlight < 1) {
+        throw new IllegalArgumentException("streamMaxInFlight must be >= 1, got " + maxInFlight);
+      }
+      this.streamMaxInFlight = maxInFlight;
+      return this;
+    }
+
+    /**
+     * Advanced: build the channel from this builder (in-process channels in tests, custom
+     * transport settings). Target and TLS settings are then ignored; retry, the message size
+     * limit, deadline and token still apply.
+     */
+    public Builder channelBuilder(ManagedChannelBuilder<?> channelBuilder) {
+      this.channelBuilder = Objects.requireNonNull(channelBuilder, "channelBuilder");
+      return this;
+    }
+
+    public EmbedRankClient build() {
+      ManagedChannelBuilder<?> b = channelBuilder;
+      if (b == null) {
+        if (target == null) {
+          throw new IllegalStateException("target is not set");
+        }
+        b = Grpc.newChannelBuilder(target, credentials());
+      }
+      b.maxInboundMessageSize(maxInboundMessageSize);
+      if (retry) {
+        b.defaultServiceConfig(retryServiceConfig(maxAttempts)).enableRetry();
+      } else {
+        b.disableRetry();
+      }
+      return new EmbedRankClient(b.build(), this);
+    }
+
+    private ChannelCredentials credentials() {
+      if (!tls) {
+        return InsecureChannelCredentials.create();
+      }
+      if (trustedCertificates == null) {
+        return TlsChannelCredentials.create();
+      }
+      try {
+        return TlsChannelCredentials.newBuilder()
+            .trustManager(trustedCertificates.toFile())
+            .build();
+      } catch (IOException e) {
+        throw new UncheckedIOException("cannot read " + trustedCertificates, e);
+      }
+    }
+  }
+}

@@ -1,0 +1,12 @@
+"""Python client for embedrank.
+
+    from embedrank.client import Client
+    vectors = Client("localhost:50051").encode("minilm", ["a", "b"])   # float32 (2, dim)
+"""
+
+from embedrank.client._async import AsyncClient
+from embedrank.client._sync import Client
+from embedrank.client.errors import EmbedRankError
+from embedrank.client.types import ModelInfo, RerankHit
+
+__all__ = ["AsyncClient", "Client", "EmbedRankError", "ModelInfo", "RerankHit"]

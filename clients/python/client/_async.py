@@ -1,0 +1,108 @@
+"""The asyncio client (grpc.aio)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import grpc
+import numpy as np
+
+from embedrank.client import _channel, _codec
+from embedrank.client.errors import EmbedRankError
+from embedrank.client.types import ModelInfo, RerankHit
+from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2, rerank_pb2_grpc
+
+
+class AsyncClient:
+    """``async with AsyncClient("localhost:50051") as c: await c.encode(...)``; same options as Client."""
+
+    def __init__(self, target: str, *, tls: bool | grpc.ChannelCredentials = False, token: str | None = None, timeout: float | None = 60.0) -> None:
+        creds = _channel.credentials(tls)
+        self._channel = (
+            grpc.aio.secure_channel(target, creds, options=_channel.options())
+            if creds
+            else grpc.aio.insecure_channel(target, options=_channel.options())
+        )
+        self._embed = embed_pb2_grpc.EmbedStub(self._channel)
+        self._rerank = rerank_pb2_grpc.RerankStub(self._channel)
+        self._models = models_pb2_grpc.ModelsStub(self._channel)
+        self._metadata = _channel.call_metadata(token)
+        self._timeout = timeout
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _call(self, method: Any, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return await method(request, timeout=timeout or self._timeout, metadata=self._metadata)
+        except grpc.RpcError as err:
+            raise EmbedRankError.from_rpc_error(err) from None
+
+    async def encode_raw(self, model: str, texts: Sequence[str], *, timeout: float | None = None, **options: Any) -> embed_pb2.EncodeResponse:
+        return await self._call(self._embed.Encode, _codec.encode_request(model, texts, **options), timeout)
+
+    async def encode(self, model: str, texts: Sequence[str], *, timeout: float | None = None, **options: Any) -> np.ndarray:
+        return _codec.decode_embeddings(await self.encode_raw(model, texts, timeout=timeout, **options))
+
+    async def encode_stream(self, model: str, texts: Sequence[str], *, chunk_size: int = 64, **options: Any) -> np.ndarray:
+        """Encode a large corpus through one EncodeStream, ``chunk_size`` texts a request."""
+        parts = _codec.chunks(texts, chunk_size)
+
+        async def requests() -> AsyncIterator[embed_pb2.EncodeStreamRequest]:
+            for i, part in enumerate(parts):
+                yield embed_pb2.EncodeStreamRequest(id=str(i), request=_codec.encode_request(model, part, **options))
+
+        out: list[np.ndarray] = []
+        try:
+            i = 0
+            async for resp in self._embed.EncodeStream(requests(), timeout=self._timeout, metadata=self._metadata):
+                if resp.id != str(i):
+                    raise EmbedRankError(grpc.StatusCode.INTERNAL, f"stream out of order: got id {resp.id}, wanted {i}")
+                if resp.HasField("error"):
+                    raise EmbedRankError.from_stream_error(resp.error)
+                out.append(_codec.decode_embeddings(resp.response))
+                i += 1
+        except grpc.RpcError as err:
+            raise EmbedRankError.from_rpc_error(err) from None
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+    async def rerank(
+        self, model: str, query: str, documents: Sequence[str], top_k: int | None = None, return_documents: bool = False, **options: Any
+    ) -> list[RerankHit]:
+        req = _codec.rerank_request(model, query, documents, top_k=top_k, return_documents=return_documents, **options)
+        return _codec.decode_rerank(await self._call(self._rerank.Rerank, req), return_documents)
+
+    async def rerank_stream(
+        self, model: str, requests: Sequence[tuple[str, Sequence[str]]], *, top_k: int | None = None, **options: Any
+    ) -> list[list[RerankHit]]:
+        """Many (query, documents) requests over one RerankStream; results in request order."""
+
+        async def gen() -> AsyncIterator[rerank_pb2.RerankStreamRequest]:
+            for i, (query, docs) in enumerate(requests):
+                yield rerank_pb2.RerankStreamRequest(id=str(i), request=_codec.rerank_request(model, query, docs, top_k=top_k, **options))
+
+        out: list[list[RerankHit]] = []
+        try:
+            async for resp in self._rerank.RerankStream(gen(), timeout=self._timeout, metadata=self._metadata):
+                if resp.id != str(len(out)):
+                    raise EmbedRankError(grpc.StatusCode.INTERNAL, f"stream out of order: got id {resp.id}, wanted {len(out)}")
+                if resp.HasField("error"):
+                    raise EmbedRankError.from_stream_error(resp.error)
+                out.append(_codec.decode_rerank(resp.response, bool(options.get("return_documents"))))
+        except grpc.RpcError as err:
+            raise EmbedRankError.from_rpc_error(err) from None
+        return out
+
+    async def list_models(self) -> list[ModelInfo]:
+        resp = await self._call(self._models.ListModels, models_pb2.ListModelsRequest())
+        return [_codec.model_info(m) for m in resp.models]
+
+    async def get_model(self, name: str) -> ModelInfo:
+        return _codec.model_info(await self._call(self._models.GetModel, models_pb2.GetModelRequest(name=name)))

@@ -1,0 +1,125 @@
+"""Building requests and decoding responses, shared by Client and AsyncClient."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from embedrank.client.types import ModelInfo, RerankHit
+from embedrank.v1 import common_pb2, embed_pb2, models_pb2, rerank_pb2
+
+_PRECISION = {
+    "float32": embed_pb2.PRECISION_FLOAT32,
+    "int8": embed_pb2.PRECISION_INT8,
+    "uint8": embed_pb2.PRECISION_UINT8,
+    "binary": embed_pb2.PRECISION_BINARY,
+    "ubinary": embed_pb2.PRECISION_UBINARY,
+}
+_DTYPE = {
+    embed_pb2.PRECISION_FLOAT32: np.dtype("<f4"),
+    embed_pb2.PRECISION_INT8: np.dtype(np.int8),
+    embed_pb2.PRECISION_UINT8: np.dtype(np.uint8),
+    embed_pb2.PRECISION_BINARY: np.dtype(np.int8),
+    embed_pb2.PRECISION_UBINARY: np.dtype(np.uint8),
+}
+_TRUNCATION = {
+    None: common_pb2.TRUNCATION_UNSPECIFIED,
+    "end": common_pb2.TRUNCATION_END,
+    "start": common_pb2.TRUNCATION_START,
+    "none": common_pb2.TRUNCATION_NONE,
+}
+_INPUT_TYPE = {None: embed_pb2.INPUT_TYPE_UNSPECIFIED, "query": embed_pb2.INPUT_TYPE_QUERY, "document": embed_pb2.INPUT_TYPE_DOCUMENT}
+_KIND = {models_pb2.MODEL_KIND_EMBEDDING: "embedding", models_pb2.MODEL_KIND_RERANK: "rerank"}
+
+
+def _pick(table: dict[Any, int], value: Any, name: str) -> int:
+    if value not in table:
+        raise ValueError(f"{name}={value!r}: choose one of {[k for k in table if k is not None]}")
+    return table[value]
+
+
+def encode_request(
+    model: str,
+    texts: Sequence[str],
+    *,
+    input_type: str | None = None,
+    prompt_name: str | None = None,
+    normalize: bool | None = None,
+    dimensions: int | None = None,
+    truncation: str | None = None,
+    precision: str = "float32",
+) -> embed_pb2.EncodeRequest:
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, not one string")
+    req = embed_pb2.EncodeRequest(
+        model=model,
+        texts=list(texts),
+        input_type=_pick(_INPUT_TYPE, input_type, "input_type"),  # type: ignore[arg-type]
+        prompt_name=prompt_name or "",
+        dimensions=dimensions or 0,
+        truncation=_pick(_TRUNCATION, truncation, "truncation"),  # type: ignore[arg-type]
+        precision=_pick(_PRECISION, precision, "precision"),  # type: ignore[arg-type]
+    )
+    if normalize is not None:
+        req.normalize = normalize
+    return req
+
+
+def decode_embeddings(resp: embed_pb2.EncodeResponse) -> np.ndarray:
+    emb = resp.embeddings
+    dtype = _DTYPE[emb.precision]
+    data = np.frombuffer(emb.data, dtype=dtype)
+    if emb.rows == 0:
+        return data.reshape(0, emb.dimensions)
+    return data.reshape(emb.rows, -1)
+
+
+def rerank_request(
+    model: str,
+    query: str,
+    documents: Sequence[str],
+    *,
+    top_k: int | None = None,
+    return_documents: bool = False,
+    raw_scores: bool = False,
+    truncation: str | None = None,
+) -> rerank_pb2.RerankRequest:
+    if isinstance(documents, str):
+        raise TypeError("documents must be a list of strings, not one string")
+    req = rerank_pb2.RerankRequest(
+        model=model,
+        query=query,
+        documents=list(documents),
+        return_documents=return_documents,
+        scores=rerank_pb2.SCORE_MODE_RAW if raw_scores else rerank_pb2.SCORE_MODE_ACTIVATED,
+        truncation=_pick(_TRUNCATION, truncation, "truncation"),  # type: ignore[arg-type]
+    )
+    if top_k is not None:
+        req.top_k = top_k
+    return req
+
+
+def decode_rerank(resp: rerank_pb2.RerankResponse, return_documents: bool) -> list[RerankHit]:
+    return [
+        RerankHit(index=r.index, score=r.score, document=r.document if return_documents else None, truncated=r.truncated)
+        for r in resp.results
+    ]
+
+
+def model_info(info: models_pb2.ModelInfo) -> ModelInfo:
+    return ModelInfo(
+        name=info.name,
+        version=info.version,
+        kind=_KIND.get(info.kind, "unknown"),
+        dimensions=info.dimensions,
+        max_tokens=info.max_tokens,
+        similarity_fn=info.similarity_fn,
+        prompts=dict(info.prompts),
+        graph_precision=info.graph_precision,
+    )
+
+
+def chunks(texts: Sequence[str], size: int) -> list[Sequence[str]]:
+    return [texts[i : i + size] for i in range(0, len(texts), size)]

@@ -1,0 +1,112 @@
+"""The blocking client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import grpc
+import numpy as np
+
+from embedrank.client import _channel, _codec
+from embedrank.client.errors import EmbedRankError
+from embedrank.client.types import ModelInfo, RerankHit
+from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2_grpc
+
+
+class Client:
+    """``Client("localhost:50051")``; ``tls=True`` for system roots or a grpc.ChannelCredentials;
+    ``token`` is sent as a bearer token; ``timeout`` (seconds) applies to every call."""
+
+    def __init__(self, target: str, *, tls: bool | grpc.ChannelCredentials = False, token: str | None = None, timeout: float | None = 60.0) -> None:
+        creds = _channel.credentials(tls)
+        self._channel = (
+            grpc.secure_channel(target, creds, options=_channel.options())
+            if creds
+            else grpc.insecure_channel(target, options=_channel.options())
+        )
+        self._embed = embed_pb2_grpc.EmbedStub(self._channel)
+        self._rerank = rerank_pb2_grpc.RerankStub(self._channel)
+        self._models = models_pb2_grpc.ModelsStub(self._channel)
+        self._metadata = _channel.call_metadata(token)
+        self._timeout = timeout
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return method(request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as err:
+            raise EmbedRankError.from_rpc_error(err) from None
+
+    def encode_raw(self, model: str, texts: Sequence[str], **options: Any) -> embed_pb2.EncodeResponse:
+        """The whole EncodeResponse (token counts, truncated flags, timing metadata)."""
+        return self._call(self._embed.Encode, _codec.encode_request(model, texts, **options))
+
+    def encode(self, model: str, texts: Sequence[str], **options: Any) -> np.ndarray:
+        """Embeddings, one row per text: float32, or int8/uint8 for the quantized precisions.
+
+        options: input_type ("query"/"document"), prompt_name, normalize, dimensions,
+        truncation ("end"/"start"/"none"), precision ("float32", "int8", "uint8", "binary", "ubinary").
+        """
+        return _codec.decode_embeddings(self.encode_raw(model, texts, **options))
+
+    def encode_stream(
+        self, model: str, texts: Sequence[str], *, chunk_size: int = 64, progress: bool = False, **options: Any
+    ) -> np.ndarray:
+        """Encode a large corpus through one EncodeStream, ``chunk_size`` texts a request."""
+        parts = _codec.chunks(texts, chunk_size)
+        requests = (
+            embed_pb2.EncodeStreamRequest(id=str(i), request=_codec.encode_request(model, part, **options))
+            for i, part in enumerate(parts)
+        )
+        bar = _progress(len(texts)) if progress else None
+        out: list[np.ndarray] = []
+        try:
+            for i, resp in enumerate(self._stream(self._embed.EncodeStream, requests)):
+                if resp.id != str(i):
+                    raise EmbedRankError(grpc.StatusCode.INTERNAL, f"stream out of order: got id {resp.id}, wanted {i}")
+                if resp.HasField("error"):
+                    raise EmbedRankError.from_stream_error(resp.error)
+                out.append(_codec.decode_embeddings(resp.response))
+                if bar is not None:
+                    bar.update(len(parts[i]))
+        finally:
+            if bar is not None:
+                bar.close()
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+    def _stream(self, method: Any, requests: Iterator[Any]) -> Iterator[Any]:
+        try:
+            yield from method(requests, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as err:
+            raise EmbedRankError.from_rpc_error(err) from None
+
+    def rerank(
+        self, model: str, query: str, documents: Sequence[str], top_k: int | None = None, return_documents: bool = False, **options: Any
+    ) -> list[RerankHit]:
+        """Documents sorted by score, highest first; options: raw_scores, truncation."""
+        req = _codec.rerank_request(model, query, documents, top_k=top_k, return_documents=return_documents, **options)
+        return _codec.decode_rerank(self._call(self._rerank.Rerank, req), return_documents)
+
+    def list_models(self) -> list[ModelInfo]:
+        resp = self._call(self._models.ListModels, models_pb2.ListModelsRequest())
+        return [_codec.model_info(m) for m in resp.models]
+
+    def get_model(self, name: str) -> ModelInfo:
+        return _codec.model_info(self._call(self._models.GetModel, models_pb2.GetModelRequest(name=name)))
+
+
+def _progress(total: int) -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        raise ImportError("progress=True needs tqdm: pip install 'embedrank[client]'") from None
+    return tqdm(total=total, unit="text")

@@ -1,0 +1,62 @@
+"""`embedrank export`: flags and the entry point (heavy imports happen in run())."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from embedrank.server.errors import ConfigError
+
+OPTIMIZE_CHOICES = ["none", "O1", "O2", "O3", "O4"]
+QUANTIZE_CHOICES = ["none", "avx2", "avx512", "avx512-vnni", "arm64"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="A local sentence-transformers or Hugging Face model folder (or a hub id, where the hub is reachable).")
+    parser.add_argument("--output", required=True, type=Path, help="REPO/NAME: the model's folder in a model repository; each export adds the next version.")
+    parser.add_argument("--kind", choices=["embedding", "rerank"], help="Model kind; detected from the checkpoint when omitted.")
+    parser.add_argument("--optimize", default="O2", help="Graph optimization: none, O1, O2 (fusions; default), O3 (+GELU approximation), O4 (+fp16, CUDA only).")
+    parser.add_argument("--quantize", default="none", help="Dynamic int8: none (default), avx2, avx512, avx512-vnni, arm64.")
+    parser.add_argument("--min-cosine", type=float, help="Fail below this cosine to sentence-transformers (default: 0.99999 min for fp32, 0.9999 for O3, 0.99 mean for int8).")
+    parser.add_argument("--calibration", type=Path, help="Text file, one text per line, for int8 output ranges and the fidelity report (default: built-in English corpus).")
+    parser.add_argument("--corpus-size", type=int, default=1000, help="Texts from the built-in corpus for calibration and fidelity (default 1000).")
+    parser.add_argument("--fidelity", action=argparse.BooleanOptionalAction, default=None, help="Measure fidelity on the corpus (default: for lossy variants only).")
+
+
+def run(args: argparse.Namespace) -> int:
+    from embedrank.exporter.optimize import OptimizeLevel
+    from embedrank.exporter.pipeline import ExportFailed, ExportOptions, run_export
+    from embedrank.exporter.quantize import QuantizePreset
+    from embedrank.server.manifest import ModelKind
+
+    try:
+        level = OptimizeLevel(args.optimize)
+    except ValueError:
+        raise ConfigError(f"--optimize {args.optimize!r}: unknown preset; choose one of {', '.join(OPTIMIZE_CHOICES)}") from None
+    try:
+        preset = QuantizePreset(args.quantize)
+    except ValueError:
+        raise ConfigError(f"--quantize {args.quantize!r}: unknown preset; choose one of {', '.join(QUANTIZE_CHOICES)}") from None
+    if level is OptimizeLevel.O4 and preset is not QuantizePreset.NONE:
+        raise ConfigError("--optimize O4 (fp16) and --quantize (int8) exclude each other; pick one")
+    if args.corpus_size < 20:
+        raise ConfigError("--corpus-size must be at least 20")
+    opts = ExportOptions(
+        source=args.source,
+        output=args.output,
+        kind=ModelKind(args.kind) if args.kind else None,
+        optimize=level,
+        quantize=preset,
+        min_cosine=args.min_cosine,
+        calibration=args.calibration,
+        corpus_size=args.corpus_size,
+        fidelity=args.fidelity,
+    )
+    try:
+        final = run_export(opts)
+    except ExportFailed as exc:
+        print(f"embedrank export: FAILED fidelity check: {exc}", file=sys.stderr)
+        return 1
+    print(f"exported {final}")
+    return 0

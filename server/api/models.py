@@ -1,0 +1,66 @@
+"""embedrank.v1.Models: what the server has loaded."""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+
+from embedrank.server.api.convert import PRECISION_TO_PROTO
+from embedrank.server.api.status import guarded, new_request_id
+from embedrank.server.engine.engine import Engine
+from embedrank.server.engine.postprocess import OutputPrecision
+from embedrank.server.engine.served import ServedModel
+from embedrank.server.manifest import ModelKind
+from embedrank.v1 import models_pb2, models_pb2_grpc
+
+_KIND = {ModelKind.EMBEDDING: models_pb2.MODEL_KIND_EMBEDDING, ModelKind.RERANK: models_pb2.MODEL_KIND_RERANK}
+
+
+def model_info(model: ServedModel) -> models_pb2.ModelInfo:
+    m = model.manifest
+    info = models_pb2.ModelInfo(
+        name=m.name,
+        version=str(m.version),
+        kind=_KIND[m.kind],
+        max_tokens=m.tokenizer.max_tokens,
+        graph_precision=m.graph.precision,
+        manifest_json=json.dumps(m.raw, sort_keys=True),
+    )
+    if m.embedding is not None:
+        e = m.embedding
+        info.dimensions = e.dimensions
+        info.pooling = ",".join(e.pooling)
+        info.prompts.update(e.prompts)
+        info.default_prompt_name = e.default_prompt_name or ""
+        info.similarity_fn = e.similarity_fn
+        info.normalize = e.normalize
+        precisions = [p for p in OutputPrecision if e.ranges is not None or p not in (OutputPrecision.INT8, OutputPrecision.UINT8)]
+        info.output_precisions.extend(PRECISION_TO_PROTO[p] for p in precisions)
+    if m.rerank is not None:
+        info.num_labels = m.rerank.num_labels
+        info.activation = m.rerank.activation.value
+    return info
+
+
+class ModelsServicer(models_pb2_grpc.ModelsServicer):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def ListModels(  # noqa: N802 (gRPC method name)
+        self, request: models_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> models_pb2.ListModelsResponse:
+        async def body() -> models_pb2.ListModelsResponse:
+            return models_pb2.ListModelsResponse(
+                models=[model_info(m) for _, m in sorted(self._engine.models.items())]
+            )
+
+        return await guarded(context, new_request_id(), body)
+
+    async def GetModel(  # noqa: N802
+        self, request: models_pb2.GetModelRequest, context: grpc.aio.ServicerContext
+    ) -> models_pb2.ModelInfo:
+        async def body() -> models_pb2.ModelInfo:
+            return model_info(self._engine.get(request.name))
+
+        return await guarded(context, new_request_id(), body)

@@ -1,0 +1,49 @@
+"""embedrank.v1.Rerank: Rerank and RerankStream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+
+import grpc
+
+from embedrank.server.api import convert
+from embedrank.server.api.status import guarded, new_request_id, stream_error_fields
+from embedrank.server.api.stream import ordered
+from embedrank.server.engine.engine import Engine
+from embedrank.v1 import common_pb2, rerank_pb2, rerank_pb2_grpc
+
+
+class RerankServicer(rerank_pb2_grpc.RerankServicer):
+    def __init__(self, engine: Engine, *, stream_max_inflight: int) -> None:
+        self._engine = engine
+        self._stream_max_inflight = stream_max_inflight
+
+    async def _rerank(self, request: rerank_pb2.RerankRequest, deadline: float | None, request_id: str) -> rerank_pb2.RerankResponse:
+        model = self._engine.reranker(request.model)
+        result = await model.rerank(convert.rerank_params(request), deadline=deadline, request_id=request_id)
+        return convert.rerank_response(result)
+
+    async def Rerank(  # noqa: N802 (gRPC method name)
+        self, request: rerank_pb2.RerankRequest, context: grpc.aio.ServicerContext
+    ) -> rerank_pb2.RerankResponse:
+        rid = new_request_id()
+        return await guarded(context, rid, lambda: self._rerank(request, convert.deadline_of(context), rid))
+
+    async def RerankStream(  # noqa: N802
+        self, request_iterator: AsyncIterable[rerank_pb2.RerankStreamRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[rerank_pb2.RerankStreamResponse]:
+        deadline = convert.deadline_of(context)
+
+        async def handle(item: rerank_pb2.RerankStreamRequest) -> rerank_pb2.RerankStreamResponse:
+            rid = new_request_id()
+            try:
+                response = await self._rerank(item.request, deadline, rid)
+            except Exception as exc:  # becomes this item's error; the stream goes on
+                code, message, field = stream_error_fields(exc, rid)
+                return rerank_pb2.RerankStreamResponse(
+                    id=item.id, error=common_pb2.StreamError(code=code, message=message, field=field)
+                )
+            return rerank_pb2.RerankStreamResponse(id=item.id, response=response)
+
+        async for response in ordered(request_iterator, handle, max_inflight=self._stream_max_inflight):
+            yield response

@@ -1,0 +1,134 @@
+"""Server configuration: every setting declared once (flag, env var, help) -> a frozen dataclass."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from embedrank.server.errors import ConfigError
+
+
+class Device(enum.Enum):
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerConfig:
+    model_repository: Path
+    host: str = "0.0.0.0"
+    port: int = 50051
+    device: Device = Device.CPU
+    threads: int = 0
+    max_batch_tokens: int = 8192
+    max_batch_size: int = 128
+    max_inputs_per_request: int = 1024
+    max_input_chars: int = 50_000
+    max_inflight_inputs: int = 8192
+    stream_max_inflight: int = 16
+    max_message_mb: int = 32
+    shutdown_grace_s: float = 10.0
+    allow_fp16_on_cpu: bool = False
+
+    def __post_init__(self) -> None:
+        positive = (
+            "max_batch_tokens", "max_batch_size", "max_inputs_per_request",
+            "max_input_chars", "max_inflight_inputs", "stream_max_inflight", "max_message_mb",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be 0..65535, got {self.port}")
+        if self.threads < 0:
+            raise ConfigError(f"--threads must be >= 0 (0 = one per available core), got {self.threads}")
+        if self.shutdown_grace_s < 0:
+            raise ConfigError("--shutdown-grace-s must be >= 0")
+
+    @property
+    def runtime_threads(self) -> int:
+        """ONNX Runtime intra-op threads: the setting, or the cores this process may use."""
+        if self.threads:
+            return self.threads
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+# name -> help. Type and default come from the dataclass; the env var is EMBEDRANK_<NAME>.
+_HELP: dict[str, str] = {
+    "model_repository": "Folder of models: REPO/<name>/<version>/{model.onnx,tokenizer.json,manifest.json}.",
+    "host": "Address to listen on (127.0.0.1 for local only).",
+    "port": "Port to listen on; 0 picks a free one (printed at start and written to --port-file).",
+    "device": "cpu, or cuda for the CUDA execution provider (needs onnxruntime-gpu instead of onnxruntime).",
+    "threads": "ONNX Runtime intra-op threads per model; 0 = one per core available. "
+    "Fewer leaves cores for tokenizing and gRPC.",
+    "max_batch_tokens": "Token budget of one batch (longest input x rows, as padded). Larger batches "
+    "raise throughput a little and latency a lot on CPU.",
+    "max_batch_size": "Most inputs in one batch, whatever their length.",
+    "max_inputs_per_request": "Most texts (Encode) or documents (Rerank) in one request.",
+    "max_input_chars": "Longest text in characters; longer ones are refused before tokenizing.",
+    "max_inflight_inputs": "Admission bound: inputs queued or running across all requests. Past it "
+    "requests get RESOURCE_EXHAUSTED at once instead of waiting in an ever-longer queue.",
+    "stream_max_inflight": "Requests of one stream being worked on at once; the stream reads no "
+    "further until one is answered.",
+    "max_message_mb": "Largest gRPC message, in MiB, both ways.",
+    "shutdown_grace_s": "On SIGTERM: seconds in-flight requests get to finish.",
+    "allow_fp16_on_cpu": "Serve fp16 graphs on the CPU provider anyway (slow; meant for CUDA).",
+}
+
+
+def _env_name(name: str) -> str:
+    return f"EMBEDRANK_{name.upper()}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare every ServerConfig field as a flag whose default is read from its env var."""
+    for field in dataclasses.fields(ServerConfig):
+        flag = "--" + field.name.replace("_", "-")
+        env = _env_name(field.name)
+        default: Any = os.environ.get(env)
+        if default is None and field.default is not dataclasses.MISSING:
+            default = field.default
+        help_text = f"{_HELP[field.name]} [env {env}]"
+        if field.type in ("bool",):
+            parser.add_argument(flag, action="store_true", default=_parse_bool(default), help=help_text)
+            continue
+        kwargs: dict[str, Any] = {"default": default, "help": help_text + " (default: %(default)s)"}
+        if field.default is dataclasses.MISSING and default is None:
+            kwargs["required"] = True
+        if field.name == "device":
+            kwargs["choices"] = [d.value for d in Device]
+            kwargs["default"] = Device(default).value if isinstance(default, Device) else default
+        parser.add_argument(flag, **kwargs)
+
+
+def _parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+_CONVERT: dict[str, Any] = {
+    "Path": Path, "str": str, "int": int, "float": float, "bool": _parse_bool, "Device": Device,
+}
+
+
+def from_namespace(ns: argparse.Namespace) -> ServerConfig:
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(ServerConfig):
+        raw = getattr(ns, field.name)
+        try:
+            values[field.name] = _CONVERT[str(field.type)](raw)
+        except ValueError as exc:
+            raise ConfigError(f"--{field.name.replace('_', '-')}: cannot read {raw!r}: {exc}") from None
+    return ServerConfig(**values)
+
+
+def parse(argv: Sequence[str] | None = None) -> ServerConfig:
+    parser = argparse.ArgumentParser(prog="embedrank serve")
+    add_arguments(parser)
+    return from_namespace(parser.parse_args(argv))

@@ -1,0 +1,85 @@
+"""The bi-encoder facade: prompts, Encode options, post-processing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from embedrank.server.engine.postprocess import OutputPrecision, quantize, shape_embeddings
+from embedrank.server.engine.requests import EncodeParams, EncodeResult, InputType
+from embedrank.server.engine.served import ServedModel, check_texts
+from embedrank.server.errors import InvalidArgument
+from embedrank.server.manifest import EmbeddingSpec
+from embedrank.server.runtime.base import TokenSeq
+
+_DOCUMENT_PROMPTS = ("document", "passage", "corpus")
+
+
+class EmbeddingModel(ServedModel):
+    @property
+    def spec(self) -> EmbeddingSpec:
+        assert self.manifest.embedding is not None
+        return self.manifest.embedding
+
+    def _batch_fn(self):  # type: ignore[no-untyped-def]
+        runtime = self.runtime
+        has_pooled = "pooled_embedding" in runtime.outputs
+
+        def run(batch: Sequence[TokenSeq]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+            out = runtime.run(batch)
+            final = out["sentence_embedding"]
+            pooled = out["pooled_embedding"] if has_pooled else None
+            return [(final[i], None if pooled is None else pooled[i]) for i in range(len(batch))]
+
+        return run
+
+    def warm_up_input(self) -> str:
+        return "warm up " * (self.tokenizer.max_tokens // 2)
+
+    def prompt(self, params: EncodeParams) -> str:
+        prompts = self.spec.prompts
+        if params.prompt_name:
+            if params.prompt_name not in prompts:
+                known = ", ".join(sorted(prompts)) or "none"
+                raise InvalidArgument("prompt_name", f"{params.prompt_name!r} is not a prompt of {self.name} (known: {known})")
+            return prompts[params.prompt_name]
+        if params.input_type is InputType.QUERY:
+            return prompts.get("query", "")
+        if params.input_type is InputType.DOCUMENT:
+            return next((prompts[p] for p in _DOCUMENT_PROMPTS if p in prompts), "")
+        if self.spec.default_prompt_name:
+            return prompts.get(self.spec.default_prompt_name, "")
+        return ""
+
+    async def encode(self, params: EncodeParams, *, deadline: float | None, request_id: str) -> EncodeResult:
+        spec = self.spec
+        chars = check_texts(params.texts, "texts", self.limits)
+        if params.dimensions > spec.dimensions:
+            raise InvalidArgument("dimensions", f"{params.dimensions} is over the model's {spec.dimensions}")
+        if params.precision in (OutputPrecision.INT8, OutputPrecision.UINT8) and spec.ranges is None:
+            quantize(np.zeros((1, 1), np.float32), params.precision, None, model=self.name)  # raises
+        prompt = self.prompt(params)
+        texts = [prompt + t for t in params.texts] if prompt else params.texts
+        results, seqs, truncated, usage = await self.run(
+            texts, truncate=params.truncate, field="texts", chars=chars, deadline=deadline, request_id=request_id
+        )
+        normalize = spec.normalize if params.normalize is None else params.normalize
+        if normalize or not spec.normalize:
+            # The graph's final output; normalizing it again is a no-op for normalized models.
+            matrix = np.stack([final for final, _ in results])
+        else:
+            # The model normalizes, the caller asked not to: the output before Normalize.
+            matrix = np.stack([pooled if pooled is not None else final for final, pooled in results])
+        dims = params.dimensions or spec.dimensions
+        shaped = shape_embeddings(
+            matrix, dimensions=dims, normalize=normalize and (dims < spec.dimensions or not spec.normalize)
+        )
+        return EncodeResult(
+            embeddings=quantize(shaped, params.precision, spec.ranges, model=self.name),
+            dimensions=dims,
+            precision=params.precision,
+            token_counts=[s.length for s in seqs],
+            truncated=truncated,
+            usage=usage,
+        )

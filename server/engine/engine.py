@@ -1,0 +1,129 @@
+"""The engine: the loaded models by name, admission, and the kind checks."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+
+from embedrank.server.config import ServerConfig
+from embedrank.server.engine.batcher import BatchLimits
+from embedrank.server.engine.embedding import EmbeddingModel
+from embedrank.server.engine.rerank import RerankModel
+from embedrank.server.engine.served import Admission, Limits, ServedModel
+from embedrank.server.engine.tokenize import TextTokenizer
+from embedrank.server.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from embedrank.server.manifest import ModelKind
+from embedrank.server.repository import ModelVersion, check_model_name, scan
+from embedrank.server.runtime.onnx import OrtRuntime
+
+log = logging.getLogger(__name__)
+
+_RPC_FOR_KIND = {ModelKind.EMBEDDING: "Embed.Encode", ModelKind.RERANK: "Rerank.Rerank"}
+
+
+class Engine:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.models: dict[str, ServedModel] = {}
+        self.problems: list[str] = []
+        self.ready = False
+        self.admission = Admission(config.max_inflight_inputs)
+        self._tokenize_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="tokenize")
+        self._limits = Limits(
+            max_inputs=config.max_inputs_per_request,
+            max_chars=config.max_input_chars,
+            batch=BatchLimits(config.max_batch_tokens, config.max_batch_size),
+        )
+
+    def _build(self, version: ModelVersion) -> ServedModel:
+        m = version.manifest
+        runtime = OrtRuntime(
+            version.directory / m.graph.file,
+            device=self.config.device,
+            threads=self.config.runtime_threads,
+            pad_token_id=m.tokenizer.pad_token_id,
+            precision=m.graph.precision,
+            allow_fp16_on_cpu=self.config.allow_fp16_on_cpu,
+        )
+        tokenizer = TextTokenizer(
+            str(version.directory / m.tokenizer.file),
+            max_tokens=m.tokenizer.max_tokens,
+            with_type_ids="token_type_ids" in m.graph.inputs,
+        )
+        cls = EmbeddingModel if m.kind is ModelKind.EMBEDDING else RerankModel
+        return cls(
+            m, runtime, tokenizer, limits=self._limits, admission=self.admission, tokenize_pool=self._tokenize_pool
+        )
+
+    async def load(self) -> None:
+        """Load every servable model, warm each up, then mark the engine ready."""
+        loop = asyncio.get_running_loop()
+        versions, self.problems = await loop.run_in_executor(None, scan, self.config.model_repository)
+        for version in versions:
+            start = time.monotonic()
+            try:
+                model = await loop.run_in_executor(None, self._build, version)
+            except ConfigError as exc:
+                if "--device" in exc.message:
+                    raise  # the whole server is misconfigured, not this model
+                self.problems.append(exc.message)
+                log.error("model %s skipped: %s", version.manifest.name, exc.message)
+                continue
+            model.batcher.start()
+            await model.warm_up()
+            self.models[model.name] = model
+            log.info(
+                "model %s version %d (%s, %s) ready in %.1fs",
+                model.name, version.manifest.version, model.manifest.kind.value,
+                model.manifest.graph.precision, time.monotonic() - start,
+            )
+        if not self.models:
+            raise ConfigError(
+                f"no servable model in {self.config.model_repository}: "
+                + ("; ".join(self.problems) or "it is empty; run `embedrank export` into it")
+            )
+        self.ready = True
+
+    async def close(self) -> None:
+        self.ready = False
+        for model in self.models.values():
+            await model.batcher.close()
+        self._tokenize_pool.shutdown(wait=False)
+
+    def get(self, name: str) -> ServedModel:
+        if not self.ready:
+            raise Unavailable("models are loading; retry shortly")
+        check_model_name(name)
+        model = self.models.get(name)
+        if model is None:
+            raise NotFound(f"model {name!r} is not loaded (loaded: {', '.join(sorted(self.models))})")
+        return model
+
+    def resolve(self, name: str, kind: ModelKind) -> ServedModel:
+        """The model for an RPC of ``kind``; an empty name means the only model of that kind."""
+        if not name:
+            if not self.ready:
+                raise Unavailable("models are loading; retry shortly")
+            of_kind = [m for m in self.models.values() if m.manifest.kind is kind]
+            if len(of_kind) != 1:
+                raise InvalidArgument("model", f"is required: the server has {len(of_kind)} {kind.value} models")
+            return of_kind[0]
+        model = self.get(name)
+        if model.manifest.kind is not kind:
+            raise FailedPrecondition(
+                f"model {name!r} is a {model.manifest.kind.value} model; call "
+                f"{_RPC_FOR_KIND[model.manifest.kind]} for it"
+            )
+        return model
+
+    def embedding(self, name: str) -> EmbeddingModel:
+        model = self.resolve(name, ModelKind.EMBEDDING)
+        assert isinstance(model, EmbeddingModel)
+        return model
+
+    def reranker(self, name: str) -> RerankModel:
+        model = self.resolve(name, ModelKind.RERANK)
+        assert isinstance(model, RerankModel)
+        return model

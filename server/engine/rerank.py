@@ -1,0 +1,75 @@
+"""The cross-encoder facade: (query, document) pairs, activation, ranking."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from embedrank.server.engine.requests import Ranked, RerankParams, RerankResult, ScoreMode
+from embedrank.server.engine.served import ServedModel, check_texts
+from embedrank.server.errors import InvalidArgument
+from embedrank.server.manifest import Activation, RerankSpec
+from embedrank.server.runtime.base import TokenSeq
+
+
+def activate(logits: np.ndarray, activation: Activation) -> np.ndarray:
+    if activation is Activation.SIGMOID:
+        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+    if activation is Activation.SOFTMAX:
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+    if activation is Activation.TANH:
+        return np.tanh(logits).astype(np.float32)
+    return logits.astype(np.float32)
+
+
+class RerankModel(ServedModel):
+    @property
+    def spec(self) -> RerankSpec:
+        assert self.manifest.rerank is not None
+        return self.manifest.rerank
+
+    def _batch_fn(self):  # type: ignore[no-untyped-def]
+        runtime = self.runtime
+
+        def run(batch: Sequence[TokenSeq]) -> np.ndarray:
+            return runtime.run(batch)["logits"]
+
+        return run
+
+    def warm_up_input(self) -> tuple[str, str]:
+        return ("warm up", "warm up " * (self.tokenizer.max_tokens // 2))
+
+    async def rerank(self, params: RerankParams, *, deadline: float | None, request_id: str) -> RerankResult:
+        if not params.query or params.query.isspace():
+            raise InvalidArgument("query", "is empty")
+        if len(params.query) > self.limits.max_chars:
+            raise InvalidArgument(
+                "query", f"has {len(params.query)} characters, over the limit of {self.limits.max_chars}"
+            )
+        chars = check_texts(params.documents, "documents", self.limits) + len(params.query) * len(params.documents)
+        if params.top_k is not None and params.top_k < 0:
+            raise InvalidArgument("top_k", f"{params.top_k} is negative; leave it unset for all documents")
+        pairs = [(params.query, doc) for doc in params.documents]
+        results, seqs, truncated, usage = await self.run(
+            pairs, truncate=params.truncate, field="documents", chars=chars, deadline=deadline, request_id=request_id
+        )
+        logits = np.stack(results).astype(np.float32)
+        scores = logits if params.scores is ScoreMode.RAW else activate(logits, self.spec.activation)
+        # Stable sort, highest first; ties keep request order.
+        order = np.argsort(-scores[:, 0], kind="stable")
+        if params.top_k is not None:
+            order = order[: params.top_k]
+        ranked = [
+            Ranked(
+                index=int(i),
+                score=float(scores[i, 0]),
+                label_scores=[float(v) for v in scores[i]] if scores.shape[1] > 1 else [],
+                truncated=truncated[i],
+                token_count=seqs[i].length,
+                document=params.documents[i] if params.return_documents else None,
+            )
+            for i in order
+        ]
+        return RerankResult(results=ranked, usage=usage)

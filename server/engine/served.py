@@ -1,0 +1,158 @@
+"""What every served model shares: input checks, tokenizing, admission, batching, timing."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import itertools
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from embedrank.server.engine.batcher import Batcher, BatchFn, BatchLimits, WorkItem
+from embedrank.server.engine.requests import Timing, Usage
+from embedrank.server.engine.tokenize import TextTokenizer, Truncate
+from embedrank.server.errors import InvalidArgument, ResourceExhausted
+from embedrank.server.manifest import Manifest
+from embedrank.server.runtime.base import Runtime, TokenSeq
+
+_groups = itertools.count()
+
+# Below this many characters a request is tokenized on the event loop: handing it to a
+# thread would cost more than the tokenizing.
+INLINE_TOKENIZE_CHARS = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_inputs: int
+    max_chars: int
+    batch: BatchLimits
+
+
+class Admission:
+    """Bounds inputs in flight across all models; over the bound, refuse at once."""
+
+    def __init__(self, max_inputs: int) -> None:
+        self.max_inputs = max_inputs
+        self.in_flight = 0
+
+    def acquire(self, n: int) -> None:
+        if self.in_flight + n > self.max_inputs:
+            raise ResourceExhausted(
+                f"server busy: {self.in_flight} inputs in flight, limit {self.max_inputs}; retry with backoff"
+            )
+        self.in_flight += n
+
+    def release(self, n: int) -> None:
+        self.in_flight -= n
+
+
+def check_texts(texts: Sequence[str], field: str, limits: Limits) -> int:
+    """Empty lists, empty strings, too many or too long inputs. Returns the characters."""
+    if not texts:
+        raise InvalidArgument(field, "is empty; send at least one")
+    if len(texts) > limits.max_inputs:
+        raise InvalidArgument(field, f"has {len(texts)} items, over the limit of {limits.max_inputs}; split the request")
+    chars = 0
+    for i, text in enumerate(texts):
+        n = len(text)
+        if n == 0 or text.isspace():
+            raise InvalidArgument(f"{field}[{i}]", "is empty")
+        if n > limits.max_chars:
+            raise InvalidArgument(
+                f"{field}[{i}]", f"has {n} characters, over the limit of {limits.max_chars}; shorten or split it"
+            )
+        chars += n
+    return chars
+
+
+class ServedModel:
+    """A loaded model version: tokenizer + runtime + its batcher."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        runtime: Runtime,
+        tokenizer: TextTokenizer,
+        *,
+        limits: Limits,
+        admission: Admission,
+        tokenize_pool: concurrent.futures.Executor,
+    ) -> None:
+        self.manifest = manifest
+        self.name = manifest.name
+        self.runtime = runtime
+        self.tokenizer = tokenizer
+        self.limits = limits
+        self._admission = admission
+        self._tokenize_pool = tokenize_pool
+        self.batcher = Batcher(manifest.name, self._batch_fn(), limits.batch)
+
+    def _batch_fn(self) -> BatchFn:
+        raise NotImplementedError
+
+    async def _tokenize(
+        self, inputs: Sequence[Any], *, truncate: Truncate, field: str, chars: int
+    ) -> tuple[list[TokenSeq], list[bool]]:
+        if chars <= INLINE_TOKENIZE_CHARS:
+            return self.tokenizer.encode(inputs, truncate=truncate, field=field)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._tokenize_pool, lambda: self.tokenizer.encode(inputs, truncate=truncate, field=field)
+        )
+
+    async def _infer(
+        self, seqs: list[TokenSeq], deadline: float | None
+    ) -> tuple[list[Any], int, int]:
+        """Run every sequence through the batcher. Returns (results, queue_ns, inference_ns)."""
+        self._admission.acquire(len(seqs))
+        try:
+            loop = asyncio.get_running_loop()
+            group = next(_groups)
+            items = [WorkItem(seq, loop.create_future(), group, deadline) for seq in seqs]
+            self.batcher.submit(items)
+            results = await asyncio.gather(*(item.future for item in items))
+        finally:
+            self._admission.release(len(seqs))
+        queue_ns = max(int((it.started - it.enqueued) * 1e9) for it in items)
+        batches = {(it.started, it.batch_ns) for it in items}
+        return list(results), queue_ns, sum(ns for _, ns in batches)
+
+    async def run(
+        self,
+        inputs: Sequence[Any],
+        *,
+        truncate: Truncate,
+        field: str,
+        chars: int,
+        deadline: float | None,
+        request_id: str,
+    ) -> tuple[list[Any], list[TokenSeq], list[bool], Usage]:
+        start = time.monotonic_ns()
+        seqs, truncated = await self._tokenize(inputs, truncate=truncate, field=field, chars=chars)
+        tokenized = time.monotonic_ns()
+        results, queue_ns, inference_ns = await self._infer(seqs, deadline)
+        usage = Usage(
+            request_id=request_id,
+            model=self.name,
+            version=self.manifest.version,
+            chars=chars,
+            tokens=sum(s.length for s in seqs),
+            timing=Timing(
+                tokenize_ns=tokenized - start,
+                queue_ns=queue_ns,
+                inference_ns=inference_ns,
+                total_ns=time.monotonic_ns() - start,
+            ),
+        )
+        return results, seqs, truncated, usage
+
+    async def warm_up(self) -> None:
+        sample = self.warm_up_input()
+        seqs, _ = self.tokenizer.encode([sample], truncate=Truncate.END, field="warm-up")
+        await self._infer(seqs, None)
+
+    def warm_up_input(self) -> Any:
+        raise NotImplementedError

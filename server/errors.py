@@ -1,0 +1,66 @@
+"""The domain errors of embedrank, one tree for the engine, runtime and repository.
+
+    EmbedRankError
+    ├── InvalidArgument        a request field is wrong; names the field ("texts[3]")
+    ├── NotFound               a well-formed model name that is not loaded
+    ├── FailedPrecondition     the model cannot do what was asked (wrong kind, no ranges)
+    ├── ResourceExhausted      admission control: too much work in flight
+    ├── Unavailable            loading, warming up or shutting down
+    ├── DeadlineExceeded       the caller's deadline passed before the model ran
+    └── ConfigError            bad configuration or model repository (start-up only)
+        └── ManifestError      a model version that cannot be served
+
+Exactly one place maps these to gRPC status codes: ``embedrank.server.api.status``.
+Anything else raised in a handler is a bug and becomes INTERNAL with a request id.
+"""
+
+from __future__ import annotations
+
+
+class EmbedRankError(Exception):
+    """Base of every error embedrank raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(EmbedRankError):
+    """A request field is wrong. ``field`` names it, e.g. ``texts[3]``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.description = message
+
+
+class NotFound(EmbedRankError):
+    """A well-formed model name that the server has not loaded."""
+
+
+class FailedPrecondition(EmbedRankError):
+    """The model exists but cannot serve this request (e.g. Encode on a reranker)."""
+
+
+class ResourceExhausted(EmbedRankError):
+    """Too much work in flight; the caller should back off and retry."""
+
+    def __init__(self, message: str, *, retry_after_s: float = 0.1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(EmbedRankError):
+    """The server cannot take work now (loading, warming up, shutting down)."""
+
+
+class DeadlineExceeded(EmbedRankError):
+    """The caller's deadline passed while the work was queued; the model did not run."""
+
+
+class ConfigError(EmbedRankError):
+    """Configuration that cannot work; the message says what to change."""
+
+
+class ManifestError(ConfigError):
+    """A model version in the repository that cannot be served."""
