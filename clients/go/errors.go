@@ -2,6 +2,7 @@ package embedrank
 
 import (
 	"fmt"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -27,7 +28,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Field != "" {
+	if e.Field != "" && !strings.HasPrefix(e.Message, e.Field) {
 		return fmt.Sprintf("embedrank: %s: %s (field %s)", e.Code, e.Message, e.Field)
 	}
 	return fmt.Sprintf("embedrank: %s: %s", e.Code, e.Message)
