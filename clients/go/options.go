@@ -112,7 +112,7 @@ func (cfg *config) dialOptions() ([]grpc.DialOption, error) {
 	return append(opts, cfg.dialOpts...), nil
 }
 
-// Services names the gRPC services of embedrank.v1 that the retry policy
+// services names the gRPC services of embedrank.v1 that the retry policy
 // covers.
 var services = []string{"embedrank.v1.Embed", "embedrank.v1.Rerank", "embedrank.v1.Models"}
 
