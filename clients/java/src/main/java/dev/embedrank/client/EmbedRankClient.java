@@ -252,7 +252,7 @@ public final class EmbedRankClient implements AutoCloseable {
     OrderedStream(int total, int maxInFlight) {
       this.total = total;
       this.maxInFlight = maxInFlight;
-      this.permits = new Semaphore(100000);
+      this.permits = new Semaphore(maxInFlight);
       this.results = new ArrayList<>(Collections.nCopies(total, null));
     }
 

@@ -1,7 +1,11 @@
 package dev.embedrank.client;
 
+import com.google.protobuf.Any;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.rpc.BadRequest;
 import dev.embedrank.v1.StreamError;
 import io.grpc.Status;
+import io.grpc.protobuf.StatusProto;
 import io.grpc.StatusException;
 import io.grpc.StatusRuntimeException;
 import java.util.Objects;
@@ -14,9 +18,9 @@ import java.util.concurrent.ExecutionException;
  * server's message.
  *
  * <p>Thrown by every method of {@link EmbedRankClient} in place of {@link StatusRuntimeException};
- * the original exception, if any, is the {@linkplain #getCause() cause}. For an item of a stream
- * that failed on its own ({@code StreamError}), {@link #field()} names the request field at fault
- * when the server said so.
+ * the original exception, if any, is the {@linkplain #getCause() cause}. {@link #field()} names the
+ * request field at fault when the server said so: from the {@code google.rpc.BadRequest} detail of
+ * an INVALID_ARGUMENT status, or from the {@code StreamError} of a stream item.
  */
 public class EmbedRankException extends RuntimeException {
   private static final long serialVersionUID = 1L;
@@ -46,7 +50,7 @@ public class EmbedRankException extends RuntimeException {
     return serverMessage;
   }
 
-  /** For a stream item's error: the request field at fault, e.g. {@code "texts[3]"}; else empty. */
+  /** The request field at fault, e.g. {@code "texts[3]"}, when the server named one; else empty. */
   public String field() {
     return field;
   }
@@ -76,7 +80,33 @@ public class EmbedRankException extends RuntimeException {
     if (message == null && status.getCause() != null && status.getCause() != cur) {
       message = String.valueOf(status.getCause());
     }
-    return new EmbedRankException(status.getCode(), message, "", cur);
+    return new EmbedRankException(status.getCode(), message, badRequestField(cur), cur);
+  }
+
+  /** The first field violation of a google.rpc.BadRequest in the status details, or "". */
+  private static String badRequestField(Throwable t) {
+    com.google.rpc.Status details;
+    try {
+      details = StatusProto.fromThrowable(t);
+    } catch (RuntimeException e) {
+      return "";
+    }
+    if (details == null) {
+      return "";
+    }
+    for (Any any : details.getDetailsList()) {
+      if (any.is(BadRequest.class)) {
+        try {
+          BadRequest bad = any.unpack(BadRequest.class);
+          if (bad.getFieldViolationsCount() > 0) {
+            return bad.getFieldViolations(0).getField();
+          }
+        } catch (InvalidProtocolBufferException e) {
+          return "";
+        }
+      }
+    }
+    return "";
   }
 
   /** The error of one item of a stream. */

@@ -82,11 +82,13 @@ class ClientInProcessTest {
     EmbedRankException empty =
         assertThrows(EmbedRankException.class, () -> client.encode(FakeServer.EMBED, List.of()));
     assertEquals(Status.Code.INVALID_ARGUMENT, empty.code());
-    assertEquals("texts must not be empty", empty.serverMessage());
+    assertEquals(FakeServer.EMPTY_TEXTS, empty.serverMessage());
+    assertEquals("texts", empty.field(), "from the google.rpc.BadRequest detail");
 
     EmbedRankException unknown =
         assertThrows(EmbedRankException.class, () -> client.encode("no-such-model", List.of("a")));
     assertEquals(Status.Code.NOT_FOUND, unknown.code());
+    assertEquals("", unknown.field());
 
     EmbedRankException rr =
         assertThrows(
@@ -252,7 +254,7 @@ class ClientInProcessTest {
     }
     EmbedRankException e = assertThrows(EmbedRankException.class, () -> items.get(3).value());
     assertEquals(Status.Code.INVALID_ARGUMENT, e.code());
-    assertEquals("texts must not be empty", e.serverMessage());
+    assertEquals(FakeServer.EMPTY_TEXTS, e.serverMessage());
     assertEquals("texts", e.field());
     assertEquals(e, items.get(3).error().orElseThrow());
 

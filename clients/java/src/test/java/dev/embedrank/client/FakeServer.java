@@ -1,6 +1,8 @@
 package dev.embedrank.client;
 
+import com.google.protobuf.Any;
 import com.google.protobuf.ByteString;
+import com.google.rpc.BadRequest;
 import dev.embedrank.v1.EmbedGrpc;
 import dev.embedrank.v1.Embeddings;
 import dev.embedrank.v1.EncodeRequest;
@@ -30,6 +32,7 @@ import io.grpc.ServerInterceptors;
 import io.grpc.Status;
 import io.grpc.StatusException;
 import io.grpc.inprocess.InProcessChannelBuilder;
+import io.grpc.protobuf.StatusProto;
 import io.grpc.inprocess.InProcessServerBuilder;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
@@ -38,6 +41,7 @@ import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
@@ -53,6 +57,7 @@ final class FakeServer implements AutoCloseable {
   static final String EMBED = "fake-embed";
   static final String RERANK = "fake-rerank";
   static final int DIMS = 3;
+  static final String EMPTY_TEXTS = "texts: is empty; send at least one";
 
   final String name = InProcessServerBuilder.generateName();
   final AtomicReference<String> lastAuthorization = new AtomicReference<>();
@@ -97,9 +102,13 @@ final class FakeServer implements AutoCloseable {
   }
 
   @Override
-  public void close() throws InterruptedException {
+  public void close() {
     server.shutdownNow();
-    server.awaitTermination(5, TimeUnit.SECONDS);
+    try {
+      server.awaitTermination(5, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
     streamExecutor.shutdownNow();
     serverExecutor.shutdownNow();
   }
@@ -114,7 +123,20 @@ final class FakeServer implements AutoCloseable {
       throw Status.NOT_FOUND.withDescription("no model '" + request.getModel() + "'").asException();
     }
     if (request.getTextsCount() == 0) {
-      throw Status.INVALID_ARGUMENT.withDescription("texts must not be empty").asException();
+      // Like the real server: the message, and the field in a google.rpc.BadRequest detail.
+      throw StatusProto.toStatusException(
+          com.google.rpc.Status.newBuilder()
+              .setCode(Status.Code.INVALID_ARGUMENT.value())
+              .setMessage(EMPTY_TEXTS)
+              .addDetails(
+                  Any.pack(
+                      BadRequest.newBuilder()
+                          .addFieldViolations(
+                              BadRequest.FieldViolation.newBuilder()
+                                  .setField("texts")
+                                  .setDescription("is empty; send at least one"))
+                          .build()))
+              .build());
     }
     int n = request.getTextsCount();
     Precision p = request.getPrecision();
@@ -163,26 +185,17 @@ final class FakeServer implements AutoCloseable {
     @Override
     public StreamObserver<EncodeStreamRequest> encodeStream(
         StreamObserver<EncodeStreamResponse> out) {
-      // Answers each request after a delay, in order, on one ordered chain of tasks.
+      // Answers each request a delay after the previous answer, in order: one chain of tasks.
       AtomicInteger outstanding = new AtomicInteger();
-      Object order = new Object();
       return new StreamObserver<>() {
-        private long nextAt;
+        private CompletableFuture<Void> tail = CompletableFuture.completedFuture(null);
 
-        private void schedule(Runnable r) {
-          synchronized (order) {
-            long now = System.nanoTime();
-            nextAt = Math.max(now, nextAt) + TimeUnit.MILLISECONDS.toNanos(streamDelayMillis);
-            long delay = nextAt - now;
-            streamExecutor.schedule(
-                () -> {
-                  synchronized (order) {
-                    r.run();
-                  }
-                },
-                delay,
-                TimeUnit.NANOSECONDS);
-          }
+        private synchronized void schedule(Runnable r) {
+          tail =
+              tail.thenRunAsync(
+                  r,
+                  CompletableFuture.delayedExecutor(
+                      streamDelayMillis, TimeUnit.MILLISECONDS, streamExecutor));
         }
 
         @Override
