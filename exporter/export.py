@@ -66,7 +66,8 @@ def export_onnx(source: Source, path: Path) -> list[str]:
     onnx = need("onnx")
     wrapper, outputs = (_embedding_wrapper if source.kind is ModelKind.EMBEDDING else _rerank_wrapper)(source)
     # Batch 2 x sequence 16 with padding in one row, so no axis is traced as a constant.
-    ids = torch.full((2, 16), 100, dtype=torch.long)
+    token = min(100, len(source.tokenizer) - 1)  # any real token id; small vocabularies too
+    ids = torch.full((2, 16), token, dtype=torch.long)
     mask = torch.ones((2, 16), dtype=torch.long)
     mask[1, 10:] = 0
     sample: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}

@@ -36,10 +36,13 @@ class Source:
 
 
 def detect_kind(path: Path) -> ModelKind:
+    st_config = path / "config_sentence_transformers.json"
+    if st_config.is_file() and json.loads(st_config.read_text()).get("model_type") == "CrossEncoder":
+        return ModelKind.RERANK
     modules = path / "modules.json"
     if modules.is_file():
         for entry in json.loads(modules.read_text()):
-            cfg = path / entry.get("path", "") / "config.json"
+            cfg = path / entry.get("path", "") / "sentence_bert_config.json"
             if cfg.is_file() and json.loads(cfg.read_text()).get("transformer_task") == "sequence-classification":
                 return ModelKind.RERANK
         return ModelKind.EMBEDDING

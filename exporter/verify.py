@@ -24,12 +24,12 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def reference_embeddings(source: Source, texts: list[str]) -> np.ndarray:
-    return np.asarray(source.reference.encode(texts, batch_size=32, convert_to_numpy=True), dtype=np.float32)
+    return np.asarray(source.reference.encode(texts, batch_size=32, convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
 
 
 def reference_logits(source: Source, pairs: list[tuple[str, str]]) -> np.ndarray:
     torch = __import__("torch")
-    logits = source.reference.predict(pairs, batch_size=32, activation_fn=torch.nn.Identity(), convert_to_numpy=True)
+    logits = source.reference.predict(pairs, batch_size=32, activation_fn=torch.nn.Identity(), convert_to_numpy=True, show_progress_bar=False)
     return np.asarray(logits, dtype=np.float32).reshape(len(pairs), -1)
 
 

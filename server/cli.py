@@ -9,12 +9,12 @@ import sys
 from collections.abc import Sequence
 
 from embedrank.server import config as config_mod
-from embedrank.server.errors import ConfigError
+from embedrank.server.errors import EmbedRankError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="embedrank", description=__doc__)
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default: INFO for serve, WARNING for export)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="Serve every model of a model repository over gRPC.")
@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=(args.log_level or ("INFO" if args.command == "serve" else "WARNING")).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     try:
         if args.command == "serve":
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from embedrank.exporter.cli import run as run_export
 
         return run_export(args)
-    except ConfigError as exc:
+    except EmbedRankError as exc:
         print(f"embedrank {args.command}: {exc.message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

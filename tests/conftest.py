@@ -1,0 +1,113 @@
+"""Session fixtures: checkpoints, one exported model repository, one live server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import checkpoints
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+EMBEDRANK = [sys.executable, "-m", "embedrank.server.cli"]
+
+
+def export(source: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*EMBEDRANK, "export", str(source), "--output", str(output), "--corpus-size", "200", *extra],
+        capture_output=True, text=True, timeout=900,
+    )
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("embedrank")
+
+
+@pytest.fixture(scope="session")
+def sources(workdir: Path) -> dict[str, Path]:
+    out = workdir / "checkpoints"
+    out.mkdir()
+    built = {f"tiny-{a}": checkpoints.build_bi_encoder(out, a) for a in ("bert", "mpnet", "xlmr")}
+    built["tiny-rerank"] = checkpoints.build_cross_encoder(out, real=False)
+    built["minilm-rerank"] = checkpoints.build_cross_encoder(out, real=True)
+    built["minilm"] = checkpoints.minilm_path()
+    return built
+
+
+@pytest.fixture(scope="session")
+def repo(workdir: Path, sources: dict[str, Path]) -> Path:
+    repo = workdir / "repo"
+    for name, src in sources.items():
+        result = export(src, repo / name)
+        assert result.returncode == 0, f"export {name} failed:\n{result.stderr[-4000:]}"
+    return repo
+
+
+class ServerProcess:
+    def __init__(self, repo: Path, *args: str) -> None:
+        port_file = repo.parent / f"port-{time.monotonic_ns()}"
+        self.log_path = repo.parent / f"server-{time.monotonic_ns()}.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [*EMBEDRANK, "serve", "--model-repository", str(repo), "--host", "127.0.0.1", "--port", "0",
+             "--port-file", str(port_file), *args],
+            stdout=self.log, stderr=subprocess.STDOUT, text=True,
+        )
+        deadline = time.monotonic() + 120
+        while not port_file.exists() or not port_file.read_text().strip():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start:\n{self.output()}")
+            time.sleep(0.1)
+        self.port = int(port_file.read_text())
+        self.target = f"127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="session")
+def server(repo: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(repo, "--max-inputs-per-request", "256")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def target(server: ServerProcess) -> str:
+    return server.target
+
+
+@pytest.fixture(scope="session")
+def repo_without_ranges(workdir: Path, repo: Path) -> Iterator[str]:
+    """A second server whose only model's manifest has no calibration ranges."""
+    import json
+    import shutil
+
+    other = workdir / "repo-noranges"
+    shutil.copytree(repo / "tiny-bert", other / "noranges")
+    manifest_path = other / "noranges" / "1" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["embedding"]["ranges"] = None
+    manifest_path.write_text(json.dumps(manifest))
+    proc = ServerProcess(other)
+    yield proc.target
+    proc.stop()

@@ -1,0 +1,119 @@
+"""The batcher against a fake batch function with known outputs (no model)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from embedrank.server.engine.batcher import Batcher, BatchLimits, WorkItem
+from embedrank.server.errors import DeadlineExceeded
+from embedrank.server.runtime.base import TokenSeq
+
+
+class FakeRuntime:
+    """Returns each sequence's token sum; records every batch; can be slowed down."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.batches: list[list[int]] = []  # lengths per batch
+        self.seen: list[int] = []  # first token of every sequence run
+        self.delay = delay
+        self.lock = threading.Lock()
+
+    def __call__(self, batch: Sequence[TokenSeq]) -> list[int]:
+        time.sleep(self.delay)
+        with self.lock:
+            self.batches.append([s.length for s in batch])
+            self.seen.extend(int(s.ids[0]) for s in batch)
+        return [int(s.ids.sum()) for s in batch]
+
+
+def seq(length: int, tag: int = 1) -> TokenSeq:
+    ids = np.full(length, 1, dtype=np.int64)
+    ids[0] = tag
+    return TokenSeq(ids, None)
+
+
+async def submit(b: Batcher, seqs: list[TokenSeq], group: int, deadline: float | None = None) -> list[WorkItem]:
+    loop = asyncio.get_running_loop()
+    items = [WorkItem(s, loop.create_future(), group, deadline) for s in seqs]
+    b.submit(items)
+    return items
+
+
+async def test_results_match_inputs_and_budget_holds() -> None:
+    fake = FakeRuntime()
+    b = Batcher("t", fake, BatchLimits(max_batch_tokens=64, max_batch_size=8))
+    lengths = [3, 17, 5, 30, 2, 9, 16, 1, 40, 8] * 5
+    items = await submit(b, [seq(n, tag=i + 2) for i, n in enumerate(lengths)], group=1)
+    b.start()
+    results = await asyncio.gather(*(it.future for it in items))
+    await b.close()
+    assert results == [int(it.seq.ids.sum()) for it in items]
+    for batch in fake.batches:
+        assert len(batch) <= 8
+        assert len(batch) == 1 or max(batch) * len(batch) <= 64
+
+
+async def test_sorted_batches_keep_padding_small() -> None:
+    fake = FakeRuntime()
+    b = Batcher("t", fake, BatchLimits(max_batch_tokens=10_000, max_batch_size=4))
+    lengths = [1, 100, 2, 99, 3, 98, 4, 97]
+    items = await submit(b, [seq(n) for n in lengths], group=1)
+    b.start()
+    await asyncio.gather(*(it.future for it in items))
+    await b.close()
+    assert sorted(map(sorted, fake.batches)) == [[1, 2, 3, 4], [97, 98, 99, 100]]
+
+
+async def test_big_request_does_not_starve_small_ones() -> None:
+    fake = FakeRuntime()
+    b = Batcher("t", fake, BatchLimits(max_batch_tokens=64, max_batch_size=2))
+    big = await submit(b, [seq(32, tag=5) for _ in range(40)], group=1)  # 20 batches of 2
+    small = await submit(b, [seq(4, tag=7)], group=2)  # arrives after all of them
+    b.start()
+    await asyncio.gather(*(it.future for it in big + small))
+    await b.close()
+    # Round robin over requests: the small one runs in the second batch, not the 21st.
+    assert fake.seen.index(7) == 2, fake.batches[:3]
+
+
+async def test_cancelled_and_expired_inputs_never_reach_the_runtime() -> None:
+    fake = FakeRuntime(delay=0.05)
+    b = Batcher("t", fake, BatchLimits(max_batch_tokens=16, max_batch_size=1))
+    b.start()
+    first = await submit(b, [seq(4, tag=2)], group=1)
+    await asyncio.sleep(0.01)  # the first batch is running
+    cancelled = await submit(b, [seq(4, tag=3)], group=2)
+    expired = await submit(b, [seq(4, tag=4)], group=3, deadline=time.monotonic() + 0.01)
+    live = await submit(b, [seq(4, tag=5)], group=4)
+    cancelled[0].future.cancel()
+    await first[0].future
+    with pytest.raises(DeadlineExceeded):
+        await expired[0].future
+    await live[0].future
+    await b.close()
+    assert fake.seen == [2, 5]
+
+
+async def test_runtime_failure_fails_that_batch_only() -> None:
+    calls = {"n": 0}
+
+    def flaky(batch: Sequence[TokenSeq]) -> list[int]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("boom")
+        return [s.length for s in batch]
+
+    b = Batcher("t", flaky, BatchLimits(max_batch_tokens=8, max_batch_size=1))
+    bad = await submit(b, [seq(4)], group=1)
+    good = await submit(b, [seq(5)], group=2)
+    b.start()
+    with pytest.raises(RuntimeError):
+        await bad[0].future
+    assert await good[0].future == 5
+    await b.close()

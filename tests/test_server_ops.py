@@ -1,0 +1,132 @@
+"""Health, reflection, admission, deadlines and graceful shutdown of a live server."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from embedrank.client import AsyncClient, Client, EmbedRankError
+from embedrank.exporter import corpus
+from tests.conftest import ServerProcess
+
+
+def test_health_serving_per_service(target: str) -> None:
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "embedrank.v1.Embed", "embedrank.v1.Rerank", "embedrank.v1.Models"):
+            assert stub.Check(health_pb2.HealthCheckRequest(service=service)).status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_reflection_lists_services(target: str) -> None:
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+        names = {s.name for r in responses for s in r.list_services_response.service}
+    assert {"embedrank.v1.Embed", "embedrank.v1.Rerank", "embedrank.v1.Models", "grpc.health.v1.Health"} <= names
+
+
+async def test_health_answers_fast_under_full_load(target: str) -> None:
+    texts = [" ".join(corpus.paragraphs()[i : i + 3]) for i in range(64)]
+    async with AsyncClient(target) as client:
+        load = [asyncio.ensure_future(client.encode("minilm", texts)) for _ in range(6)]
+        await asyncio.sleep(0.3)
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            start = time.monotonic()
+            await stub.Check(health_pb2.HealthCheckRequest(service=""))
+            elapsed = time.monotonic() - start
+        await asyncio.gather(*load)
+    # The event loop never runs inference; a health check waits for no batch.
+    assert elapsed < 0.5, elapsed
+
+
+def test_deadline_shorter_than_queue_gives_deadline_exceeded(target: str) -> None:
+    texts = [" ".join(corpus.paragraphs()[i : i + 3]) for i in range(200)]
+    with Client(target) as client:
+        big = client._embed.Encode.future(  # noqa: SLF001 - a raw future to queue work first
+            __import__("embedrank.client._codec", fromlist=["x"]).encode_request("minilm", texts), timeout=60
+        )
+        time.sleep(0.05)
+        with pytest.raises(EmbedRankError) as info:
+            Client(target, timeout=0.05).encode("minilm", ["late"])
+        assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert big.result().embeddings.rows == 200
+
+
+@pytest.fixture()
+def small_server(repo: Path, workdir: Path) -> ServerProcess:
+    only = workdir / f"repo-small-{time.monotonic_ns()}"
+    shutil.copytree(repo / "minilm", only / "minilm")
+    return ServerProcess(only, "--max-inflight-inputs", "64", "--shutdown-grace-s", "20")
+
+
+async def test_overload_rejects_exactly_the_excess(small_server: ServerProcess) -> None:
+    texts = [" ".join(corpus.paragraphs()[i : i + 2]) for i in range(32)]
+    try:
+        async with AsyncClient(small_server.target) as client:
+            results = await asyncio.gather(*(client.encode("minilm", texts) for _ in range(8)), return_exceptions=True)
+        ok = [r for r in results if not isinstance(r, BaseException)]
+        rejected = [r for r in results if isinstance(r, EmbedRankError)]
+        assert len(ok) + len(rejected) == 8
+        assert rejected and all(r.code == grpc.StatusCode.RESOURCE_EXHAUSTED for r in rejected)
+        assert 2 <= len(ok) <= 6  # 64 inputs in flight = 2 requests at once; later ones fit as earlier finish
+        reference = await AsyncClient(small_server.target).encode("minilm", texts)
+        for r in ok:
+            assert abs(r - reference).max() < 1e-5
+    finally:
+        small_server.stop()
+
+
+def test_graceful_shutdown_finishes_in_flight(small_server: ServerProcess) -> None:
+    texts = [" ".join(corpus.paragraphs()[i : i + 3]) for i in range(60)]
+    with Client(small_server.target) as client:
+        from embedrank.client import _codec
+
+        inflight = client._embed.Encode.future(_codec.encode_request("minilm", texts), timeout=60)  # noqa: SLF001
+        time.sleep(0.2)
+        small_server.proc.send_signal(signal.SIGTERM)
+        assert inflight.result().embeddings.rows == 60
+    assert small_server.proc.wait(30) == 0
+
+
+def test_broken_manifest_is_skipped_loudly(repo: Path, workdir: Path) -> None:
+    broken = workdir / "repo-broken"
+    shutil.copytree(repo / "tiny-bert", broken / "good")
+    shutil.copytree(repo / "tiny-bert", broken / "bad-json")
+    (broken / "bad-json" / "1" / "manifest.json").write_text("{not json")
+    shutil.copytree(repo / "tiny-bert", broken / "no-graph")
+    (broken / "no-graph" / "1" / "model.onnx").unlink()
+    proc = ServerProcess(broken)
+    try:
+        with Client(proc.target) as client:
+            assert [m.name for m in client.list_models()] == ["good"]
+            with pytest.raises(EmbedRankError) as info:
+                client.encode("no-graph", ["a"])
+            assert info.value.code == grpc.StatusCode.NOT_FOUND
+        log = proc.output()
+        assert "bad-json/1/manifest.json: not readable JSON" in log
+        assert "no-graph/1/model.onnx: missing" in log
+    finally:
+        proc.stop()
+
+
+def test_empty_repository_refuses_to_start(workdir: Path) -> None:
+    empty = workdir / "repo-empty"
+    empty.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "embedrank.server.cli", "serve", "--model-repository", str(empty), "--port", "0"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "no servable model" in result.stderr and "embedrank export" in result.stderr
