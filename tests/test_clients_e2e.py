@@ -1,0 +1,93 @@
+"""The generated Go and Java clients against this session's live server.
+
+Each compares its results with the Python client's on the same inputs (expected.json).
+Go and Maven must be installed (they are on the project's machines); outside CI a
+missing toolchain skips, in CI (CI=true) it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from embedrank.client import Client, EmbedRankError
+from embedrank.exporter import corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+EMBED, RERANK = "tiny-bert", "minilm-rerank"
+
+
+@pytest.fixture(scope="module")
+def expected(target: str, workdir: Path) -> Path:
+    texts = corpus.sentences(12) + [" ".join(corpus.paragraphs()[:5])]
+    query = "How are exceptions handled?"
+    documents = corpus.sentences(80)[40:70]
+    batches = [corpus.sentences(40)[i : i + 5] for i in range(0, 40, 5)]
+    with Client(target) as client:
+        data = {
+            "embed_model": EMBED,
+            "rerank_model": RERANK,
+            "texts": texts,
+            "embeddings": client.encode(EMBED, texts).tolist(),
+            "query": query,
+            "documents": documents,
+            "rerank": [{"index": h.index, "score": h.score} for h in client.rerank(RERANK, query, documents)],
+            "stream_batches": batches,
+            "stream_embeddings": [client.encode(EMBED, b).tolist() for b in batches],
+            "bad": {},
+        }
+        for key, call in (("empty_texts_code", lambda: client.encode(EMBED, [])), ("unknown_model_code", lambda: client.encode("no-such-model", ["a"]))):
+            with pytest.raises(EmbedRankError) as info:
+                call()
+            data["bad"][key] = info.value.code.value[0]
+    path = workdir / "expected.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; CI needs it for the client end-to-end tests")
+        pytest.skip(f"{name} is not installed")
+    return found
+
+
+def _env(target: str, expected: Path) -> dict[str, str]:
+    return {**os.environ, "EMBEDRANK_TARGET": target, "EMBEDRANK_EXPECTED": str(expected)}
+
+
+def test_go_client_end_to_end(target: str, expected: Path) -> None:
+    go = _tool("go")
+    result = subprocess.run(
+        [go, "test", "-count=1", "-v", "./..."], cwd=ROOT / "clients" / "go",
+        env=_env(target, expected), capture_output=True, text=True, timeout=900,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-6000:]
+    passed = re.findall(r"--- PASS: (TestE2E\w*)", out)
+    assert len(passed) >= 5 and "--- SKIP: TestE2E" not in out, out[-6000:]
+    assert "--- FAIL" not in out
+
+
+def test_java_client_end_to_end(target: str, expected: Path) -> None:
+    mvn = _tool("mvn")
+    result = subprocess.run(
+        [mvn, "-B", "-q", "test", "-Dsurefire.printSummary=true"], cwd=ROOT / "clients" / "java",
+        env=_env(target, expected), capture_output=True, text=True, timeout=1800,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-6000:]
+    report = ROOT / "clients" / "java" / "target" / "surefire-reports" / "TEST-dev.embedrank.client.EndToEndTest.xml"
+    xml = report.read_text()
+    tests = int(re.search(r'tests="(\d+)"', xml).group(1))  # type: ignore[union-attr]
+    skipped = int(re.search(r'skipped="(\d+)"', xml).group(1))  # type: ignore[union-attr]
+    failures = int(re.search(r'failures="(\d+)"', xml).group(1))  # type: ignore[union-attr]
+    assert tests >= 5 and skipped == 0 and failures == 0, xml[:2000]
