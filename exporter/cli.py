@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimize", default="O2", help="Graph optimization: none, O1, O2 (fusions; default), O3 (+GELU approximation), O4 (+fp16, CUDA only).")
     parser.add_argument("--quantize", default="none", help="Dynamic int8: none (default), avx2, avx512, avx512-vnni, arm64.")
     parser.add_argument("--min-cosine", type=float, help="Fail below this cosine to sentence-transformers (default: 0.99999 min for fp32, 0.9999 for O3, 0.99 mean for int8).")
+    parser.add_argument("--min-top1", type=float, default=0.9, help="Rerankers, lossy variants: fail below this top-1 agreement with CrossEncoder (default 0.9).")
     parser.add_argument("--calibration", type=Path, help="Text file, one text per line, for int8 output ranges and the fidelity report (default: built-in English corpus).")
     parser.add_argument("--corpus-size", type=int, default=1000, help="Texts from the built-in corpus for calibration and fidelity (default 1000).")
     parser.add_argument("--fidelity", action=argparse.BooleanOptionalAction, default=None, help="Measure fidelity on the corpus (default: for lossy variants only).")
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         optimize=level,
         quantize=preset,
         min_cosine=args.min_cosine,
+        min_top1=args.min_top1,
         calibration=args.calibration,
         corpus_size=args.corpus_size,
         fidelity=args.fidelity,

@@ -30,6 +30,7 @@ class ExportOptions:
     optimize: OptimizeLevel = OptimizeLevel.O2
     quantize: QuantizePreset = QuantizePreset.NONE
     min_cosine: float | None = None
+    min_top1: float = 0.9
     calibration: Path | None = None
     corpus_size: int = 1000
     fidelity: bool | None = None  # None: only for optimized-lossy or quantized graphs
@@ -75,7 +76,7 @@ def _check_source(path: str) -> None:
 def thresholds(opts: ExportOptions, kind: ModelKind) -> dict[str, float]:
     lossy = opts.quantize is not QuantizePreset.NONE or opts.optimize in (OptimizeLevel.O3, OptimizeLevel.O4)
     if kind is ModelKind.RERANK:
-        return {"max_abs_diff": 1e-4} if not lossy else {"min_top1_agreement": 0.9}
+        return {"max_abs_diff": 1e-4} if not lossy else {"min_top1_agreement": opts.min_top1}
     if opts.quantize is not QuantizePreset.NONE:
         return {"min_mean_cosine": opts.min_cosine if opts.min_cosine is not None else 0.99}
     if opts.optimize is OptimizeLevel.O4:
@@ -127,10 +128,11 @@ def run_export(opts: ExportOptions) -> Path:
             current = tmp / "optimized.onnx"
         _done(t, ", ".join(f"{k} x{v}" for k, v in sorted(fused.items())) or "graph unchanged")
         t = _step(4, total, f"quantizing ({opts.quantize.value})")
+        kept_fp32: list[str] = []
         if quantized:
-            quantize(current, tmp / "quantized.onnx", opts.quantize)
+            kept_fp32 = quantize(current, tmp / "quantized.onnx", opts.quantize)
             current = tmp / "quantized.onnx"
-        _done(t, "dynamic int8 weights" if quantized else "skipped")
+        _done(t, f"dynamic int8 weights; kept in fp32: {kept_fp32 or 'none'}" if quantized else "skipped")
         staging = tmp / "staging"
         staging.mkdir()
         current.rename(staging / "model.onnx")
@@ -174,6 +176,7 @@ def run_export(opts: ExportOptions) -> Path:
             "graph": {
                 "file": "model.onnx", "inputs": source.input_names, "outputs": outputs, "precision": precision,
                 "optimize": opts.optimize.value, "quantize": opts.quantize.value, "opset": OPSET, "fused_ops": fused,
+                "kept_fp32": kept_fp32,
             },
             "tokenizer": {"file": "tokenizer.json", "max_tokens": source.max_tokens, "pad_token_id": pad_id},
             "fidelity": report,
