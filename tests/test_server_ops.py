@@ -57,7 +57,7 @@ def test_deadline_shorter_than_queue_gives_deadline_exceeded(target: str) -> Non
         big = client._embed.Encode.future(  # noqa: SLF001 - a raw future to queue work first
             __import__("embedrank.client._codec", fromlist=["x"]).encode_request("minilm", texts), timeout=60
         )
-        time.sleep(0.05)
+        time.sleep(0.5)  # tokenized and running: a batch of 32 x 256 tokens takes seconds here
         with pytest.raises(EmbedRankError) as info:
             Client(target, timeout=0.05).encode("minilm", ["late"])
         assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
