@@ -7,10 +7,10 @@ from collections.abc import AsyncIterable, AsyncIterator
 import grpc
 
 from embedrank.server.api import convert
-from embedrank.server.api.status import guarded, new_request_id, stream_error_fields
-from embedrank.server.api.stream import ordered
+from embedrank.server.api.status import guarded, new_request_id
+from embedrank.server.api.stream import answer_stream
 from embedrank.server.engine.engine import Engine
-from embedrank.v1 import common_pb2, embed_pb2, embed_pb2_grpc
+from embedrank.v1 import embed_pb2, embed_pb2_grpc
 
 
 class EmbedServicer(embed_pb2_grpc.EmbedServicer):
@@ -33,17 +33,11 @@ class EmbedServicer(embed_pb2_grpc.EmbedServicer):
         self, request_iterator: AsyncIterable[embed_pb2.EncodeStreamRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[embed_pb2.EncodeStreamResponse]:
         deadline = convert.deadline_of(context)
-
-        async def handle(item: embed_pb2.EncodeStreamRequest) -> embed_pb2.EncodeStreamResponse:
-            rid = new_request_id()
-            try:
-                response = await self._encode(item.request, deadline, rid)
-            except Exception as exc:  # becomes this item's error; the stream goes on
-                code, message, field = stream_error_fields(exc, rid)
-                return embed_pb2.EncodeStreamResponse(
-                    id=item.id, error=common_pb2.StreamError(code=code, message=message, field=field)
-                )
-            return embed_pb2.EncodeStreamResponse(id=item.id, response=response)
-
-        async for response in ordered(request_iterator, handle, max_inflight=self._stream_max_inflight):
+        answers = answer_stream(
+            request_iterator,
+            lambda request, rid: self._encode(request, deadline, rid),
+            embed_pb2.EncodeStreamResponse,
+            max_inflight=self._stream_max_inflight,
+        )
+        async for response in answers:
             yield response

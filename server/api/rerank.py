@@ -7,10 +7,10 @@ from collections.abc import AsyncIterable, AsyncIterator
 import grpc
 
 from embedrank.server.api import convert
-from embedrank.server.api.status import guarded, new_request_id, stream_error_fields
-from embedrank.server.api.stream import ordered
+from embedrank.server.api.status import guarded, new_request_id
+from embedrank.server.api.stream import answer_stream
 from embedrank.server.engine.engine import Engine
-from embedrank.v1 import common_pb2, rerank_pb2, rerank_pb2_grpc
+from embedrank.v1 import rerank_pb2, rerank_pb2_grpc
 
 
 class RerankServicer(rerank_pb2_grpc.RerankServicer):
@@ -33,17 +33,11 @@ class RerankServicer(rerank_pb2_grpc.RerankServicer):
         self, request_iterator: AsyncIterable[rerank_pb2.RerankStreamRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[rerank_pb2.RerankStreamResponse]:
         deadline = convert.deadline_of(context)
-
-        async def handle(item: rerank_pb2.RerankStreamRequest) -> rerank_pb2.RerankStreamResponse:
-            rid = new_request_id()
-            try:
-                response = await self._rerank(item.request, deadline, rid)
-            except Exception as exc:  # becomes this item's error; the stream goes on
-                code, message, field = stream_error_fields(exc, rid)
-                return rerank_pb2.RerankStreamResponse(
-                    id=item.id, error=common_pb2.StreamError(code=code, message=message, field=field)
-                )
-            return rerank_pb2.RerankStreamResponse(id=item.id, response=response)
-
-        async for response in ordered(request_iterator, handle, max_inflight=self._stream_max_inflight):
+        answers = answer_stream(
+            request_iterator,
+            lambda request, rid: self._rerank(request, deadline, rid),
+            rerank_pb2.RerankStreamResponse,
+            max_inflight=self._stream_max_inflight,
+        )
+        async for response in answers:
             yield response

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from embedrank.server.api.status import new_request_id, stream_error_fields
+from embedrank.v1 import common_pb2
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -44,3 +47,26 @@ async def ordered(
                 task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader
+
+
+async def answer_stream(
+    requests: AsyncIterable[Any],
+    call: Callable[[Any, str], Awaitable[Any]],
+    response_type: Callable[..., Resp],
+    *,
+    max_inflight: int,
+) -> AsyncIterator[Resp]:
+    """The ...Stream RPCs: each item ``{id, request}`` is answered by ``{id, response}`` or, when
+    ``call(request, request_id)`` raises, by ``{id, error}``; the stream goes on either way."""
+
+    async def handle(item: Any) -> Resp:
+        rid = new_request_id()
+        try:
+            response = await call(item.request, rid)
+        except Exception as exc:  # becomes this item's error (unexpected ones are logged as bugs)
+            code, message, field = stream_error_fields(exc, rid)
+            return response_type(id=item.id, error=common_pb2.StreamError(code=code, message=message, field=field))
+        return response_type(id=item.id, response=response)
+
+    async for response in ordered(requests, handle, max_inflight=max_inflight):
+        yield response
