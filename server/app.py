@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from embedrank.server.api.auth import BearerTokenInterceptor
 from embedrank.server.api.embed import EmbedServicer
 from embedrank.server.api.models import ModelsServicer
 from embedrank.server.api.rerank import RerankServicer
@@ -56,7 +57,9 @@ class App:
 
 def build_server(config: ServerConfig) -> App:
     max_bytes = config.max_message_mb * 1024 * 1024
+    token = config.auth_token()
     server = grpc.aio.server(
+        interceptors=[BearerTokenInterceptor(token)] if token else None,
         options=[
             ("grpc.max_receive_message_length", max_bytes),
             ("grpc.max_send_message_length", max_bytes),

@@ -34,6 +34,7 @@ class ServerConfig:
     max_message_mb: int = 32
     shutdown_grace_s: float = 10.0
     allow_fp16_on_cpu: bool = False
+    auth_token_file: str = ""
 
     def __post_init__(self) -> None:
         positive = (
@@ -49,6 +50,18 @@ class ServerConfig:
             raise ConfigError(f"--threads must be >= 0 (0 = one per available core), got {self.threads}")
         if self.shutdown_grace_s < 0:
             raise ConfigError("--shutdown-grace-s must be >= 0")
+
+    def auth_token(self) -> str | None:
+        """The bearer token, read from auth_token_file; None when authentication is off."""
+        if not self.auth_token_file:
+            return None
+        try:
+            token = Path(self.auth_token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"--auth-token-file {self.auth_token_file}: cannot read it ({exc})") from None
+        if not token:
+            raise ConfigError(f"--auth-token-file {self.auth_token_file}: the file is empty")
+        return token
 
     @property
     def runtime_threads(self) -> int:
@@ -78,6 +91,8 @@ _HELP: dict[str, str] = {
     "max_message_mb": "Largest gRPC message, in MiB, both ways.",
     "shutdown_grace_s": "On SIGTERM: seconds in-flight requests get to finish.",
     "allow_fp16_on_cpu": "Serve fp16 graphs on the CPU provider anyway (slow; meant for CUDA).",
+    "auth_token_file": "File holding a bearer token every call must send (authorization: Bearer <token>); "
+    "health checks and reflection stay open. Empty = no authentication. Use TLS in front when set.",
 }
 
 

@@ -7,6 +7,7 @@
     ├── ResourceExhausted      admission control: too much work in flight
     ├── Unavailable            loading, warming up or shutting down
     ├── DeadlineExceeded       the caller's deadline passed before the model ran
+    ├── Unauthenticated        missing or wrong bearer token
     └── ConfigError            bad configuration or model repository (start-up only)
         └── ManifestError      a model version that cannot be served
 
@@ -56,6 +57,10 @@ class Unavailable(EmbedRankError):
 
 class DeadlineExceeded(EmbedRankError):
     """The caller's deadline passed while the work was queued; the model did not run."""
+
+
+class Unauthenticated(EmbedRankError):
+    """The call did not carry the server's bearer token."""
 
 
 class ConfigError(EmbedRankError):

@@ -130,3 +130,25 @@ def test_empty_repository_refuses_to_start(workdir: Path) -> None:
     )
     assert result.returncode == 2
     assert "no servable model" in result.stderr and "embedrank export" in result.stderr
+
+
+def test_bearer_token_required_when_configured(repo: Path, workdir: Path) -> None:
+    only = workdir / f"repo-auth-{time.monotonic_ns()}"
+    shutil.copytree(repo / "tiny-bert", only / "tiny-bert")
+    token_file = workdir / "token"
+    token_file.write_text("s3cret\n")
+    proc = ServerProcess(only, "--auth-token-file", str(token_file))
+    try:
+        for token, words in ((None, "needs a bearer token"), ("wrong", "missing or wrong")):
+            with Client(proc.target, token=token) as client:
+                with pytest.raises(EmbedRankError) as info:
+                    client.encode("tiny-bert", ["a"])
+                assert info.value.code == grpc.StatusCode.UNAUTHENTICATED and words in info.value.message
+        with Client(proc.target, token="s3cret") as client:
+            assert client.encode("tiny-bert", ["a"]).shape[0] == 1
+            assert [m.name for m in client.list_models()] == ["tiny-bert"]
+        with grpc.insecure_channel(proc.target) as channel:  # health stays open for probes
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+            assert status.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        proc.stop()

@@ -23,6 +23,7 @@ STATUS_TABLE: dict[type[errors.EmbedRankError], grpc.StatusCode] = {
     errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
