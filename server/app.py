@@ -97,6 +97,11 @@ async def serve(config: ServerConfig, *, port_file: str | None = None) -> None:
     except BaseException:
         await app.stop(0)
         raise
+    if config.metrics_port >= 0:
+        from prometheus_client import start_http_server
+
+        metrics_server, _ = start_http_server(config.metrics_port, addr=config.host)
+        log.info("metrics on http://%s:%d/metrics", config.host, metrics_server.server_port)
     print(f"embedrank listening on {config.host}:{app.port}", flush=True)
     if port_file:
         with open(port_file, "w", encoding="utf-8") as fh:

@@ -35,6 +35,7 @@ class ServerConfig:
     shutdown_grace_s: float = 10.0
     allow_fp16_on_cpu: bool = False
     auth_token_file: str = ""
+    metrics_port: int = -1
 
     def __post_init__(self) -> None:
         positive = (
@@ -91,6 +92,7 @@ _HELP: dict[str, str] = {
     "max_message_mb": "Largest gRPC message, in MiB, both ways.",
     "shutdown_grace_s": "On SIGTERM: seconds in-flight requests get to finish.",
     "allow_fp16_on_cpu": "Serve fp16 graphs on the CPU provider anyway (slow; meant for CUDA).",
+    "metrics_port": "Port of the Prometheus /metrics endpoint (embedrank_* series); -1 = off, 0 = any free port.",
     "auth_token_file": "File holding a bearer token every call must send (authorization: Bearer <token>); "
     "health checks and reflection stay open. Empty = no authentication. Use TLS in front when set.",
 }

@@ -152,3 +152,25 @@ def test_bearer_token_required_when_configured(repo: Path, workdir: Path) -> Non
             assert status.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         proc.stop()
+
+
+def test_prometheus_metrics(repo: Path, workdir: Path) -> None:
+    import re
+    import urllib.request
+
+    only = workdir / f"repo-metrics-{time.monotonic_ns()}"
+    shutil.copytree(repo / "tiny-bert", only / "tiny-bert")
+    proc = ServerProcess(only, "--metrics-port", "0")
+    try:
+        with Client(proc.target) as client:
+            client.encode("tiny-bert", ["one", "two", "three"])
+            with pytest.raises(EmbedRankError):
+                client.encode("tiny-bert", [])
+        port = re.search(r"metrics on http://[\d.]+:(\d+)/metrics", proc.output()).group(1)  # type: ignore[union-attr]
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert 'embedrank_requests_total{code="OK",rpc="Encode"} 1.0' in text
+        assert 'embedrank_requests_total{code="INVALID_ARGUMENT",rpc="Encode"} 1.0' in text
+        assert re.search(r'embedrank_inputs_total\{model="tiny-bert"\} (\d+)', text).group(1) not in ("0",)  # type: ignore[union-attr]
+        assert "embedrank_batch_size_bucket" in text and "embedrank_inflight_inputs 0.0" in text
+    finally:
+        proc.stop()

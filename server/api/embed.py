@@ -27,7 +27,7 @@ class EmbedServicer(embed_pb2_grpc.EmbedServicer):
         self, request: embed_pb2.EncodeRequest, context: grpc.aio.ServicerContext
     ) -> embed_pb2.EncodeResponse:
         rid = new_request_id()
-        return await guarded(context, rid, lambda: self._encode(request, convert.deadline_of(context), rid))
+        return await guarded(context, rid, lambda: self._encode(request, convert.deadline_of(context), rid), rpc="Encode")
 
     async def EncodeStream(  # noqa: N802
         self, request_iterator: AsyncIterable[embed_pb2.EncodeStreamRequest], context: grpc.aio.ServicerContext
@@ -38,6 +38,7 @@ class EmbedServicer(embed_pb2_grpc.EmbedServicer):
             lambda request, rid: self._encode(request, deadline, rid),
             embed_pb2.EncodeStreamResponse,
             max_inflight=self._stream_max_inflight,
+            rpc="EncodeStream",
         )
         async for response in answers:
             yield response

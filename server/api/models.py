@@ -55,7 +55,7 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
                 models=[model_info(m) for _, m in sorted(self._engine.models.items())]
             )
 
-        return await guarded(context, new_request_id(), body)
+        return await guarded(context, new_request_id(), body, rpc="ListModels")
 
     async def GetModel(  # noqa: N802
         self, request: models_pb2.GetModelRequest, context: grpc.aio.ServicerContext
@@ -63,4 +63,4 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
         async def body() -> models_pb2.ModelInfo:
             return model_info(self._engine.get(request.name))
 
-        return await guarded(context, new_request_id(), body)
+        return await guarded(context, new_request_id(), body, rpc="GetModel")

@@ -27,7 +27,7 @@ class RerankServicer(rerank_pb2_grpc.RerankServicer):
         self, request: rerank_pb2.RerankRequest, context: grpc.aio.ServicerContext
     ) -> rerank_pb2.RerankResponse:
         rid = new_request_id()
-        return await guarded(context, rid, lambda: self._rerank(request, convert.deadline_of(context), rid))
+        return await guarded(context, rid, lambda: self._rerank(request, convert.deadline_of(context), rid), rpc="Rerank")
 
     async def RerankStream(  # noqa: N802
         self, request_iterator: AsyncIterable[rerank_pb2.RerankStreamRequest], context: grpc.aio.ServicerContext
@@ -38,6 +38,7 @@ class RerankServicer(rerank_pb2_grpc.RerankServicer):
             lambda request, rid: self._rerank(request, deadline, rid),
             rerank_pb2.RerankStreamResponse,
             max_inflight=self._stream_max_inflight,
+            rpc="RerankStream",
         )
         async for response in answers:
             yield response

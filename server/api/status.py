@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -12,7 +13,7 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from embedrank.server import errors
+from embedrank.server import errors, metrics
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,10 @@ def code_for(exc: errors.EmbedRankError) -> grpc.StatusCode:
         if cls in STATUS_TABLE:
             return STATUS_TABLE[cls]  # type: ignore[index]
     return grpc.StatusCode.INTERNAL
+
+
+def code_name(code: int) -> str:
+    return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
 
 
 def _details(exc: errors.EmbedRankError) -> list[any_pb2.Any]:
@@ -78,12 +83,20 @@ def stream_error_fields(exc: BaseException, request_id: str) -> tuple[int, str, 
     return status.code.value[0], status.details, field
 
 
-async def guarded(context: grpc.aio.ServicerContext, request_id: str, call: Callable[[], Awaitable[T]]) -> T:
+async def guarded(
+    context: grpc.aio.ServicerContext, request_id: str, call: Callable[[], Awaitable[T]], *, rpc: str
+) -> T:
     """Run a handler body; any error ends the RPC with its status from the table."""
+    start = time.monotonic()
     try:
-        return await call()
+        result = await call()
     except Exception as exc:  # every exception gets a status; unexpected ones are logged as bugs
         status = to_grpc_status(exc, request_id)
+    else:
+        metrics.REQUESTS.labels(rpc, "OK").inc()
+        metrics.REQUEST_SECONDS.labels(rpc).observe(time.monotonic() - start)
+        return result
+    metrics.REQUESTS.labels(rpc, status.code.name).inc()
     await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
     raise AssertionError("unreachable: abort raises")
 

@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
-from embedrank.server.api.status import new_request_id, stream_error_fields
+from embedrank.server import metrics
+from embedrank.server.api.status import code_name, new_request_id, stream_error_fields
 from embedrank.v1 import common_pb2
 
 Req = TypeVar("Req")
@@ -55,6 +56,7 @@ async def answer_stream(
     response_type: Callable[..., Resp],
     *,
     max_inflight: int,
+    rpc: str,
 ) -> AsyncIterator[Resp]:
     """The ...Stream RPCs: each item ``{id, request}`` is answered by ``{id, response}`` or, when
     ``call(request, request_id)`` raises, by ``{id, error}``; the stream goes on either way."""
@@ -65,7 +67,9 @@ async def answer_stream(
             response = await call(item.request, rid)
         except Exception as exc:  # becomes this item's error (unexpected ones are logged as bugs)
             code, message, field = stream_error_fields(exc, rid)
+            metrics.REQUESTS.labels(rpc, code_name(code)).inc()
             return response_type(id=item.id, error=common_pb2.StreamError(code=code, message=message, field=field))
+        metrics.REQUESTS.labels(rpc, "OK").inc()
         return response_type(id=item.id, response=response)
 
     async for response in ordered(requests, handle, max_inflight=max_inflight):

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from embedrank.server import metrics
 from embedrank.server.errors import DeadlineExceeded, Unavailable
 from embedrank.server.runtime.base import TokenSeq
 
@@ -121,10 +122,21 @@ class Batcher:
                 continue
             elapsed = int((time.monotonic() - start) * 1e9)
             self.batches_run += 1
+            self._observe(batch, elapsed)
             for item, result in zip(batch, results, strict=True):
                 item.batch_ns = elapsed
                 if not item.future.done():
                     item.future.set_result(result)
+
+    def _observe(self, batch: list[WorkItem], elapsed_ns: int) -> None:
+        real = sum(item.length for item in batch)
+        name = self._name
+        metrics.BATCH_SIZE.labels(name).observe(len(batch))
+        metrics.BATCH_FILL.labels(name).observe(real / (len(batch) * max(item.length for item in batch)))
+        metrics.BATCH_SECONDS.labels(name).observe(elapsed_ns / 1e9)
+        metrics.INPUTS.labels(name).inc(len(batch))
+        metrics.TOKENS.labels(name).inc(real)
+        metrics.QUEUED.labels(name).set(self._size)
 
     def _drop_dead(self, now: float) -> None:
         """Remove inputs whose caller is gone or whose deadline passed."""

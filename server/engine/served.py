@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from embedrank.server import metrics
 from embedrank.server.engine.batcher import Batcher, BatchFn, BatchLimits, WorkItem
 from embedrank.server.engine.requests import Timing, Usage
 from embedrank.server.engine.tokenize import TextTokenizer, Truncate
@@ -44,9 +45,11 @@ class Admission:
                 f"server busy: {self.in_flight} inputs in flight, limit {self.max_inputs}; retry with backoff"
             )
         self.in_flight += n
+        metrics.IN_FLIGHT.set(self.in_flight)
 
     def release(self, n: int) -> None:
         self.in_flight -= n
+        metrics.IN_FLIGHT.set(self.in_flight)
 
 
 def check_texts(texts: Sequence[str], field: str, limits: Limits) -> int:

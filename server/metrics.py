@@ -1,0 +1,24 @@
+"""Prometheus metrics (prefix embedrank_), served on --metrics-port when set."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+REQUESTS = Counter("embedrank_requests_total", "Finished requests by RPC and gRPC status code.", ["rpc", "code"])
+REQUEST_SECONDS = Histogram(
+    "embedrank_request_duration_seconds", "Request wall time, arrival to response.", ["rpc"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+INPUTS = Counter("embedrank_inputs_total", "Texts or pairs run through a model.", ["model"])
+TOKENS = Counter("embedrank_tokens_total", "Tokens run through a model, without padding.", ["model"])
+BATCH_SIZE = Histogram("embedrank_batch_size", "Inputs per batch.", ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+BATCH_FILL = Histogram(
+    "embedrank_batch_padding_ratio", "Real tokens / padded tokens of each batch (1 = no padding).", ["model"],
+    buckets=(0.25, 0.5, 0.75, 0.9, 0.95, 1.0),
+)
+BATCH_SECONDS = Histogram(
+    "embedrank_batch_duration_seconds", "Runtime time per batch.", ["model"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+QUEUED = Gauge("embedrank_queued_inputs", "Inputs waiting for a batch.", ["model"])
+IN_FLIGHT = Gauge("embedrank_inflight_inputs", "Inputs admitted and not yet answered, all models.")
