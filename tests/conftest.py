@@ -72,6 +72,14 @@ class ServerProcess:
     def output(self) -> str:
         return self.log_path.read_text()
 
+    def metrics(self) -> str:
+        import re
+        import urllib.request
+
+        port = re.search(r"metrics on http://[\d.]+:(\d+)/metrics", self.output())
+        assert port, "start the server with --metrics-port"
+        return urllib.request.urlopen(f"http://127.0.0.1:{port.group(1)}/metrics", timeout=10).read().decode()
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -86,7 +94,7 @@ class ServerProcess:
 
 @pytest.fixture(scope="session")
 def server(repo: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(repo, "--max-inputs-per-request", "256")
+    proc = ServerProcess(repo, "--max-inputs-per-request", "256", "--metrics-port", "0")
     yield proc
     proc.stop()
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import numpy as np
 
 from embedrank.exporter import corpus
 from embedrank.v1 import embed_pb2, embed_pb2_grpc, rerank_pb2, rerank_pb2_grpc
+
+from tests.conftest import ServerProcess
 
 TEXTS = corpus.sentences(200)
 
@@ -37,7 +40,8 @@ async def test_300_concurrent_streams_lose_nothing(target: str) -> None:
         await asyncio.gather(*(one(s) for s in range(300)))
 
 
-async def test_client_cancels_mid_stream_then_server_serves_on(target: str) -> None:
+async def test_client_cancels_mid_stream_then_server_serves_on(server: ServerProcess) -> None:
+    target = server.target
     async with grpc.aio.insecure_channel(target) as channel:
         stub = rerank_pb2_grpc.RerankStub(channel)
         queue: asyncio.Queue[rerank_pb2.RerankStreamRequest | None] = asyncio.Queue()
@@ -56,3 +60,12 @@ async def test_client_cancels_mid_stream_then_server_serves_on(target: str) -> N
         # Still serving, and the cancelled work is gone from the queue soon after.
         resp = await stub.Rerank(rerank_pb2.RerankRequest(model="minilm-rerank", query="q", documents=TEXTS[:3]))
         assert len(resp.results) == 3
+    # Every admitted input of the cancelled stream is released: nothing in flight, nothing queued.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = server.metrics()
+        if "embedrank_inflight_inputs 0.0" in text and 'embedrank_queued_inputs{model="minilm-rerank"} 0.0' in text:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError(text)
