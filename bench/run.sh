@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The embedrank benchmark, one command:   bash bench/run.sh [--quick] [bench.py options]
+#
+# Needs the project's venv (.venv, from the README's set-up:
+#   python3 -m venv .venv && .venv/bin/pip install -e '.[export,dev,bench]').
+# Creates .venv-bench (git-ignored) for sentence-transformers' ONNX backend: it needs
+# optimum-onnx, which pins transformers<4.58 and so an older sentence-transformers than the
+# main venv's. Both venvs' versions are written into the report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import embedrank.exporter.export, sentence_transformers" 2>/dev/null; then
+  echo "bench: .venv with embedrank[export] is missing; set it up first:" >&2
+  echo "  $PYTHON -m venv .venv && .venv/bin/pip install -e '.[export,dev,bench]'" >&2
+  exit 1
+fi
+if ! .venv/bin/python -c "import matplotlib" 2>/dev/null; then
+  echo "bench: installing matplotlib into .venv (the 'bench' extra)"
+  .venv/bin/pip install -q "matplotlib>=3.8"
+fi
+if ! .venv-bench/bin/python -c "import optimum.onnxruntime, sentence_transformers, onnxruntime" 2>/dev/null; then
+  echo "bench: creating .venv-bench with sentence-transformers[onnx] (downloads torch; a few minutes once)"
+  "$PYTHON" -m venv .venv-bench
+  .venv-bench/bin/pip install -q "sentence-transformers[onnx]" onnxruntime
+fi
+exec .venv/bin/python bench/bench.py "$@"
