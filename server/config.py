@@ -25,8 +25,10 @@ class ServerConfig:
     port: int = 50051
     device: Device = Device.CPU
     threads: int = 0
+    workers: int = 0
     max_batch_tokens: int = 8192
     max_batch_size: int = 128
+    min_batch_fill: float = 0.8
     max_inputs_per_request: int = 1024
     max_input_chars: int = 50_000
     max_inflight_inputs: int = 8192
@@ -47,8 +49,10 @@ class ServerConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be 0..65535, got {self.port}")
-        if self.threads < 0:
-            raise ConfigError(f"--threads must be >= 0 (0 = one per available core), got {self.threads}")
+        if self.threads < 0 or self.workers < 0:
+            raise ConfigError("--threads and --workers must be >= 0 (0 = decided from the cores)")
+        if not 0.0 <= self.min_batch_fill <= 1.0:
+            raise ConfigError(f"--min-batch-fill must be within 0..1, got {self.min_batch_fill}")
         if self.shutdown_grace_s < 0:
             raise ConfigError("--shutdown-grace-s must be >= 0")
 
@@ -65,11 +69,30 @@ class ServerConfig:
         return token
 
     @property
+    def cores(self) -> int:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+    @property
     def runtime_threads(self) -> int:
-        """ONNX Runtime intra-op threads: the setting, or the cores this process may use."""
+        """ONNX Runtime intra-op threads of one batch run."""
         if self.threads:
             return self.threads
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if self.device is Device.CUDA:
+            return 1
+        if self.workers:
+            return max(1, self.cores // self.workers)
+        # Serving batches are small: past ~4 threads one run scales poorly, so larger
+        # machines run several batches at once instead (runtime_workers).
+        return min(self.cores, 4)
+
+    @property
+    def runtime_workers(self) -> int:
+        """Batches of one model that run at once."""
+        if self.workers:
+            return self.workers
+        if self.device is Device.CUDA:
+            return 2  # overlap host-side batch preparation with the GPU
+        return max(1, self.cores // self.runtime_threads)
 
 
 # name -> help. Type and default come from the dataclass; the env var is EMBEDRANK_<NAME>.
@@ -78,10 +101,13 @@ _HELP: dict[str, str] = {
     "host": "Address to listen on (127.0.0.1 for local only).",
     "port": "Port to listen on; 0 picks a free one (printed at start and written to --port-file).",
     "device": "cpu, or cuda for the CUDA execution provider (needs onnxruntime-gpu instead of onnxruntime).",
-    "threads": "ONNX Runtime intra-op threads per model; 0 = one per core available. "
-    "Fewer leaves cores for tokenizing and gRPC.",
+    "threads": "ONNX Runtime intra-op threads of one batch; 0 = min(cores, 4) on CPU (cores / --workers "
+    "when that is set), 1 on CUDA. Serving batches are small and scale poorly past ~4 threads.",
+    "workers": "Batches of one model run at once; 0 = cores / --threads on CPU (1 on a 2-core box), 2 on CUDA.",
+    "min_batch_fill": "A batch stops growing when its real tokens / padded tokens would fall below this (0..1); "
+    "padding is wasted work on CPU.",
     "max_batch_tokens": "Token budget of one batch (longest input x rows, as padded). Larger batches "
-    "raise throughput a little and latency a lot on CPU.",
+    "do not raise CPU throughput; they raise latency.",
     "max_batch_size": "Most inputs in one batch, whatever their length.",
     "max_inputs_per_request": "Most texts (Encode) or documents (Rerank) in one request.",
     "max_input_chars": "Longest text in characters; longer ones are refused before tokenizing.",

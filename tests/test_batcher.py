@@ -117,3 +117,34 @@ async def test_runtime_failure_fails_that_batch_only() -> None:
         await bad[0].future
     assert await good[0].future == 5
     await b.close()
+
+
+async def test_min_fill_keeps_short_and_long_apart() -> None:
+    fake = FakeRuntime()
+    b = Batcher("t", fake, BatchLimits(max_batch_tokens=100_000, max_batch_size=64, min_fill=0.8))
+    items = await submit(b, [seq(n) for n in [10, 40, 11, 41, 12, 42, 13, 43]], group=1)
+    b.start()
+    await asyncio.gather(*(it.future for it in items))
+    await b.close()
+    assert sorted(map(sorted, fake.batches)) == [[10, 11, 12, 13], [40, 41, 42, 43]]
+
+
+async def test_workers_run_batches_at_once() -> None:
+    active = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    def slow(batch: Sequence[TokenSeq]) -> list[int]:
+        with lock:
+            active["now"] += 1
+            active["most"] = max(active["most"], active["now"])
+        time.sleep(0.05)
+        with lock:
+            active["now"] -= 1
+        return [s.length for s in batch]
+
+    b = Batcher("t", slow, BatchLimits(max_batch_tokens=8, max_batch_size=1, workers=2))
+    items = await submit(b, [seq(4) for _ in range(6)], group=1)
+    b.start()
+    assert await asyncio.gather(*(it.future for it in items)) == [4] * 6
+    await b.close()
+    assert active["most"] == 2

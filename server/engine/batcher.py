@@ -49,6 +49,11 @@ class WorkItem:
 class BatchLimits:
     max_batch_tokens: int
     max_batch_size: int
+    # Stop growing a batch when real tokens / padded tokens would drop below this: on CPU a
+    # bigger batch is not faster per token, so padding is pure waste.
+    min_fill: float = 0.0
+    # Batches run at once (each in its own executor thread).
+    workers: int = 1
 
 
 class Batcher:
@@ -59,8 +64,11 @@ class Batcher:
         self._groups: collections.OrderedDict[int, collections.deque[WorkItem]] = collections.OrderedDict()
         self._size = 0
         self._wakeup = asyncio.Event()
-        # One thread per model: the runtime parallelises inside a batch.
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"run-{name}")
+        # `workers` batches at once: on a CPU, one single-threaded run per core beats one run
+        # spread over the cores for the small batches serving sees.
+        self._executor = concurrent.futures.ThreadPoolExecutor(limits.workers, thread_name_prefix=f"run-{name}")
+        self._free = asyncio.Semaphore(limits.workers)
+        self._running: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.batches_run = 0
@@ -76,6 +84,8 @@ class Batcher:
                 await self._task
             except asyncio.CancelledError:
                 pass
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         for queue in self._groups.values():
             for item in queue:
                 if not item.future.done():
@@ -100,26 +110,33 @@ class Batcher:
         self._wakeup.set()
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
+            await self._free.acquire()  # a worker is free: form the next batch now
             if not self._size:
                 self._wakeup.clear()
                 await self._wakeup.wait()
             batch = self._next_batch()
             if not batch:
+                self._free.release()
                 continue
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[WorkItem]) -> None:
+        try:
             seqs = [item.seq for item in batch]
             start = time.monotonic()
             for item in batch:
                 item.started = start
             try:
-                results = await loop.run_in_executor(self._executor, self._run_batch, seqs)
+                results = await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, seqs)
             except Exception as exc:  # a runtime failure fails this batch only
                 log.exception("model %s: batch of %d failed", self._name, len(batch))
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
-                continue
+                return
             elapsed = int((time.monotonic() - start) * 1e9)
             self.batches_run += 1
             self._observe(batch, elapsed)
@@ -127,6 +144,8 @@ class Batcher:
                 item.batch_ns = elapsed
                 if not item.future.done():
                     item.future.set_result(result)
+        finally:
+            self._free.release()
 
     def _observe(self, batch: list[WorkItem], elapsed_ns: int) -> None:
         real = sum(item.length for item in batch)
@@ -167,26 +186,25 @@ class Batcher:
         candidates = sorted((item for q in self._groups.values() for item in q), key=lambda it: it.length)
         k = candidates.index(anchor)
         lo, hi = k, k + 1  # the batch is candidates[lo:hi], contiguous in length order
-        width = anchor.length
-        budget, max_rows = self._limits.max_batch_tokens, self._limits.max_batch_size
+        width, real = anchor.length, anchor.length
+        budget, max_rows, min_fill = self._limits.max_batch_tokens, self._limits.max_batch_size, self._limits.min_fill
         while hi - lo < max_rows:
             left = candidates[lo - 1] if lo > 0 else None
             right = candidates[hi] if hi < len(candidates) else None
-            if left is None and right is None:
-                break
-            # Prefer the neighbour closest in length to the anchor.
-            pick_left = right is None or (left is not None and anchor.length - left.length <= right.length - anchor.length)
-            new_width = width if pick_left else max(width, right.length)  # type: ignore[union-attr]
-            if (hi - lo + 1) * new_width > budget:
-                if pick_left or left is None or (hi - lo + 1) * width > budget:
+            # Prefer the neighbour closest in length to the anchor; fall back to the other.
+            options = [c for c in (left, right) if c is not None]
+            options.sort(key=lambda c: abs(c.length - anchor.length))
+            for pick in options:
+                rows, new_width = hi - lo + 1, max(width, pick.length)
+                if rows * new_width <= budget and (real + pick.length) >= min_fill * rows * new_width:
                     break
-                pick_left = True  # the longer one does not fit; a shorter one might
-                new_width = width
-            if pick_left:
+            else:
+                break
+            if pick is left:
                 lo -= 1
             else:
                 hi += 1
-            width = new_width
+            width, real = new_width, real + pick.length
         batch = candidates[lo:hi]
         chosen = set(map(id, batch))
         for group in [g for g, q in self._groups.items() if any(id(it) in chosen for it in q)]:

@@ -34,7 +34,12 @@ class Engine:
         self._limits = Limits(
             max_inputs=config.max_inputs_per_request,
             max_chars=config.max_input_chars,
-            batch=BatchLimits(config.max_batch_tokens, config.max_batch_size),
+            batch=BatchLimits(
+                config.max_batch_tokens,
+                config.max_batch_size,
+                min_fill=config.min_batch_fill,
+                workers=config.runtime_workers,
+            ),
         )
 
     def _build(self, version: ModelVersion) -> ServedModel:
