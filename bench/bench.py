@@ -263,7 +263,7 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=50, help="documents per Rerank request (default 50)")
     ap.add_argument("--rerank-concurrency", type=int, default=2, help="Rerank requests in flight (default 2)")
     ap.add_argument("--server-flags", default="", help="extra `embedrank serve` flags of the main run (default: none)")
-    ap.add_argument("--tuned-flags", default="--threads 1 --max-batch-tokens 2048",
+    ap.add_argument("--tuned-flags", default="--threads 1 --workers 2",
                     help="flags of a second, throughput-only server run ('' to skip; default: %(default)s)")
     ap.add_argument("--out", type=Path, help="markdown report (default docs/benchmarks.md; quick: .cache/bench/work/benchmarks.md)")
     cfg = ap.parse_args()

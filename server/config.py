@@ -28,7 +28,7 @@ class ServerConfig:
     workers: int = 0
     max_batch_tokens: int = 8192
     max_batch_size: int = 128
-    min_batch_fill: float = 0.8
+    min_batch_fill: float = 0.9
     max_inputs_per_request: int = 1024
     max_input_chars: int = 50_000
     max_inflight_inputs: int = 8192

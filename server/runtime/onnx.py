@@ -49,6 +49,9 @@ class OrtRuntime:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # Threads sleep between batches instead of spinning: the cores are shared with the
+        # event loop, gRPC and the tokenizer.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers: list[str] = [wanted] if device is Device.CPU else [wanted, "CPUExecutionProvider"]
         self._session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         self._inputs = tuple(i.name for i in self._session.get_inputs())
