@@ -47,6 +47,11 @@ class ServerConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        if self.max_inputs_per_request > self.max_inflight_inputs:
+            raise ConfigError(
+                f"--max-inputs-per-request ({self.max_inputs_per_request}) must not exceed --max-inflight-inputs "
+                f"({self.max_inflight_inputs}): such a request could never be admitted"
+            )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be 0..65535, got {self.port}")
         if self.threads < 0 or self.workers < 0:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from embedrank.server.engine.postprocess import OutputPrecision, quantize, shape_embeddings
+from embedrank.server.engine.postprocess import check_precision, quantize, shape_embeddings
 from embedrank.server.engine.requests import EncodeParams, EncodeResult, InputType
 from embedrank.server.engine.served import ServedModel, check_texts
 from embedrank.server.errors import InvalidArgument
@@ -57,8 +57,7 @@ class EmbeddingModel(ServedModel):
         chars = check_texts(params.texts, "texts", self.limits)
         if params.dimensions > spec.dimensions:
             raise InvalidArgument("dimensions", f"{params.dimensions} is over the model's {spec.dimensions}")
-        if params.precision in (OutputPrecision.INT8, OutputPrecision.UINT8) and spec.ranges is None:
-            quantize(np.zeros((1, 1), np.float32), params.precision, None, model=self.name)  # raises
+        check_precision(params.precision, spec.ranges, model=self.name)
         prompt = self.prompt(params)
         texts = [prompt + t for t in params.texts] if prompt else params.texts
         results, seqs, truncated, usage = await self.run(

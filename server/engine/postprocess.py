@@ -35,20 +35,26 @@ def shape_embeddings(x: np.ndarray, *, dimensions: int, normalize: bool) -> np.n
     return l2_normalize(x) if normalize else np.ascontiguousarray(x, dtype=np.float32)
 
 
+def check_precision(precision: OutputPrecision, ranges: QuantizationRanges | None, *, model: str) -> None:
+    """int8/uint8 need the model's calibration ranges; refuse before any work is done."""
+    if precision in (OutputPrecision.INT8, OutputPrecision.UINT8) and ranges is None:
+        raise FailedPrecondition(
+            f"model {model} has no calibration ranges for {precision.value} output; re-export it with "
+            "`embedrank export` (which calibrates them) or ask for float32/binary/ubinary"
+        )
+
+
 def quantize(
     x: np.ndarray, precision: OutputPrecision, ranges: QuantizationRanges | None, *, model: str
 ) -> np.ndarray:
+    check_precision(precision, ranges, model=model)
     if precision is OutputPrecision.FLOAT32:
         return x.astype("<f4", copy=False)
     if precision is OutputPrecision.BINARY:
         return (np.packbits(x > 0, axis=-1) - 128).astype(np.int8)
     if precision is OutputPrecision.UBINARY:
         return np.packbits(x > 0, axis=-1)
-    if ranges is None:
-        raise FailedPrecondition(
-            f"model {model} has no calibration ranges for {precision.value} output; re-export it with "
-            "`embedrank export` (which calibrates them) or ask for float32/binary/ubinary"
-        )
+    assert ranges is not None
     dims = x.shape[1]
     starts = np.asarray(ranges.minimum[:dims], dtype=np.float32)
     steps = (np.asarray(ranges.maximum[:dims], dtype=np.float32) - starts) / 255

@@ -1,0 +1,56 @@
+"""One source of configuration: flags, env vars, validation with messages that say what to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from embedrank.server import config
+from embedrank.server.errors import ConfigError
+
+
+def test_flags_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMBEDRANK_MAX_BATCH_TOKENS", "1234")
+    monkeypatch.setenv("EMBEDRANK_MODEL_REPOSITORY", "/srv/models")
+    cfg = config.parse(["--port", "0", "--device", "cpu", "--allow-fp16-on-cpu"])
+    assert cfg.max_batch_tokens == 1234 and cfg.model_repository == Path("/srv/models")
+    assert cfg.port == 0 and cfg.device is config.Device.CPU and cfg.allow_fp16_on_cpu
+    assert config.parse(["--max-batch-tokens", "99"]).max_batch_tokens == 99  # the flag wins over the env
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--max-batch-tokens", "0"], "--max-batch-tokens must be > 0"),
+        (["--port", "70000"], "--port must be 0..65535"),
+        (["--min-batch-fill", "1.5"], "--min-batch-fill must be within 0..1"),
+        (["--max-inputs-per-request", "100", "--max-inflight-inputs", "10"], "could never be admitted"),
+        (["--threads", "x"], "--threads: cannot read 'x'"),
+    ],
+)
+def test_bad_settings_say_what_to_fix(args: list[str], words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.parse(["--model-repository", "/m", *args])
+    assert words in info.value.message
+
+
+def test_threads_and_workers_follow_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cores, threads, workers in ((2, 2, 1), (8, 4, 2), (16, 4, 4), (1, 1, 1)):
+        monkeypatch.setattr(config.ServerConfig, "cores", property(lambda self, n=cores: n))
+        cfg = config.ServerConfig(Path("/m"))
+        assert (cfg.runtime_threads, cfg.runtime_workers) == (threads, workers)
+    monkeypatch.setattr(config.ServerConfig, "cores", property(lambda self: 16))
+    cfg = config.ServerConfig(Path("/m"), threads=1)
+    assert (cfg.runtime_threads, cfg.runtime_workers) == (1, 16)
+    cuda = config.ServerConfig(Path("/m"), device=config.Device.CUDA)
+    assert (cuda.runtime_threads, cuda.runtime_workers) == (1, 2)
+
+
+def test_auth_token_file_errors(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(ConfigError, match="the file is empty"):
+        config.ServerConfig(Path("/m"), auth_token_file=str(empty)).auth_token()
+    with pytest.raises(ConfigError, match="cannot read it"):
+        config.ServerConfig(Path("/m"), auth_token_file=str(tmp_path / "missing")).auth_token()
