@@ -68,7 +68,7 @@ def test_deadline_shorter_than_queue_gives_deadline_exceeded(target: str) -> Non
 def small_server(repo: Path, workdir: Path) -> ServerProcess:
     only = workdir / f"repo-small-{time.monotonic_ns()}"
     shutil.copytree(repo / "minilm", only / "minilm")
-    return ServerProcess(only, "--max-inflight-inputs", "64", "--shutdown-grace-s", "20")
+    return ServerProcess(only, "--max-inflight-inputs", "64", "--max-inputs-per-request", "64", "--shutdown-grace-s", "20")
 
 
 async def test_overload_rejects_exactly_the_excess(small_server: ServerProcess) -> None:
