@@ -78,6 +78,115 @@ func (Truncation) EnumDescriptor() ([]byte, []int) {
 	return file_embedrank_v1_common_proto_rawDescGZIP(), []int{0}
 }
 
+// What to do with an input longer than the model's window (max_tokens).
+type LongInput int32
+
+const (
+	// Same as LONG_INPUT_TRUNCATE.
+	LongInput_LONG_INPUT_UNSPECIFIED LongInput = 0
+	// Cut it as `truncation` says (one model input per text or pair).
+	LongInput_LONG_INPUT_TRUNCATE LongInput = 1
+	// Split it into overlapping token windows of the model's max_tokens
+	// (prompt, query and special tokens included) and run every window.
+	// Windows end at word boundaries unless a single word is longer than one.
+	LongInput_LONG_INPUT_CHUNK LongInput = 2
+)
+
+// Enum value maps for LongInput.
+var (
+	LongInput_name = map[int32]string{
+		0: "LONG_INPUT_UNSPECIFIED",
+		1: "LONG_INPUT_TRUNCATE",
+		2: "LONG_INPUT_CHUNK",
+	}
+	LongInput_value = map[string]int32{
+		"LONG_INPUT_UNSPECIFIED": 0,
+		"LONG_INPUT_TRUNCATE":    1,
+		"LONG_INPUT_CHUNK":       2,
+	}
+)
+
+func (x LongInput) Enum() *LongInput {
+	p := new(LongInput)
+	*p = x
+	return p
+}
+
+func (x LongInput) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LongInput) Descriptor() protoreflect.EnumDescriptor {
+	return file_embedrank_v1_common_proto_enumTypes[1].Descriptor()
+}
+
+func (LongInput) Type() protoreflect.EnumType {
+	return &file_embedrank_v1_common_proto_enumTypes[1]
+}
+
+func (x LongInput) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LongInput.Descriptor instead.
+func (LongInput) EnumDescriptor() ([]byte, []int) {
+	return file_embedrank_v1_common_proto_rawDescGZIP(), []int{1}
+}
+
+// A piece of an input text: text[start:end], in Unicode code points
+// (Python str indices; not UTF-8 bytes, not UTF-16 units).
+type Span struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         uint32                 `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"`
+	End           uint32                 `protobuf:"varint,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Span) Reset() {
+	*x = Span{}
+	mi := &file_embedrank_v1_common_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Span) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Span) ProtoMessage() {}
+
+func (x *Span) ProtoReflect() protoreflect.Message {
+	mi := &file_embedrank_v1_common_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Span.ProtoReflect.Descriptor instead.
+func (*Span) Descriptor() ([]byte, []int) {
+	return file_embedrank_v1_common_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Span) GetStart() uint32 {
+	if x != nil {
+		return x.Start
+	}
+	return 0
+}
+
+func (x *Span) GetEnd() uint32 {
+	if x != nil {
+		return x.End
+	}
+	return 0
+}
+
 // Where the time of one request went, in nanoseconds.
 type Timing struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -94,7 +203,7 @@ type Timing struct {
 
 func (x *Timing) Reset() {
 	*x = Timing{}
-	mi := &file_embedrank_v1_common_proto_msgTypes[0]
+	mi := &file_embedrank_v1_common_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -106,7 +215,7 @@ func (x *Timing) String() string {
 func (*Timing) ProtoMessage() {}
 
 func (x *Timing) ProtoReflect() protoreflect.Message {
-	mi := &file_embedrank_v1_common_proto_msgTypes[0]
+	mi := &file_embedrank_v1_common_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -119,7 +228,7 @@ func (x *Timing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Timing.ProtoReflect.Descriptor instead.
 func (*Timing) Descriptor() ([]byte, []int) {
-	return file_embedrank_v1_common_proto_rawDescGZIP(), []int{0}
+	return file_embedrank_v1_common_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *Timing) GetTokenizeNs() uint64 {
@@ -168,7 +277,7 @@ type Metadata struct {
 
 func (x *Metadata) Reset() {
 	*x = Metadata{}
-	mi := &file_embedrank_v1_common_proto_msgTypes[1]
+	mi := &file_embedrank_v1_common_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -180,7 +289,7 @@ func (x *Metadata) String() string {
 func (*Metadata) ProtoMessage() {}
 
 func (x *Metadata) ProtoReflect() protoreflect.Message {
-	mi := &file_embedrank_v1_common_proto_msgTypes[1]
+	mi := &file_embedrank_v1_common_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -193,7 +302,7 @@ func (x *Metadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metadata.ProtoReflect.Descriptor instead.
 func (*Metadata) Descriptor() ([]byte, []int) {
-	return file_embedrank_v1_common_proto_rawDescGZIP(), []int{1}
+	return file_embedrank_v1_common_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Metadata) GetModel() string {
@@ -252,7 +361,7 @@ type StreamError struct {
 
 func (x *StreamError) Reset() {
 	*x = StreamError{}
-	mi := &file_embedrank_v1_common_proto_msgTypes[2]
+	mi := &file_embedrank_v1_common_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -264,7 +373,7 @@ func (x *StreamError) String() string {
 func (*StreamError) ProtoMessage() {}
 
 func (x *StreamError) ProtoReflect() protoreflect.Message {
-	mi := &file_embedrank_v1_common_proto_msgTypes[2]
+	mi := &file_embedrank_v1_common_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -277,7 +386,7 @@ func (x *StreamError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamError.ProtoReflect.Descriptor instead.
 func (*StreamError) Descriptor() ([]byte, []int) {
-	return file_embedrank_v1_common_proto_rawDescGZIP(), []int{2}
+	return file_embedrank_v1_common_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StreamError) GetCode() int32 {
@@ -305,7 +414,10 @@ var File_embedrank_v1_common_proto protoreflect.FileDescriptor
 
 const file_embedrank_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"\x19embedrank/v1/common.proto\x12\fembedrank.v1\"\x82\x01\n" +
+	"\x19embedrank/v1/common.proto\x12\fembedrank.v1\".\n" +
+	"\x04Span\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\rR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\rR\x03end\"\x82\x01\n" +
 	"\x06Timing\x12\x1f\n" +
 	"\vtokenize_ns\x18\x01 \x01(\x04R\n" +
 	"tokenizeNs\x12\x19\n" +
@@ -329,7 +441,11 @@ const file_embedrank_v1_common_proto_rawDesc = "" +
 	"\x16TRUNCATION_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eTRUNCATION_END\x10\x01\x12\x14\n" +
 	"\x10TRUNCATION_START\x10\x02\x12\x13\n" +
-	"\x0fTRUNCATION_NONE\x10\x03B[\n" +
+	"\x0fTRUNCATION_NONE\x10\x03*V\n" +
+	"\tLongInput\x12\x1a\n" +
+	"\x16LONG_INPUT_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13LONG_INPUT_TRUNCATE\x10\x01\x12\x14\n" +
+	"\x10LONG_INPUT_CHUNK\x10\x02B[\n" +
 	"\x10dev.embedrank.v1P\x01ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1b\x06proto3"
 
 var (
@@ -344,16 +460,18 @@ func file_embedrank_v1_common_proto_rawDescGZIP() []byte {
 	return file_embedrank_v1_common_proto_rawDescData
 }
 
-var file_embedrank_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_embedrank_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_embedrank_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_embedrank_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_embedrank_v1_common_proto_goTypes = []any{
 	(Truncation)(0),     // 0: embedrank.v1.Truncation
-	(*Timing)(nil),      // 1: embedrank.v1.Timing
-	(*Metadata)(nil),    // 2: embedrank.v1.Metadata
-	(*StreamError)(nil), // 3: embedrank.v1.StreamError
+	(LongInput)(0),      // 1: embedrank.v1.LongInput
+	(*Span)(nil),        // 2: embedrank.v1.Span
+	(*Timing)(nil),      // 3: embedrank.v1.Timing
+	(*Metadata)(nil),    // 4: embedrank.v1.Metadata
+	(*StreamError)(nil), // 5: embedrank.v1.StreamError
 }
 var file_embedrank_v1_common_proto_depIdxs = []int32{
-	1, // 0: embedrank.v1.Metadata.timing:type_name -> embedrank.v1.Timing
+	3, // 0: embedrank.v1.Metadata.timing:type_name -> embedrank.v1.Timing
 	1, // [1:1] is the sub-list for method output_type
 	1, // [1:1] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
@@ -371,8 +489,8 @@ func file_embedrank_v1_common_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_embedrank_v1_common_proto_rawDesc), len(file_embedrank_v1_common_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   3,
+			NumEnums:      2,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -151,9 +151,19 @@ type EncodeRequest struct {
 	Normalize *bool `protobuf:"varint,5,opt,name=normalize,proto3,oneof" json:"normalize,omitempty"`
 	// Matryoshka: keep the first N dimensions (re-normalized when
 	// normalizing). 0 = all.
-	Dimensions    uint32     `protobuf:"varint,6,opt,name=dimensions,proto3" json:"dimensions,omitempty"`
-	Truncation    Truncation `protobuf:"varint,7,opt,name=truncation,proto3,enum=embedrank.v1.Truncation" json:"truncation,omitempty"`
-	Precision     Precision  `protobuf:"varint,8,opt,name=precision,proto3,enum=embedrank.v1.Precision" json:"precision,omitempty"`
+	Dimensions uint32     `protobuf:"varint,6,opt,name=dimensions,proto3" json:"dimensions,omitempty"`
+	Truncation Truncation `protobuf:"varint,7,opt,name=truncation,proto3,enum=embedrank.v1.Truncation" json:"truncation,omitempty"`
+	Precision  Precision  `protobuf:"varint,8,opt,name=precision,proto3,enum=embedrank.v1.Precision" json:"precision,omitempty"`
+	// LONG_INPUT_CHUNK: a text longer than the window is embedded window by
+	// window; its vector is the token-weighted mean of the window vectors
+	// (re-normalized when normalizing; dimensions and precision applied after).
+	// Needs truncation other than TRUNCATION_NONE.
+	LongInput LongInput `protobuf:"varint,9,opt,name=long_input,json=longInput,proto3,enum=embedrank.v1.LongInput" json:"long_input,omitempty"`
+	// LONG_INPUT_CHUNK only: tokens shared by consecutive windows, below the
+	// window. Unset: min(32, a quarter of the window).
+	ChunkOverlap *uint32 `protobuf:"varint,10,opt,name=chunk_overlap,json=chunkOverlap,proto3,oneof" json:"chunk_overlap,omitempty"`
+	// LONG_INPUT_CHUNK only: also return every chunk's vector and span.
+	ReturnChunks  bool `protobuf:"varint,11,opt,name=return_chunks,json=returnChunks,proto3" json:"return_chunks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -244,6 +254,27 @@ func (x *EncodeRequest) GetPrecision() Precision {
 	return Precision_PRECISION_UNSPECIFIED
 }
 
+func (x *EncodeRequest) GetLongInput() LongInput {
+	if x != nil {
+		return x.LongInput
+	}
+	return LongInput_LONG_INPUT_UNSPECIFIED
+}
+
+func (x *EncodeRequest) GetChunkOverlap() uint32 {
+	if x != nil && x.ChunkOverlap != nil {
+		return *x.ChunkOverlap
+	}
+	return 0
+}
+
+func (x *EncodeRequest) GetReturnChunks() bool {
+	if x != nil {
+		return x.ReturnChunks
+	}
+	return false
+}
+
 // A row-major matrix of rows x dimensions embeddings, packed as bytes.
 type Embeddings struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -322,8 +353,16 @@ type EncodeResponse struct {
 	// Per text: tokens fed to the model (with special tokens).
 	TokenCounts []uint32 `protobuf:"varint,2,rep,packed,name=token_counts,json=tokenCounts,proto3" json:"token_counts,omitempty"`
 	// Per text: whether it was cut to the model's max_tokens.
-	Truncated     []bool    `protobuf:"varint,3,rep,packed,name=truncated,proto3" json:"truncated,omitempty"`
-	Metadata      *Metadata `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	Truncated []bool    `protobuf:"varint,3,rep,packed,name=truncated,proto3" json:"truncated,omitempty"`
+	Metadata  *Metadata `protobuf:"bytes,4,opt,name=metadata,proto3" json:"metadata,omitempty"`
+	// LONG_INPUT_CHUNK: per text, the number of chunks it was split into
+	// (1 when it fits). token_counts then sum the text's chunks.
+	ChunkCounts []uint32 `protobuf:"varint,5,rep,packed,name=chunk_counts,json=chunkCounts,proto3" json:"chunk_counts,omitempty"`
+	// return_chunks: one row per chunk, text by text, each text's chunks in
+	// order (same precision and dimensions as `embeddings`).
+	ChunkEmbeddings *Embeddings `protobuf:"bytes,6,opt,name=chunk_embeddings,json=chunkEmbeddings,proto3" json:"chunk_embeddings,omitempty"`
+	// return_chunks: the chunks, in the rows' order.
+	Chunks        []*TextChunk `protobuf:"bytes,7,rep,name=chunks,proto3" json:"chunks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -386,6 +425,91 @@ func (x *EncodeResponse) GetMetadata() *Metadata {
 	return nil
 }
 
+func (x *EncodeResponse) GetChunkCounts() []uint32 {
+	if x != nil {
+		return x.ChunkCounts
+	}
+	return nil
+}
+
+func (x *EncodeResponse) GetChunkEmbeddings() *Embeddings {
+	if x != nil {
+		return x.ChunkEmbeddings
+	}
+	return nil
+}
+
+func (x *EncodeResponse) GetChunks() []*TextChunk {
+	if x != nil {
+		return x.Chunks
+	}
+	return nil
+}
+
+// One window of a text (return_chunks).
+type TextChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Position of the text in the request.
+	TextIndex uint32 `protobuf:"varint,1,opt,name=text_index,json=textIndex,proto3" json:"text_index,omitempty"`
+	// The window's characters in the text (without the prompt).
+	Span *Span `protobuf:"bytes,2,opt,name=span,proto3" json:"span,omitempty"`
+	// Tokens fed to the model for this window (prompt and special tokens included).
+	TokenCount    uint32 `protobuf:"varint,3,opt,name=token_count,json=tokenCount,proto3" json:"token_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TextChunk) Reset() {
+	*x = TextChunk{}
+	mi := &file_embedrank_v1_embed_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TextChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TextChunk) ProtoMessage() {}
+
+func (x *TextChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_embedrank_v1_embed_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TextChunk.ProtoReflect.Descriptor instead.
+func (*TextChunk) Descriptor() ([]byte, []int) {
+	return file_embedrank_v1_embed_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TextChunk) GetTextIndex() uint32 {
+	if x != nil {
+		return x.TextIndex
+	}
+	return 0
+}
+
+func (x *TextChunk) GetSpan() *Span {
+	if x != nil {
+		return x.Span
+	}
+	return nil
+}
+
+func (x *TextChunk) GetTokenCount() uint32 {
+	if x != nil {
+		return x.TokenCount
+	}
+	return 0
+}
+
 type EncodeStreamRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Chosen by the client, echoed in the response.
@@ -397,7 +521,7 @@ type EncodeStreamRequest struct {
 
 func (x *EncodeStreamRequest) Reset() {
 	*x = EncodeStreamRequest{}
-	mi := &file_embedrank_v1_embed_proto_msgTypes[3]
+	mi := &file_embedrank_v1_embed_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +533,7 @@ func (x *EncodeStreamRequest) String() string {
 func (*EncodeStreamRequest) ProtoMessage() {}
 
 func (x *EncodeStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_embedrank_v1_embed_proto_msgTypes[3]
+	mi := &file_embedrank_v1_embed_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +546,7 @@ func (x *EncodeStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncodeStreamRequest.ProtoReflect.Descriptor instead.
 func (*EncodeStreamRequest) Descriptor() ([]byte, []int) {
-	return file_embedrank_v1_embed_proto_rawDescGZIP(), []int{3}
+	return file_embedrank_v1_embed_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EncodeStreamRequest) GetId() string {
@@ -453,7 +577,7 @@ type EncodeStreamResponse struct {
 
 func (x *EncodeStreamResponse) Reset() {
 	*x = EncodeStreamResponse{}
-	mi := &file_embedrank_v1_embed_proto_msgTypes[4]
+	mi := &file_embedrank_v1_embed_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +589,7 @@ func (x *EncodeStreamResponse) String() string {
 func (*EncodeStreamResponse) ProtoMessage() {}
 
 func (x *EncodeStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_embedrank_v1_embed_proto_msgTypes[4]
+	mi := &file_embedrank_v1_embed_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +602,7 @@ func (x *EncodeStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EncodeStreamResponse.ProtoReflect.Descriptor instead.
 func (*EncodeStreamResponse) Descriptor() ([]byte, []int) {
-	return file_embedrank_v1_embed_proto_rawDescGZIP(), []int{4}
+	return file_embedrank_v1_embed_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EncodeStreamResponse) GetId() string {
@@ -533,7 +657,7 @@ var File_embedrank_v1_embed_proto protoreflect.FileDescriptor
 
 const file_embedrank_v1_embed_proto_rawDesc = "" +
 	"\n" +
-	"\x18embedrank/v1/embed.proto\x12\fembedrank.v1\x1a\x19embedrank/v1/common.proto\"\xd6\x02\n" +
+	"\x18embedrank/v1/embed.proto\x12\fembedrank.v1\x1a\x19embedrank/v1/common.proto\"\xef\x03\n" +
 	"\rEncodeRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05texts\x18\x02 \x03(\tR\x05texts\x126\n" +
@@ -548,9 +672,15 @@ const file_embedrank_v1_embed_proto_rawDesc = "" +
 	"\n" +
 	"truncation\x18\a \x01(\x0e2\x18.embedrank.v1.TruncationR\n" +
 	"truncation\x125\n" +
-	"\tprecision\x18\b \x01(\x0e2\x17.embedrank.v1.PrecisionR\tprecisionB\f\n" +
+	"\tprecision\x18\b \x01(\x0e2\x17.embedrank.v1.PrecisionR\tprecision\x126\n" +
 	"\n" +
-	"_normalize\"\x8b\x01\n" +
+	"long_input\x18\t \x01(\x0e2\x17.embedrank.v1.LongInputR\tlongInput\x12(\n" +
+	"\rchunk_overlap\x18\n" +
+	" \x01(\rH\x01R\fchunkOverlap\x88\x01\x01\x12#\n" +
+	"\rreturn_chunks\x18\v \x01(\bR\freturnChunksB\f\n" +
+	"\n" +
+	"_normalizeB\x10\n" +
+	"\x0e_chunk_overlap\"\x8b\x01\n" +
 	"\n" +
 	"Embeddings\x125\n" +
 	"\tprecision\x18\x01 \x01(\x0e2\x17.embedrank.v1.PrecisionR\tprecision\x12\x12\n" +
@@ -558,14 +688,23 @@ const file_embedrank_v1_embed_proto_rawDesc = "" +
 	"\n" +
 	"dimensions\x18\x03 \x01(\rR\n" +
 	"dimensions\x12\x12\n" +
-	"\x04data\x18\x04 \x01(\fR\x04data\"\xbf\x01\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"\xd8\x02\n" +
 	"\x0eEncodeResponse\x128\n" +
 	"\n" +
 	"embeddings\x18\x01 \x01(\v2\x18.embedrank.v1.EmbeddingsR\n" +
 	"embeddings\x12!\n" +
 	"\ftoken_counts\x18\x02 \x03(\rR\vtokenCounts\x12\x1c\n" +
 	"\ttruncated\x18\x03 \x03(\bR\ttruncated\x122\n" +
-	"\bmetadata\x18\x04 \x01(\v2\x16.embedrank.v1.MetadataR\bmetadata\"\\\n" +
+	"\bmetadata\x18\x04 \x01(\v2\x16.embedrank.v1.MetadataR\bmetadata\x12!\n" +
+	"\fchunk_counts\x18\x05 \x03(\rR\vchunkCounts\x12C\n" +
+	"\x10chunk_embeddings\x18\x06 \x01(\v2\x18.embedrank.v1.EmbeddingsR\x0fchunkEmbeddings\x12/\n" +
+	"\x06chunks\x18\a \x03(\v2\x17.embedrank.v1.TextChunkR\x06chunks\"s\n" +
+	"\tTextChunk\x12\x1d\n" +
+	"\n" +
+	"text_index\x18\x01 \x01(\rR\ttextIndex\x12&\n" +
+	"\x04span\x18\x02 \x01(\v2\x12.embedrank.v1.SpanR\x04span\x12\x1f\n" +
+	"\vtoken_count\x18\x03 \x01(\rR\n" +
+	"tokenCount\"\\\n" +
 	"\x13EncodeStreamRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
 	"\arequest\x18\x02 \x01(\v2\x1b.embedrank.v1.EncodeRequestR\arequest\"\x9f\x01\n" +
@@ -603,38 +742,45 @@ func file_embedrank_v1_embed_proto_rawDescGZIP() []byte {
 }
 
 var file_embedrank_v1_embed_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_embedrank_v1_embed_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_embedrank_v1_embed_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_embedrank_v1_embed_proto_goTypes = []any{
 	(InputType)(0),               // 0: embedrank.v1.InputType
 	(Precision)(0),               // 1: embedrank.v1.Precision
 	(*EncodeRequest)(nil),        // 2: embedrank.v1.EncodeRequest
 	(*Embeddings)(nil),           // 3: embedrank.v1.Embeddings
 	(*EncodeResponse)(nil),       // 4: embedrank.v1.EncodeResponse
-	(*EncodeStreamRequest)(nil),  // 5: embedrank.v1.EncodeStreamRequest
-	(*EncodeStreamResponse)(nil), // 6: embedrank.v1.EncodeStreamResponse
-	(Truncation)(0),              // 7: embedrank.v1.Truncation
-	(*Metadata)(nil),             // 8: embedrank.v1.Metadata
-	(*StreamError)(nil),          // 9: embedrank.v1.StreamError
+	(*TextChunk)(nil),            // 5: embedrank.v1.TextChunk
+	(*EncodeStreamRequest)(nil),  // 6: embedrank.v1.EncodeStreamRequest
+	(*EncodeStreamResponse)(nil), // 7: embedrank.v1.EncodeStreamResponse
+	(Truncation)(0),              // 8: embedrank.v1.Truncation
+	(LongInput)(0),               // 9: embedrank.v1.LongInput
+	(*Metadata)(nil),             // 10: embedrank.v1.Metadata
+	(*Span)(nil),                 // 11: embedrank.v1.Span
+	(*StreamError)(nil),          // 12: embedrank.v1.StreamError
 }
 var file_embedrank_v1_embed_proto_depIdxs = []int32{
 	0,  // 0: embedrank.v1.EncodeRequest.input_type:type_name -> embedrank.v1.InputType
-	7,  // 1: embedrank.v1.EncodeRequest.truncation:type_name -> embedrank.v1.Truncation
+	8,  // 1: embedrank.v1.EncodeRequest.truncation:type_name -> embedrank.v1.Truncation
 	1,  // 2: embedrank.v1.EncodeRequest.precision:type_name -> embedrank.v1.Precision
-	1,  // 3: embedrank.v1.Embeddings.precision:type_name -> embedrank.v1.Precision
-	3,  // 4: embedrank.v1.EncodeResponse.embeddings:type_name -> embedrank.v1.Embeddings
-	8,  // 5: embedrank.v1.EncodeResponse.metadata:type_name -> embedrank.v1.Metadata
-	2,  // 6: embedrank.v1.EncodeStreamRequest.request:type_name -> embedrank.v1.EncodeRequest
-	4,  // 7: embedrank.v1.EncodeStreamResponse.response:type_name -> embedrank.v1.EncodeResponse
-	9,  // 8: embedrank.v1.EncodeStreamResponse.error:type_name -> embedrank.v1.StreamError
-	2,  // 9: embedrank.v1.Embed.Encode:input_type -> embedrank.v1.EncodeRequest
-	5,  // 10: embedrank.v1.Embed.EncodeStream:input_type -> embedrank.v1.EncodeStreamRequest
-	4,  // 11: embedrank.v1.Embed.Encode:output_type -> embedrank.v1.EncodeResponse
-	6,  // 12: embedrank.v1.Embed.EncodeStream:output_type -> embedrank.v1.EncodeStreamResponse
-	11, // [11:13] is the sub-list for method output_type
-	9,  // [9:11] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	9,  // 3: embedrank.v1.EncodeRequest.long_input:type_name -> embedrank.v1.LongInput
+	1,  // 4: embedrank.v1.Embeddings.precision:type_name -> embedrank.v1.Precision
+	3,  // 5: embedrank.v1.EncodeResponse.embeddings:type_name -> embedrank.v1.Embeddings
+	10, // 6: embedrank.v1.EncodeResponse.metadata:type_name -> embedrank.v1.Metadata
+	3,  // 7: embedrank.v1.EncodeResponse.chunk_embeddings:type_name -> embedrank.v1.Embeddings
+	5,  // 8: embedrank.v1.EncodeResponse.chunks:type_name -> embedrank.v1.TextChunk
+	11, // 9: embedrank.v1.TextChunk.span:type_name -> embedrank.v1.Span
+	2,  // 10: embedrank.v1.EncodeStreamRequest.request:type_name -> embedrank.v1.EncodeRequest
+	4,  // 11: embedrank.v1.EncodeStreamResponse.response:type_name -> embedrank.v1.EncodeResponse
+	12, // 12: embedrank.v1.EncodeStreamResponse.error:type_name -> embedrank.v1.StreamError
+	2,  // 13: embedrank.v1.Embed.Encode:input_type -> embedrank.v1.EncodeRequest
+	6,  // 14: embedrank.v1.Embed.EncodeStream:input_type -> embedrank.v1.EncodeStreamRequest
+	4,  // 15: embedrank.v1.Embed.Encode:output_type -> embedrank.v1.EncodeResponse
+	7,  // 16: embedrank.v1.Embed.EncodeStream:output_type -> embedrank.v1.EncodeStreamResponse
+	15, // [15:17] is the sub-list for method output_type
+	13, // [13:15] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_embedrank_v1_embed_proto_init() }
@@ -644,7 +790,7 @@ func file_embedrank_v1_embed_proto_init() {
 	}
 	file_embedrank_v1_common_proto_init()
 	file_embedrank_v1_embed_proto_msgTypes[0].OneofWrappers = []any{}
-	file_embedrank_v1_embed_proto_msgTypes[4].OneofWrappers = []any{
+	file_embedrank_v1_embed_proto_msgTypes[5].OneofWrappers = []any{
 		(*EncodeStreamResponse_Response)(nil),
 		(*EncodeStreamResponse_Error)(nil),
 	}
@@ -654,7 +800,7 @@ func file_embedrank_v1_embed_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_embedrank_v1_embed_proto_rawDesc), len(file_embedrank_v1_embed_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

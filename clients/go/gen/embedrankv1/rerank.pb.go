@@ -84,8 +84,15 @@ type RerankRequest struct {
 	ReturnDocuments bool       `protobuf:"varint,5,opt,name=return_documents,json=returnDocuments,proto3" json:"return_documents,omitempty"`
 	Scores          ScoreMode  `protobuf:"varint,6,opt,name=scores,proto3,enum=embedrank.v1.ScoreMode" json:"scores,omitempty"`
 	Truncation      Truncation `protobuf:"varint,7,opt,name=truncation,proto3,enum=embedrank.v1.Truncation" json:"truncation,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// LONG_INPUT_CHUNK: a document longer than the window left after the query
+	// is scored window by window; it gets its best window's score (MaxP).
+	// Needs truncation other than TRUNCATION_NONE.
+	LongInput LongInput `protobuf:"varint,8,opt,name=long_input,json=longInput,proto3,enum=embedrank.v1.LongInput" json:"long_input,omitempty"`
+	// LONG_INPUT_CHUNK only: tokens shared by consecutive document windows.
+	// Unset: min(32, a quarter of the document window).
+	ChunkOverlap  *uint32 `protobuf:"varint,9,opt,name=chunk_overlap,json=chunkOverlap,proto3,oneof" json:"chunk_overlap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RerankRequest) Reset() {
@@ -167,6 +174,20 @@ func (x *RerankRequest) GetTruncation() Truncation {
 	return Truncation_TRUNCATION_UNSPECIFIED
 }
 
+func (x *RerankRequest) GetLongInput() LongInput {
+	if x != nil {
+		return x.LongInput
+	}
+	return LongInput_LONG_INPUT_UNSPECIFIED
+}
+
+func (x *RerankRequest) GetChunkOverlap() uint32 {
+	if x != nil && x.ChunkOverlap != nil {
+		return *x.ChunkOverlap
+	}
+	return 0
+}
+
 type RerankResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Position of the document in the request.
@@ -177,10 +198,15 @@ type RerankResult struct {
 	Document string `protobuf:"bytes,3,opt,name=document,proto3" json:"document,omitempty"`
 	// Whether the pair was cut to the model's max_tokens.
 	Truncated bool `protobuf:"varint,4,opt,name=truncated,proto3" json:"truncated,omitempty"`
-	// Tokens of the pair fed to the model.
+	// Tokens of the pair fed to the model (all windows with LONG_INPUT_CHUNK).
 	TokenCount uint32 `protobuf:"varint,5,opt,name=token_count,json=tokenCount,proto3" json:"token_count,omitempty"`
 	// All labels' scores, for models with several labels.
-	LabelScores   []float32 `protobuf:"fixed32,6,rep,packed,name=label_scores,json=labelScores,proto3" json:"label_scores,omitempty"`
+	LabelScores []float32 `protobuf:"fixed32,6,rep,packed,name=label_scores,json=labelScores,proto3" json:"label_scores,omitempty"`
+	// LONG_INPUT_CHUNK: the characters of the best-scoring window in the
+	// document (the whole document when it fits).
+	Span *Span `protobuf:"bytes,7,opt,name=span,proto3" json:"span,omitempty"`
+	// LONG_INPUT_CHUNK: windows the document was split into (1 when it fits).
+	ChunkCount    uint32 `protobuf:"varint,8,opt,name=chunk_count,json=chunkCount,proto3" json:"chunk_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -255,6 +281,20 @@ func (x *RerankResult) GetLabelScores() []float32 {
 		return x.LabelScores
 	}
 	return nil
+}
+
+func (x *RerankResult) GetSpan() *Span {
+	if x != nil {
+		return x.Span
+	}
+	return nil
+}
+
+func (x *RerankResult) GetChunkCount() uint32 {
+	if x != nil {
+		return x.ChunkCount
+	}
+	return 0
 }
 
 type RerankResponse struct {
@@ -456,7 +496,7 @@ var File_embedrank_v1_rerank_proto protoreflect.FileDescriptor
 
 const file_embedrank_v1_rerank_proto_rawDesc = "" +
 	"\n" +
-	"\x19embedrank/v1/rerank.proto\x12\fembedrank.v1\x1a\x19embedrank/v1/common.proto\"\x93\x02\n" +
+	"\x19embedrank/v1/rerank.proto\x12\fembedrank.v1\x1a\x19embedrank/v1/common.proto\"\x87\x03\n" +
 	"\rRerankRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\tR\x05query\x12\x1c\n" +
@@ -466,8 +506,12 @@ const file_embedrank_v1_rerank_proto_rawDesc = "" +
 	"\x06scores\x18\x06 \x01(\x0e2\x17.embedrank.v1.ScoreModeR\x06scores\x128\n" +
 	"\n" +
 	"truncation\x18\a \x01(\x0e2\x18.embedrank.v1.TruncationR\n" +
-	"truncationB\b\n" +
-	"\x06_top_k\"\xb8\x01\n" +
+	"truncation\x126\n" +
+	"\n" +
+	"long_input\x18\b \x01(\x0e2\x17.embedrank.v1.LongInputR\tlongInput\x12(\n" +
+	"\rchunk_overlap\x18\t \x01(\rH\x01R\fchunkOverlap\x88\x01\x01B\b\n" +
+	"\x06_top_kB\x10\n" +
+	"\x0e_chunk_overlap\"\x81\x02\n" +
 	"\fRerankResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x02R\x05score\x12\x1a\n" +
@@ -475,7 +519,10 @@ const file_embedrank_v1_rerank_proto_rawDesc = "" +
 	"\ttruncated\x18\x04 \x01(\bR\ttruncated\x12\x1f\n" +
 	"\vtoken_count\x18\x05 \x01(\rR\n" +
 	"tokenCount\x12!\n" +
-	"\flabel_scores\x18\x06 \x03(\x02R\vlabelScores\"z\n" +
+	"\flabel_scores\x18\x06 \x03(\x02R\vlabelScores\x12&\n" +
+	"\x04span\x18\a \x01(\v2\x12.embedrank.v1.SpanR\x04span\x12\x1f\n" +
+	"\vchunk_count\x18\b \x01(\rR\n" +
+	"chunkCount\"z\n" +
 	"\x0eRerankResponse\x124\n" +
 	"\aresults\x18\x01 \x03(\v2\x1a.embedrank.v1.RerankResultR\aresults\x122\n" +
 	"\bmetadata\x18\x02 \x01(\v2\x16.embedrank.v1.MetadataR\bmetadata\"\\\n" +
@@ -518,26 +565,30 @@ var file_embedrank_v1_rerank_proto_goTypes = []any{
 	(*RerankStreamRequest)(nil),  // 4: embedrank.v1.RerankStreamRequest
 	(*RerankStreamResponse)(nil), // 5: embedrank.v1.RerankStreamResponse
 	(Truncation)(0),              // 6: embedrank.v1.Truncation
-	(*Metadata)(nil),             // 7: embedrank.v1.Metadata
-	(*StreamError)(nil),          // 8: embedrank.v1.StreamError
+	(LongInput)(0),               // 7: embedrank.v1.LongInput
+	(*Span)(nil),                 // 8: embedrank.v1.Span
+	(*Metadata)(nil),             // 9: embedrank.v1.Metadata
+	(*StreamError)(nil),          // 10: embedrank.v1.StreamError
 }
 var file_embedrank_v1_rerank_proto_depIdxs = []int32{
-	0, // 0: embedrank.v1.RerankRequest.scores:type_name -> embedrank.v1.ScoreMode
-	6, // 1: embedrank.v1.RerankRequest.truncation:type_name -> embedrank.v1.Truncation
-	2, // 2: embedrank.v1.RerankResponse.results:type_name -> embedrank.v1.RerankResult
-	7, // 3: embedrank.v1.RerankResponse.metadata:type_name -> embedrank.v1.Metadata
-	1, // 4: embedrank.v1.RerankStreamRequest.request:type_name -> embedrank.v1.RerankRequest
-	3, // 5: embedrank.v1.RerankStreamResponse.response:type_name -> embedrank.v1.RerankResponse
-	8, // 6: embedrank.v1.RerankStreamResponse.error:type_name -> embedrank.v1.StreamError
-	1, // 7: embedrank.v1.Rerank.Rerank:input_type -> embedrank.v1.RerankRequest
-	4, // 8: embedrank.v1.Rerank.RerankStream:input_type -> embedrank.v1.RerankStreamRequest
-	3, // 9: embedrank.v1.Rerank.Rerank:output_type -> embedrank.v1.RerankResponse
-	5, // 10: embedrank.v1.Rerank.RerankStream:output_type -> embedrank.v1.RerankStreamResponse
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	0,  // 0: embedrank.v1.RerankRequest.scores:type_name -> embedrank.v1.ScoreMode
+	6,  // 1: embedrank.v1.RerankRequest.truncation:type_name -> embedrank.v1.Truncation
+	7,  // 2: embedrank.v1.RerankRequest.long_input:type_name -> embedrank.v1.LongInput
+	8,  // 3: embedrank.v1.RerankResult.span:type_name -> embedrank.v1.Span
+	2,  // 4: embedrank.v1.RerankResponse.results:type_name -> embedrank.v1.RerankResult
+	9,  // 5: embedrank.v1.RerankResponse.metadata:type_name -> embedrank.v1.Metadata
+	1,  // 6: embedrank.v1.RerankStreamRequest.request:type_name -> embedrank.v1.RerankRequest
+	3,  // 7: embedrank.v1.RerankStreamResponse.response:type_name -> embedrank.v1.RerankResponse
+	10, // 8: embedrank.v1.RerankStreamResponse.error:type_name -> embedrank.v1.StreamError
+	1,  // 9: embedrank.v1.Rerank.Rerank:input_type -> embedrank.v1.RerankRequest
+	4,  // 10: embedrank.v1.Rerank.RerankStream:input_type -> embedrank.v1.RerankStreamRequest
+	3,  // 11: embedrank.v1.Rerank.Rerank:output_type -> embedrank.v1.RerankResponse
+	5,  // 12: embedrank.v1.Rerank.RerankStream:output_type -> embedrank.v1.RerankStreamResponse
+	11, // [11:13] is the sub-list for method output_type
+	9,  // [9:11] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_embedrank_v1_rerank_proto_init() }

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65mbedrank/v1/common.proto\x12\x0c\x65mbedrank.v1\"W\n\x06Timing\x12\x13\n\x0btokenize_ns\x18\x01 \x01(\x04\x12\x10\n\x08queue_ns\x18\x02 \x01(\x04\x12\x14\n\x0cinference_ns\x18\x03 \x01(\x04\x12\x10\n\x08total_ns\x18\x04 \x01(\x04\"\x83\x01\n\x08Metadata\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\r\n\x05\x63hars\x18\x03 \x01(\x04\x12\x0e\n\x06tokens\x18\x04 \x01(\x04\x12$\n\x06timing\x18\x05 \x01(\x0b\x32\x14.embedrank.v1.Timing\x12\x12\n\nrequest_id\x18\x06 \x01(\t\";\n\x0bStreamError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t*g\n\nTruncation\x12\x1a\n\x16TRUNCATION_UNSPECIFIED\x10\x00\x12\x12\n\x0eTRUNCATION_END\x10\x01\x12\x14\n\x10TRUNCATION_START\x10\x02\x12\x13\n\x0fTRUNCATION_NONE\x10\x03\x42[\n\x10\x64\x65v.embedrank.v1P\x01ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65mbedrank/v1/common.proto\x12\x0c\x65mbedrank.v1\"\"\n\x04Span\x12\r\n\x05start\x18\x01 \x01(\r\x12\x0b\n\x03\x65nd\x18\x02 \x01(\r\"W\n\x06Timing\x12\x13\n\x0btokenize_ns\x18\x01 \x01(\x04\x12\x10\n\x08queue_ns\x18\x02 \x01(\x04\x12\x14\n\x0cinference_ns\x18\x03 \x01(\x04\x12\x10\n\x08total_ns\x18\x04 \x01(\x04\"\x83\x01\n\x08Metadata\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\r\n\x05\x63hars\x18\x03 \x01(\x04\x12\x0e\n\x06tokens\x18\x04 \x01(\x04\x12$\n\x06timing\x18\x05 \x01(\x0b\x32\x14.embedrank.v1.Timing\x12\x12\n\nrequest_id\x18\x06 \x01(\t\";\n\x0bStreamError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t*g\n\nTruncation\x12\x1a\n\x16TRUNCATION_UNSPECIFIED\x10\x00\x12\x12\n\x0eTRUNCATION_END\x10\x01\x12\x14\n\x10TRUNCATION_START\x10\x02\x12\x13\n\x0fTRUNCATION_NONE\x10\x03*V\n\tLongInput\x12\x1a\n\x16LONG_INPUT_UNSPECIFIED\x10\x00\x12\x17\n\x13LONG_INPUT_TRUNCATE\x10\x01\x12\x14\n\x10LONG_INPUT_CHUNK\x10\x02\x42[\n\x10\x64\x65v.embedrank.v1P\x01ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,12 +32,16 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'embedrank.v1.common_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.embedrank.v1P\001ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1'
-  _globals['_TRUNCATION']._serialized_start=327
-  _globals['_TRUNCATION']._serialized_end=430
-  _globals['_TIMING']._serialized_start=43
-  _globals['_TIMING']._serialized_end=130
-  _globals['_METADATA']._serialized_start=133
-  _globals['_METADATA']._serialized_end=264
-  _globals['_STREAMERROR']._serialized_start=266
-  _globals['_STREAMERROR']._serialized_end=325
+  _globals['_TRUNCATION']._serialized_start=363
+  _globals['_TRUNCATION']._serialized_end=466
+  _globals['_LONGINPUT']._serialized_start=468
+  _globals['_LONGINPUT']._serialized_end=554
+  _globals['_SPAN']._serialized_start=43
+  _globals['_SPAN']._serialized_end=77
+  _globals['_TIMING']._serialized_start=79
+  _globals['_TIMING']._serialized_end=166
+  _globals['_METADATA']._serialized_start=169
+  _globals['_METADATA']._serialized_end=300
+  _globals['_STREAMERROR']._serialized_start=302
+  _globals['_STREAMERROR']._serialized_end=361
 # @@protoc_insertion_point(module_scope)

@@ -12,10 +12,27 @@ class Truncation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TRUNCATION_END: _ClassVar[Truncation]
     TRUNCATION_START: _ClassVar[Truncation]
     TRUNCATION_NONE: _ClassVar[Truncation]
+
+class LongInput(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LONG_INPUT_UNSPECIFIED: _ClassVar[LongInput]
+    LONG_INPUT_TRUNCATE: _ClassVar[LongInput]
+    LONG_INPUT_CHUNK: _ClassVar[LongInput]
 TRUNCATION_UNSPECIFIED: Truncation
 TRUNCATION_END: Truncation
 TRUNCATION_START: Truncation
 TRUNCATION_NONE: Truncation
+LONG_INPUT_UNSPECIFIED: LongInput
+LONG_INPUT_TRUNCATE: LongInput
+LONG_INPUT_CHUNK: LongInput
+
+class Span(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ...) -> None: ...
 
 class Timing(_message.Message):
     __slots__ = ("tokenize_ns", "queue_ns", "inference_ns", "total_ns")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from embedrank.v1 import common_pb2 as embedrank_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65mbedrank/v1/embed.proto\x12\x0c\x65mbedrank.v1\x1a\x19\x65mbedrank/v1/common.proto\"\x83\x02\n\rEncodeRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12+\n\ninput_type\x18\x03 \x01(\x0e\x32\x17.embedrank.v1.InputType\x12\x13\n\x0bprompt_name\x18\x04 \x01(\t\x12\x16\n\tnormalize\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\ndimensions\x18\x06 \x01(\r\x12,\n\ntruncation\x18\x07 \x01(\x0e\x32\x18.embedrank.v1.Truncation\x12*\n\tprecision\x18\x08 \x01(\x0e\x32\x17.embedrank.v1.PrecisionB\x0c\n\n_normalize\"h\n\nEmbeddings\x12*\n\tprecision\x18\x01 \x01(\x0e\x32\x17.embedrank.v1.Precision\x12\x0c\n\x04rows\x18\x02 \x01(\r\x12\x12\n\ndimensions\x18\x03 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\x91\x01\n\x0e\x45ncodeResponse\x12,\n\nembeddings\x18\x01 \x01(\x0b\x32\x18.embedrank.v1.Embeddings\x12\x14\n\x0ctoken_counts\x18\x02 \x03(\r\x12\x11\n\ttruncated\x18\x03 \x03(\x08\x12(\n\x08metadata\x18\x04 \x01(\x0b\x32\x16.embedrank.v1.Metadata\"O\n\x13\x45ncodeStreamRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x07request\x18\x02 \x01(\x0b\x32\x1b.embedrank.v1.EncodeRequest\"\x8a\x01\n\x14\x45ncodeStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x30\n\x08response\x18\x02 \x01(\x0b\x32\x1c.embedrank.v1.EncodeResponseH\x00\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.embedrank.v1.StreamErrorH\x00\x42\x08\n\x06result*V\n\tInputType\x12\x1a\n\x16INPUT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10INPUT_TYPE_QUERY\x10\x01\x12\x17\n\x13INPUT_TYPE_DOCUMENT\x10\x02*\x93\x01\n\tPrecision\x12\x19\n\x15PRECISION_UNSPECIFIED\x10\x00\x12\x15\n\x11PRECISION_FLOAT32\x10\x01\x12\x12\n\x0ePRECISION_INT8\x10\x02\x12\x13\n\x0fPRECISION_UINT8\x10\x03\x12\x14\n\x10PRECISION_BINARY\x10\x04\x12\x15\n\x11PRECISION_UBINARY\x10\x05\x32\xa7\x01\n\x05\x45mbed\x12\x43\n\x06\x45ncode\x12\x1b.embedrank.v1.EncodeRequest\x1a\x1c.embedrank.v1.EncodeResponse\x12Y\n\x0c\x45ncodeStream\x12!.embedrank.v1.EncodeStreamRequest\x1a\".embedrank.v1.EncodeStreamResponse(\x01\x30\x01\x42[\n\x10\x64\x65v.embedrank.v1P\x01ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x65mbedrank/v1/embed.proto\x12\x0c\x65mbedrank.v1\x1a\x19\x65mbedrank/v1/common.proto\"\xf5\x02\n\rEncodeRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12+\n\ninput_type\x18\x03 \x01(\x0e\x32\x17.embedrank.v1.InputType\x12\x13\n\x0bprompt_name\x18\x04 \x01(\t\x12\x16\n\tnormalize\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\ndimensions\x18\x06 \x01(\r\x12,\n\ntruncation\x18\x07 \x01(\x0e\x32\x18.embedrank.v1.Truncation\x12*\n\tprecision\x18\x08 \x01(\x0e\x32\x17.embedrank.v1.Precision\x12+\n\nlong_input\x18\t \x01(\x0e\x32\x17.embedrank.v1.LongInput\x12\x1a\n\rchunk_overlap\x18\n \x01(\rH\x01\x88\x01\x01\x12\x15\n\rreturn_chunks\x18\x0b \x01(\x08\x42\x0c\n\n_normalizeB\x10\n\x0e_chunk_overlap\"h\n\nEmbeddings\x12*\n\tprecision\x18\x01 \x01(\x0e\x32\x17.embedrank.v1.Precision\x12\x0c\n\x04rows\x18\x02 \x01(\r\x12\x12\n\ndimensions\x18\x03 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"\x84\x02\n\x0e\x45ncodeResponse\x12,\n\nembeddings\x18\x01 \x01(\x0b\x32\x18.embedrank.v1.Embeddings\x12\x14\n\x0ctoken_counts\x18\x02 \x03(\r\x12\x11\n\ttruncated\x18\x03 \x03(\x08\x12(\n\x08metadata\x18\x04 \x01(\x0b\x32\x16.embedrank.v1.Metadata\x12\x14\n\x0c\x63hunk_counts\x18\x05 \x03(\r\x12\x32\n\x10\x63hunk_embeddings\x18\x06 \x01(\x0b\x32\x18.embedrank.v1.Embeddings\x12\'\n\x06\x63hunks\x18\x07 \x03(\x0b\x32\x17.embedrank.v1.TextChunk\"V\n\tTextChunk\x12\x12\n\ntext_index\x18\x01 \x01(\r\x12 \n\x04span\x18\x02 \x01(\x0b\x32\x12.embedrank.v1.Span\x12\x13\n\x0btoken_count\x18\x03 \x01(\r\"O\n\x13\x45ncodeStreamRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x07request\x18\x02 \x01(\x0b\x32\x1b.embedrank.v1.EncodeRequest\"\x8a\x01\n\x14\x45ncodeStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x30\n\x08response\x18\x02 \x01(\x0b\x32\x1c.embedrank.v1.EncodeResponseH\x00\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.embedrank.v1.StreamErrorH\x00\x42\x08\n\x06result*V\n\tInputType\x12\x1a\n\x16INPUT_TYPE_UNSPECIFIED\x10\x00\x12\x14\n\x10INPUT_TYPE_QUERY\x10\x01\x12\x17\n\x13INPUT_TYPE_DOCUMENT\x10\x02*\x93\x01\n\tPrecision\x12\x19\n\x15PRECISION_UNSPECIFIED\x10\x00\x12\x15\n\x11PRECISION_FLOAT32\x10\x01\x12\x12\n\x0ePRECISION_INT8\x10\x02\x12\x13\n\x0fPRECISION_UINT8\x10\x03\x12\x14\n\x10PRECISION_BINARY\x10\x04\x12\x15\n\x11PRECISION_UBINARY\x10\x05\x32\xa7\x01\n\x05\x45mbed\x12\x43\n\x06\x45ncode\x12\x1b.embedrank.v1.EncodeRequest\x1a\x1c.embedrank.v1.EncodeResponse\x12Y\n\x0c\x45ncodeStream\x12!.embedrank.v1.EncodeStreamRequest\x1a\".embedrank.v1.EncodeStreamResponse(\x01\x30\x01\x42[\n\x10\x64\x65v.embedrank.v1P\x01ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,20 +33,22 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'embedrank.v1.embed_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.embedrank.v1P\001ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1'
-  _globals['_INPUTTYPE']._serialized_start=807
-  _globals['_INPUTTYPE']._serialized_end=893
-  _globals['_PRECISION']._serialized_start=896
-  _globals['_PRECISION']._serialized_end=1043
+  _globals['_INPUTTYPE']._serialized_start=1124
+  _globals['_INPUTTYPE']._serialized_end=1210
+  _globals['_PRECISION']._serialized_start=1213
+  _globals['_PRECISION']._serialized_end=1360
   _globals['_ENCODEREQUEST']._serialized_start=70
-  _globals['_ENCODEREQUEST']._serialized_end=329
-  _globals['_EMBEDDINGS']._serialized_start=331
-  _globals['_EMBEDDINGS']._serialized_end=435
-  _globals['_ENCODERESPONSE']._serialized_start=438
-  _globals['_ENCODERESPONSE']._serialized_end=583
-  _globals['_ENCODESTREAMREQUEST']._serialized_start=585
-  _globals['_ENCODESTREAMREQUEST']._serialized_end=664
-  _globals['_ENCODESTREAMRESPONSE']._serialized_start=667
-  _globals['_ENCODESTREAMRESPONSE']._serialized_end=805
-  _globals['_EMBED']._serialized_start=1046
-  _globals['_EMBED']._serialized_end=1213
+  _globals['_ENCODEREQUEST']._serialized_end=443
+  _globals['_EMBEDDINGS']._serialized_start=445
+  _globals['_EMBEDDINGS']._serialized_end=549
+  _globals['_ENCODERESPONSE']._serialized_start=552
+  _globals['_ENCODERESPONSE']._serialized_end=812
+  _globals['_TEXTCHUNK']._serialized_start=814
+  _globals['_TEXTCHUNK']._serialized_end=900
+  _globals['_ENCODESTREAMREQUEST']._serialized_start=902
+  _globals['_ENCODESTREAMREQUEST']._serialized_end=981
+  _globals['_ENCODESTREAMRESPONSE']._serialized_start=984
+  _globals['_ENCODESTREAMRESPONSE']._serialized_end=1122
+  _globals['_EMBED']._serialized_start=1363
+  _globals['_EMBED']._serialized_end=1530
 # @@protoc_insertion_point(module_scope)

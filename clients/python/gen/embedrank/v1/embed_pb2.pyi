@@ -33,7 +33,7 @@ PRECISION_BINARY: Precision
 PRECISION_UBINARY: Precision
 
 class EncodeRequest(_message.Message):
-    __slots__ = ("model", "texts", "input_type", "prompt_name", "normalize", "dimensions", "truncation", "precision")
+    __slots__ = ("model", "texts", "input_type", "prompt_name", "normalize", "dimensions", "truncation", "precision", "long_input", "chunk_overlap", "return_chunks")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     INPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,9 @@ class EncodeRequest(_message.Message):
     DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATION_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
+    LONG_INPUT_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    RETURN_CHUNKS_FIELD_NUMBER: _ClassVar[int]
     model: str
     texts: _containers.RepeatedScalarFieldContainer[str]
     input_type: InputType
@@ -50,7 +53,10 @@ class EncodeRequest(_message.Message):
     dimensions: int
     truncation: _common_pb2.Truncation
     precision: Precision
-    def __init__(self, model: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., input_type: _Optional[_Union[InputType, str]] = ..., prompt_name: _Optional[str] = ..., normalize: _Optional[bool] = ..., dimensions: _Optional[int] = ..., truncation: _Optional[_Union[_common_pb2.Truncation, str]] = ..., precision: _Optional[_Union[Precision, str]] = ...) -> None: ...
+    long_input: _common_pb2.LongInput
+    chunk_overlap: int
+    return_chunks: bool
+    def __init__(self, model: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., input_type: _Optional[_Union[InputType, str]] = ..., prompt_name: _Optional[str] = ..., normalize: _Optional[bool] = ..., dimensions: _Optional[int] = ..., truncation: _Optional[_Union[_common_pb2.Truncation, str]] = ..., precision: _Optional[_Union[Precision, str]] = ..., long_input: _Optional[_Union[_common_pb2.LongInput, str]] = ..., chunk_overlap: _Optional[int] = ..., return_chunks: _Optional[bool] = ...) -> None: ...
 
 class Embeddings(_message.Message):
     __slots__ = ("precision", "rows", "dimensions", "data")
@@ -65,16 +71,32 @@ class Embeddings(_message.Message):
     def __init__(self, precision: _Optional[_Union[Precision, str]] = ..., rows: _Optional[int] = ..., dimensions: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class EncodeResponse(_message.Message):
-    __slots__ = ("embeddings", "token_counts", "truncated", "metadata")
+    __slots__ = ("embeddings", "token_counts", "truncated", "metadata", "chunk_counts", "chunk_embeddings", "chunks")
     EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     TOKEN_COUNTS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
     embeddings: Embeddings
     token_counts: _containers.RepeatedScalarFieldContainer[int]
     truncated: _containers.RepeatedScalarFieldContainer[bool]
     metadata: _common_pb2.Metadata
-    def __init__(self, embeddings: _Optional[_Union[Embeddings, _Mapping]] = ..., token_counts: _Optional[_Iterable[int]] = ..., truncated: _Optional[_Iterable[bool]] = ..., metadata: _Optional[_Union[_common_pb2.Metadata, _Mapping]] = ...) -> None: ...
+    chunk_counts: _containers.RepeatedScalarFieldContainer[int]
+    chunk_embeddings: Embeddings
+    chunks: _containers.RepeatedCompositeFieldContainer[TextChunk]
+    def __init__(self, embeddings: _Optional[_Union[Embeddings, _Mapping]] = ..., token_counts: _Optional[_Iterable[int]] = ..., truncated: _Optional[_Iterable[bool]] = ..., metadata: _Optional[_Union[_common_pb2.Metadata, _Mapping]] = ..., chunk_counts: _Optional[_Iterable[int]] = ..., chunk_embeddings: _Optional[_Union[Embeddings, _Mapping]] = ..., chunks: _Optional[_Iterable[_Union[TextChunk, _Mapping]]] = ...) -> None: ...
+
+class TextChunk(_message.Message):
+    __slots__ = ("text_index", "span", "token_count")
+    TEXT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    SPAN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    text_index: int
+    span: _common_pb2.Span
+    token_count: int
+    def __init__(self, text_index: _Optional[int] = ..., span: _Optional[_Union[_common_pb2.Span, _Mapping]] = ..., token_count: _Optional[int] = ...) -> None: ...
 
 class EncodeStreamRequest(_message.Message):
     __slots__ = ("id", "request")

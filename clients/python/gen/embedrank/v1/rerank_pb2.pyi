@@ -18,7 +18,7 @@ SCORE_MODE_ACTIVATED: ScoreMode
 SCORE_MODE_RAW: ScoreMode
 
 class RerankRequest(_message.Message):
-    __slots__ = ("model", "query", "documents", "top_k", "return_documents", "scores", "truncation")
+    __slots__ = ("model", "query", "documents", "top_k", "return_documents", "scores", "truncation", "long_input", "chunk_overlap")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,8 @@ class RerankRequest(_message.Message):
     RETURN_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     SCORES_FIELD_NUMBER: _ClassVar[int]
     TRUNCATION_FIELD_NUMBER: _ClassVar[int]
+    LONG_INPUT_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_OVERLAP_FIELD_NUMBER: _ClassVar[int]
     model: str
     query: str
     documents: _containers.RepeatedScalarFieldContainer[str]
@@ -33,23 +35,29 @@ class RerankRequest(_message.Message):
     return_documents: bool
     scores: ScoreMode
     truncation: _common_pb2.Truncation
-    def __init__(self, model: _Optional[str] = ..., query: _Optional[str] = ..., documents: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., return_documents: _Optional[bool] = ..., scores: _Optional[_Union[ScoreMode, str]] = ..., truncation: _Optional[_Union[_common_pb2.Truncation, str]] = ...) -> None: ...
+    long_input: _common_pb2.LongInput
+    chunk_overlap: int
+    def __init__(self, model: _Optional[str] = ..., query: _Optional[str] = ..., documents: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., return_documents: _Optional[bool] = ..., scores: _Optional[_Union[ScoreMode, str]] = ..., truncation: _Optional[_Union[_common_pb2.Truncation, str]] = ..., long_input: _Optional[_Union[_common_pb2.LongInput, str]] = ..., chunk_overlap: _Optional[int] = ...) -> None: ...
 
 class RerankResult(_message.Message):
-    __slots__ = ("index", "score", "document", "truncated", "token_count", "label_scores")
+    __slots__ = ("index", "score", "document", "truncated", "token_count", "label_scores", "span", "chunk_count")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     TOKEN_COUNT_FIELD_NUMBER: _ClassVar[int]
     LABEL_SCORES_FIELD_NUMBER: _ClassVar[int]
+    SPAN_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
     index: int
     score: float
     document: str
     truncated: bool
     token_count: int
     label_scores: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, index: _Optional[int] = ..., score: _Optional[float] = ..., document: _Optional[str] = ..., truncated: _Optional[bool] = ..., token_count: _Optional[int] = ..., label_scores: _Optional[_Iterable[float]] = ...) -> None: ...
+    span: _common_pb2.Span
+    chunk_count: int
+    def __init__(self, index: _Optional[int] = ..., score: _Optional[float] = ..., document: _Optional[str] = ..., truncated: _Optional[bool] = ..., token_count: _Optional[int] = ..., label_scores: _Optional[_Iterable[float]] = ..., span: _Optional[_Union[_common_pb2.Span, _Mapping]] = ..., chunk_count: _Optional[int] = ...) -> None: ...
 
 class RerankResponse(_message.Message):
     __slots__ = ("results", "metadata")
