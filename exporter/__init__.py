@@ -3,5 +3,5 @@ quantize -> verify against sentence-transformers -> package into a model reposit
 
 One module per step. torch, transformers and sentence-transformers are imported inside
 functions, so `embedrank --help` works without them; a missing one raises an error that
-names the install command (`pip install 'embedrank[export]'`).
+names the install command (`pip install '.[export]'` in a checkout).
 """

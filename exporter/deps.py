@@ -7,7 +7,7 @@ from types import ModuleType
 
 from embedrank.server.errors import ConfigError
 
-INSTALL_HINT = "pip install 'embedrank[export]'"
+INSTALL_HINT = "pip install '.[export]' (in a checkout of this repository; embedrank is not on PyPI)"
 
 
 def need(module: str) -> ModuleType:

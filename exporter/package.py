@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from embedrank.exporter.workspace import PUBLISH_PREFIX, workspace
+from embedrank.server.errors import ConfigError
 from embedrank.server.manifest import MANIFEST_FILE
 from embedrank.server.repository import check_model_name, version_dirs
 
@@ -24,20 +27,53 @@ def write_tokenizer(source_tokenizer: Any, path: Path) -> int:
 
 
 def target(output: Path) -> tuple[str, int]:
-    """(model name, next version number) for ``--output REPO/NAME``."""
+    """(model name, next version number) for ``--output REPO/NAME``; creates nothing."""
     name = output.name
     check_model_name(name, field="--output")
-    output.mkdir(parents=True, exist_ok=True)
-    versions = version_dirs(output)
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"--output {output}: exists and is not a folder")
+    versions = version_dirs(output) if output.is_dir() else []
     return name, (versions[0][0] + 1 if versions else 1)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def publish(staging: Path, output: Path, version: int, manifest: dict[str, Any]) -> Path:
-    """Move the staged files into place as one rename, so a server never sees half a version."""
+    """Put the staged files in place as ``output/<version>`` with one rename, so a server never sees
+    half a version, and ``output`` itself appears only with its first version inside.
+
+    Folders get 0777 and files 0666 less the umask (0755/0644 as usual), so a server running
+    as another user (the image's uid 1000) can read what was exported.
+    """
     (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=output))
-    for item in ("model.onnx", "tokenizer.json", MANIFEST_FILE):
-        shutil.move(str(staging / item), str(tmp / item))
+    repository = output.parent
+    repository.mkdir(parents=True, exist_ok=True)
+    dir_mode, file_mode = 0o777 & ~_umask(), 0o666 & ~_umask()
     final = output / str(version)
-    tmp.rename(final)
+    with workspace(repository, PUBLISH_PREFIX) as tmp:
+        model_dir = tmp / output.name  # becomes REPO/NAME when there is none yet
+        version_dir = model_dir / str(version)
+        version_dir.mkdir(parents=True)
+        for item in ("model.onnx", "tokenizer.json", MANIFEST_FILE):
+            shutil.move(str(staging / item), str(version_dir / item))
+            os.chmod(version_dir / item, file_mode)
+        os.chmod(version_dir, dir_mode)
+        os.chmod(model_dir, dir_mode)
+        if not output.exists():
+            try:
+                model_dir.rename(output)
+                return final
+            except OSError as exc:  # another export created REPO/NAME meanwhile
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+        try:
+            version_dir.rename(final)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                raise ConfigError(f"{final}: another export published this version meanwhile; export again") from None
+            raise
     return final

@@ -6,12 +6,11 @@ import dataclasses
 import datetime
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from embedrank.exporter import corpus, package, verify
+from embedrank.exporter import corpus, package, verify, workspace
 from embedrank.exporter.deps import need
 from embedrank.exporter.export import OPSET, export_onnx
 from embedrank.exporter.graphrun import GraphRunner
@@ -107,16 +106,19 @@ def _failures(report: dict[str, Any], limits: dict[str, float], kind: ModelKind)
     return bad
 
 
+@workspace.exit_on_signals()  # SIGTERM/SIGINT unwind the `with` blocks below: temporary files go
 def run_export(opts: ExportOptions) -> Path:
+    """Nothing is created in the repository before step 6; temporary files are removed on failure,
+    SIGTERM and SIGINT, and a SIGKILLed export's by the next export."""
     _check_source(opts.source)
     name, version = package.target(opts.output)
+    workspace.sweep_leftovers(opts.output.parent)
     quantized = opts.quantize is not QuantizePreset.NONE
     total = 6
     t = _step(1, total, f"loading {opts.source}")
     source: Source = load(opts.source, opts.kind)
     _done(t, f"{source.kind.value} model, {source.model_type}, max {source.max_tokens} tokens")
-    with tempfile.TemporaryDirectory(prefix="embedrank-export-") as tmp_name:
-        tmp = Path(tmp_name)
+    with workspace.workspace(None, workspace.WORK_PREFIX) as tmp:
         t = _step(2, total, f"exporting to ONNX (opset {OPSET})")
         outputs = export_onnx(source, tmp / "exported.onnx")
         _done(t, f"outputs {', '.join(outputs)}")

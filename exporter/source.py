@@ -61,6 +61,9 @@ def _module_config(module: Any) -> dict[str, Any]:
 
 def load(path_or_id: str, kind: ModelKind | None) -> Source:
     st = need("sentence_transformers")
+    # transformers' per-load "Loading weights" bars would interleave with our step progress;
+    # its warnings (e.g. newly initialised weights) stay on.
+    need("transformers").utils.logging.disable_progress_bar()
     path = Path(path_or_id)
     local = path.is_dir()
     if not local and ("/" not in path_or_id or path_or_id.startswith((".", "/"))):
@@ -89,7 +92,9 @@ def load(path_or_id: str, kind: ModelKind | None) -> Source:
                 normalize = True
             elif name != "Transformer":
                 raise ConfigError(f"{path_or_id}: module {name} is not supported (Transformer, Pooling, Dense, Normalize are)")
-        dim = model.get_sentence_embedding_dimension()
+        # Newer sentence-transformers renamed it get_embedding_dimension (the old name warns).
+        get_dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        dim = get_dimension()
         info = {
             "dimensions": int(dim),
             "pooling": pooling,

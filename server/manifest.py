@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +91,16 @@ class Manifest:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ManifestError(f"{path}: missing; export the model with `embedrank export`") from None
+        except PermissionError:
+            raise ManifestError(unreadable(path, directory.parent.parent)) from None
         except (OSError, ValueError) as exc:
             raise ManifestError(f"{path}: not readable JSON ({exc}); re-export the model") from None
         manifest = cls.from_json(data, where=str(path))
         for needed in (manifest.graph.file, manifest.tokenizer.file):
             if not (directory / needed).is_file():
                 raise ManifestError(f"{directory / needed}: missing (named in {path}); re-export the model")
+            if not os.access(directory / needed, os.R_OK):
+                raise ManifestError(unreadable(directory / needed, directory.parent.parent))
         return manifest
 
     @classmethod
@@ -157,6 +162,15 @@ class Manifest:
             rerank=rerank,
             raw=data,
         )
+
+
+def unreadable(path: Path, repository: Path) -> str:
+    """The message for a file or folder of the model repository this process may not read."""
+    who = f"uid {os.getuid()}" if hasattr(os, "getuid") else "this user"
+    return (
+        f"{path}: permission denied for the server's user ({who}); re-exporting does not help, fix the "
+        f"permissions: chmod -R a+rX {repository} (or run the server as the files' owner)"
+    )
 
 
 class _Reader:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from embedrank.server.errors import ConfigError, InvalidArgument, ManifestError
-from embedrank.server.manifest import Manifest
+from embedrank.server.manifest import Manifest, unreadable
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,21 @@ def scan(repository: Path) -> tuple[list[ModelVersion], list[str]]:
         raise ConfigError(f"--model-repository {repository}: not a folder; export a model there first")
     chosen: list[ModelVersion] = []
     problems: list[str] = []
-    for model_dir in sorted(p for p in repository.iterdir() if p.is_dir()):
+    try:
+        entries = sorted(p for p in repository.iterdir() if p.is_dir())
+    except PermissionError:
+        raise ConfigError(unreadable(repository, repository)) from None
+    for model_dir in entries:
+        if model_dir.name.startswith("."):
+            continue  # hidden: e.g. an export publishing right now
         if not _NAME.match(model_dir.name):
             problems.append(f"{model_dir}: skipped, not a valid model name")
             continue
-        versions = version_dirs(model_dir)
+        try:
+            versions = version_dirs(model_dir)
+        except PermissionError:
+            problems.append(unreadable(model_dir, repository))
+            continue
         if not versions:
             problems.append(f"{model_dir}: skipped, no version folders (1/, 2/, ...)")
             continue

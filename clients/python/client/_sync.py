@@ -108,5 +108,5 @@ def _progress(total: int) -> Any:
     try:
         from tqdm import tqdm
     except ImportError:
-        raise ImportError("progress=True needs tqdm: pip install 'embedrank[client]'") from None
+        raise ImportError("progress=True needs tqdm: pip install tqdm (or '.[client]' in a checkout of this repository)") from None
     return tqdm(total=total, unit="text")
