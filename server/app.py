@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import signal
+import socket
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -67,9 +70,7 @@ def build_server(config: ServerConfig) -> App:
         ]
     )
     engine = Engine(config)
-    app_port = server.add_insecure_port(f"{config.host}:{config.port}")
-    if app_port == 0:
-        raise ConfigError(f"cannot listen on {config.host}:{config.port}; is the port taken?")
+    app_port = _bind(server, config)
     app = App(config, server, app_port, engine)
     embed_pb2_grpc.add_EmbedServicer_to_server(
         EmbedServicer(engine, stream_max_inflight=config.stream_max_inflight), server
@@ -85,7 +86,52 @@ def build_server(config: ServerConfig) -> App:
     return app
 
 
-async def serve(config: ServerConfig, *, port_file: str | None = None) -> None:
+def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
+    """Listen on --host:--port; a port in use is one line that names the flag, not grpc's traceback."""
+    address = f"{config.host}:{config.port}"
+    # Probed first, so that grpc does not log its own error line as well; a name that our resolver
+    # cannot resolve is still left to grpc's.
+    problem = _bind_problem(config.host, config.port)
+    if problem is None or problem[0] == _UNRESOLVED:
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError:  # grpc: "Failed to bind to address ..."
+            port = 0
+        if port:
+            return port
+        problem = problem or ("grpc could not bind it", _FIX_PORT)
+    why, fix = problem
+    raise ConfigError(f"cannot listen on {address}: {why}; {fix}")
+
+
+_FIX_PORT = "choose another port with --port or EMBEDRANK_PORT (0 picks a free one)"
+_UNRESOLVED = "the host name does not resolve"
+_FIX_HOST = "choose another address with --host or EMBEDRANK_HOST (0.0.0.0: all of this machine's)"
+
+
+def _bind_problem(host: str, port: int) -> tuple[str, str] | None:
+    """Why a socket cannot listen on host:port, and which setting to change; None when it can."""
+    try:
+        addresses = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return _UNRESOLVED, _FIX_HOST
+    for family, kind, proto, _, sockaddr in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc does
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return "the port is in use (another server?)", _FIX_PORT
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    return "the address is not one of this machine's", _FIX_HOST
+                if exc.errno == errno.EACCES:
+                    return "permission denied (ports below 1024 need privileges)", _FIX_PORT
+                return exc.strerror or str(exc), _FIX_PORT
+    return None
+
+
+async def serve(config: ServerConfig) -> None:
     """Run until SIGINT/SIGTERM, then shut down gracefully."""
     app = build_server(config)
     stop = asyncio.Event()
@@ -103,9 +149,11 @@ async def serve(config: ServerConfig, *, port_file: str | None = None) -> None:
         metrics_server, _ = start_http_server(config.metrics_port, addr=config.host)
         log.info("metrics on http://%s:%d/metrics", config.host, metrics_server.server_port)
     print(f"embedrank listening on {config.host}:{app.port}", flush=True)
-    if port_file:
-        with open(port_file, "w", encoding="utf-8") as fh:
+    if config.port_file:  # written whole, then renamed: a reader never sees it half-written
+        partial = f"{config.port_file}.{os.getpid()}.tmp"
+        with open(partial, "w", encoding="utf-8") as fh:
             fh.write(f"{app.port}\n")
+        os.replace(partial, config.port_file)
     await stop.wait()
     log.info("shutting down: %.0fs for in-flight requests", config.shutdown_grace_s)
     await app.stop()

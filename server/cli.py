@@ -5,21 +5,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from embedrank.server import config as config_mod
 from embedrank.server.errors import EmbedRankError
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_LEVEL_ENV = "EMBEDRANK_LOG_LEVEL"
 
-def main(argv: Sequence[str] | None = None) -> int:
+
+def _add_log_level(parser: argparse.ArgumentParser, *, default: object) -> None:
+    parser.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS, default=default,
+        help=f"DEBUG, INFO, WARNING or ERROR (default: INFO for serve, WARNING for export) [env {LOG_LEVEL_ENV}]",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; the tests check the READMEs' commands against it."""
     parser = argparse.ArgumentParser(prog="embedrank", description=__doc__)
-    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default: INFO for serve, WARNING for export)")
+    _add_log_level(parser, default=os.environ.get(LOG_LEVEL_ENV))
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="Serve every model of a model repository over gRPC.")
     config_mod.add_arguments(serve)
-    serve.add_argument("--port-file", help="Write the bound port here once serving (useful with --port 0).")
 
     export = sub.add_parser("export", help="Export a sentence-transformers checkpoint into a model repository.")
     try:
@@ -28,16 +39,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_export_arguments = None
     if add_export_arguments is not None:
         add_export_arguments(export)
+    # --log-level also after the sub-command (`embedrank serve --log-level DEBUG`); SUPPRESS keeps a
+    # value given before it when it is not repeated.
+    for subparser in (serve, export):
+        _add_log_level(subparser, default=argparse.SUPPRESS)
+    return parser
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.log_level is not None and args.log_level not in LOG_LEVELS:  # from the env: argparse checks only flags
+        parser.error(f"{LOG_LEVEL_ENV}={args.log_level!r}: choose one of {', '.join(LOG_LEVELS)}")
     logging.basicConfig(
-        level=(args.log_level or ("INFO" if args.command == "serve" else "WARNING")).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=args.log_level or ("INFO" if args.command == "serve" else "WARNING"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
     )
     try:
         if args.command == "serve":
             from embedrank.server.app import serve as run_server
 
-            asyncio.run(run_server(config_mod.from_namespace(args), port_file=args.port_file))
+            asyncio.run(run_server(config_mod.from_namespace(args)))
             return 0
         from embedrank.exporter.cli import run as run_export
 

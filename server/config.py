@@ -38,6 +38,7 @@ class ServerConfig:
     allow_fp16_on_cpu: bool = False
     auth_token_file: str = ""
     metrics_port: int = -1
+    port_file: str = ""
 
     def __post_init__(self) -> None:
         positive = (
@@ -124,6 +125,7 @@ _HELP: dict[str, str] = {
     "shutdown_grace_s": "On SIGTERM: seconds in-flight requests get to finish.",
     "allow_fp16_on_cpu": "Serve fp16 graphs on the CPU provider anyway (slow; meant for CUDA).",
     "metrics_port": "Port of the Prometheus /metrics endpoint (embedrank_* series); -1 = off, 0 = any free port.",
+    "port_file": "Write the bound port to this file once serving (useful with --port 0); empty = none.",
     "auth_token_file": "File holding a bearer token every call must send (authorization: Bearer <token>); "
     "health checks and reflection stay open. Empty = no authentication. Use TLS in front when set.",
 }

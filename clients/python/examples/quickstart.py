@@ -1,11 +1,12 @@
 """Quickstart: export the packaged all-MiniLM-L6-v2, serve it, encode a few sentences, print similarities.
 
-    python clients/python/examples/quickstart.py [--model-repository models] [--port 50051]
+    python clients/python/examples/quickstart.py [--model-repository models] [--port 0]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +27,7 @@ SENTENCES = [
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model-repository", default="models", type=Path)
-    parser.add_argument("--port", default=50051, type=int)
+    parser.add_argument("--port", default=0, type=int, help="the server's port; 0 (default) picks a free one")
     args = parser.parse_args()
     export_once(minilm_path(), args.model_repository / "minilm")
     with local_server(args.model_repository, port=args.port) as target, Client(target) as client:
@@ -35,6 +36,7 @@ def main() -> int:
         sims = vectors @ vectors.T  # the model normalizes, so this is cosine similarity
         for i, j in sorted(((i, j) for i in range(5) for j in range(i + 1, 5)), key=lambda p: -sims[p])[:5]:
             print(f"{sims[i, j]:.4f}  {SENTENCES[i]!r} ~ {SENTENCES[j]!r}")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # before transformers: no "Loading weights" bar
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:  # the server-only install: nothing to compare with
