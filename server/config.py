@@ -32,6 +32,8 @@ class ServerConfig:
     max_inputs_per_request: int = 1024
     max_input_chars: int = 50_000
     max_inflight_inputs: int = 8192
+    max_chunks_per_text: int = 64
+    max_chunks_per_request: int = 1024
     stream_max_inflight: int = 16
     max_message_mb: int = 32
     shutdown_grace_s: float = 10.0
@@ -44,6 +46,7 @@ class ServerConfig:
         positive = (
             "max_batch_tokens", "max_batch_size", "max_inputs_per_request",
             "max_input_chars", "max_inflight_inputs", "stream_max_inflight", "max_message_mb",
+            "max_chunks_per_text", "max_chunks_per_request",
         )
         for name in positive:
             if getattr(self, name) <= 0:
@@ -52,6 +55,11 @@ class ServerConfig:
             raise ConfigError(
                 f"--max-inputs-per-request ({self.max_inputs_per_request}) must not exceed --max-inflight-inputs "
                 f"({self.max_inflight_inputs}): such a request could never be admitted"
+            )
+        if self.max_chunks_per_request > self.max_inflight_inputs:
+            raise ConfigError(
+                f"--max-chunks-per-request ({self.max_chunks_per_request}) must not exceed --max-inflight-inputs "
+                f"({self.max_inflight_inputs}): admission counts chunks, so such a request could never be admitted"
             )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be 0..65535, got {self.port}")
@@ -119,6 +127,10 @@ _HELP: dict[str, str] = {
     "max_input_chars": "Longest text in characters; longer ones are refused before tokenizing.",
     "max_inflight_inputs": "Admission bound: inputs queued or running across all requests. Past it "
     "requests get RESOURCE_EXHAUSTED at once instead of waiting in an ever-longer queue.",
+    "max_chunks_per_text": "long_input CHUNK: most token windows one text (or document) may split into; "
+    "a longer one is refused with INVALID_ARGUMENT. Each window is a full model run.",
+    "max_chunks_per_request": "long_input CHUNK: most token windows in one request, all texts together "
+    "(admission counts windows, not texts); at most --max-inflight-inputs.",
     "stream_max_inflight": "Requests of one stream being worked on at once; the stream reads no "
     "further until one is answered.",
     "max_message_mb": "Largest gRPC message, in MiB, both ways.",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 import grpc
+import numpy as np
 
 from embedrank.server.engine.postprocess import OutputPrecision
 from embedrank.server.engine.requests import (
-    EncodeParams, EncodeResult, InputType, RerankParams, RerankResult, ScoreMode, Usage,
+    EncodeParams, EncodeResult, InputType, LongInput, RerankParams, RerankResult, ScoreMode, Usage,
 )
 from embedrank.server.engine.tokenize import Truncate
 from embedrank.server.errors import InvalidArgument
@@ -19,6 +20,11 @@ _TRUNCATION = {
     common_pb2.TRUNCATION_END: Truncate.END,
     common_pb2.TRUNCATION_START: Truncate.START,
     common_pb2.TRUNCATION_NONE: Truncate.NONE,
+}
+_LONG_INPUT = {
+    common_pb2.LONG_INPUT_UNSPECIFIED: LongInput.TRUNCATE,
+    common_pb2.LONG_INPUT_TRUNCATE: LongInput.TRUNCATE,
+    common_pb2.LONG_INPUT_CHUNK: LongInput.CHUNK,
 }
 _INPUT_TYPE = {
     embed_pb2.INPUT_TYPE_UNSPECIFIED: InputType.DEFAULT,
@@ -62,6 +68,9 @@ def encode_params(req: embed_pb2.EncodeRequest) -> EncodeParams:
         dimensions=req.dimensions,
         truncate=_enum(_TRUNCATION, req.truncation, "truncation"),  # type: ignore[arg-type]
         precision=_enum(PRECISION, req.precision, "precision"),  # type: ignore[arg-type]
+        long_input=_enum(_LONG_INPUT, req.long_input, "long_input"),  # type: ignore[arg-type]
+        chunk_overlap=req.chunk_overlap if req.HasField("chunk_overlap") else None,
+        return_chunks=req.return_chunks,
     )
 
 
@@ -73,6 +82,8 @@ def rerank_params(req: rerank_pb2.RerankRequest) -> RerankParams:
         return_documents=req.return_documents,
         scores=_enum(_SCORES, req.scores, "scores"),  # type: ignore[arg-type]
         truncate=_enum(_TRUNCATION, req.truncation, "truncation"),  # type: ignore[arg-type]
+        long_input=_enum(_LONG_INPUT, req.long_input, "long_input"),  # type: ignore[arg-type]
+        chunk_overlap=req.chunk_overlap if req.HasField("chunk_overlap") else None,
     )
 
 
@@ -90,19 +101,32 @@ def metadata(usage: Usage) -> common_pb2.Metadata:
     )
 
 
+def _embeddings(matrix: np.ndarray, result: EncodeResult) -> embed_pb2.Embeddings:
+    return embed_pb2.Embeddings(
+        precision=PRECISION_TO_PROTO[result.precision],
+        rows=matrix.shape[0],
+        dimensions=result.dimensions,
+        data=matrix.tobytes(),
+    )
+
+
 def encode_response(result: EncodeResult) -> embed_pb2.EncodeResponse:
-    matrix = result.embeddings
-    return embed_pb2.EncodeResponse(
-        embeddings=embed_pb2.Embeddings(
-            precision=PRECISION_TO_PROTO[result.precision],
-            rows=matrix.shape[0],
-            dimensions=result.dimensions,
-            data=matrix.tobytes(),
-        ),
+    response = embed_pb2.EncodeResponse(
+        embeddings=_embeddings(result.embeddings, result),
         token_counts=result.token_counts,
         truncated=result.truncated,
         metadata=metadata(result.usage),
+        chunk_counts=result.chunk_counts,
+        chunks=[
+            embed_pb2.TextChunk(
+                text_index=c.text_index, span=common_pb2.Span(start=c.start, end=c.end), token_count=c.token_count
+            )
+            for c in result.chunks
+        ],
     )
+    if result.chunk_embeddings is not None:
+        response.chunk_embeddings.CopyFrom(_embeddings(result.chunk_embeddings, result))
+    return response
 
 
 def rerank_response(result: RerankResult) -> rerank_pb2.RerankResponse:
@@ -115,6 +139,8 @@ def rerank_response(result: RerankResult) -> rerank_pb2.RerankResponse:
                 truncated=r.truncated,
                 token_count=r.token_count,
                 label_scores=r.label_scores,
+                span=None if r.span is None else common_pb2.Span(start=r.span[0], end=r.span[1]),
+                chunk_count=r.chunk_count,
             )
             for r in result.results
         ],

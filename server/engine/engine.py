@@ -9,6 +9,7 @@ import time
 
 from embedrank.server.config import ServerConfig
 from embedrank.server.engine.batcher import BatchLimits
+from embedrank.server.engine.chunking import ChunkLimits
 from embedrank.server.engine.embedding import EmbeddingModel
 from embedrank.server.engine.rerank import RerankModel
 from embedrank.server.engine.served import Admission, Limits, ServedModel
@@ -40,6 +41,7 @@ class Engine:
                 min_fill=config.min_batch_fill,
                 workers=config.runtime_workers,
             ),
+            chunks=ChunkLimits(per_text=config.max_chunks_per_text, per_request=config.max_chunks_per_request),
         )
 
     def _build(self, version: ModelVersion) -> ServedModel:

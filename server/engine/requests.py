@@ -17,6 +17,11 @@ class InputType(enum.Enum):
     DOCUMENT = "document"
 
 
+class LongInput(enum.Enum):
+    TRUNCATE = "truncate"  # cut as `truncate` says
+    CHUNK = "chunk"  # split into overlapping token windows, run them all
+
+
 class ScoreMode(enum.Enum):
     ACTIVATED = "activated"
     RAW = "raw"
@@ -49,6 +54,19 @@ class EncodeParams:
     dimensions: int = 0
     truncate: Truncate = Truncate.END
     precision: OutputPrecision = OutputPrecision.FLOAT32
+    long_input: LongInput = LongInput.TRUNCATE
+    chunk_overlap: int | None = None  # None = the default for the window
+    return_chunks: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TextChunk:
+    """One window of a text: text[start:end] (code points), and its tokens (prompt, specials included)."""
+
+    text_index: int
+    start: int
+    end: int
+    token_count: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +77,9 @@ class EncodeResult:
     token_counts: list[int]
     truncated: list[bool]
     usage: Usage
+    chunk_counts: list[int] = dataclasses.field(default_factory=list)  # LongInput.CHUNK only
+    chunk_embeddings: np.ndarray | None = None  # return_chunks: one row per chunk
+    chunks: list[TextChunk] = dataclasses.field(default_factory=list)  # return_chunks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +90,8 @@ class RerankParams:
     return_documents: bool = False
     scores: ScoreMode = ScoreMode.ACTIVATED
     truncate: Truncate = Truncate.END
+    long_input: LongInput = LongInput.TRUNCATE
+    chunk_overlap: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +102,8 @@ class Ranked:
     truncated: bool
     token_count: int
     document: str | None
+    span: tuple[int, int] | None = None  # LongInput.CHUNK: the best window's characters
+    chunk_count: int = 0  # LongInput.CHUNK: windows the document was split into
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,11 +7,12 @@ import concurrent.futures
 import dataclasses
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from embedrank.server import metrics
 from embedrank.server.engine.batcher import Batcher, BatchFn, BatchLimits, WorkItem
+from embedrank.server.engine.chunking import ChunkLimits
 from embedrank.server.engine.requests import Timing, Usage
 from embedrank.server.engine.tokenize import TextTokenizer, Truncate
 from embedrank.server.errors import InvalidArgument, ResourceExhausted
@@ -19,6 +20,9 @@ from embedrank.server.manifest import Manifest
 from embedrank.server.runtime.base import Runtime, TokenSeq
 
 _groups = itertools.count()
+
+# A replacement tokenize step: inputs -> (sequences, truncated flags), any number of sequences.
+TokenizeFn = Callable[[Sequence[Any]], tuple[list[TokenSeq], list[bool]]]
 
 # Below this many characters a request is tokenized on the event loop: handing it to a
 # thread would cost more than the tokenizing.
@@ -30,6 +34,7 @@ class Limits:
     max_inputs: int
     max_chars: int
     batch: BatchLimits
+    chunks: ChunkLimits = ChunkLimits()
 
 
 class Admission:
@@ -97,14 +102,17 @@ class ServedModel:
         raise NotImplementedError
 
     async def _tokenize(
-        self, inputs: Sequence[Any], *, truncate: Truncate, field: str, chars: int
+        self, inputs: Sequence[Any], *, truncate: Truncate, field: str, chars: int, tokenize: TokenizeFn | None = None
     ) -> tuple[list[TokenSeq], list[bool]]:
-        if chars <= INLINE_TOKENIZE_CHARS:
+        def encode() -> tuple[list[TokenSeq], list[bool]]:
+            if tokenize is not None:  # e.g. a chunking.Chunker (long_input CHUNK)
+                return tokenize(inputs)
             return self.tokenizer.encode(inputs, truncate=truncate, field=field)
+
+        if chars <= INLINE_TOKENIZE_CHARS:
+            return encode()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._tokenize_pool, lambda: self.tokenizer.encode(inputs, truncate=truncate, field=field)
-        )
+        return await loop.run_in_executor(self._tokenize_pool, encode)
 
     async def _infer(
         self, seqs: list[TokenSeq], deadline: float | None
@@ -132,9 +140,11 @@ class ServedModel:
         chars: int,
         deadline: float | None,
         request_id: str,
+        tokenize: TokenizeFn | None = None,
     ) -> tuple[list[Any], list[TokenSeq], list[bool], Usage]:
+        """``tokenize`` replaces the tokenizer's own encode; results are per returned sequence."""
         start = time.monotonic_ns()
-        seqs, truncated = await self._tokenize(inputs, truncate=truncate, field=field, chars=chars)
+        seqs, truncated = await self._tokenize(inputs, truncate=truncate, field=field, chars=chars, tokenize=tokenize)
         tokenized = time.monotonic_ns()
         results, queue_ns, inference_ns = await self._infer(seqs, deadline)
         usage = Usage(

@@ -34,6 +34,7 @@ class TextTokenizer:
         end.enable_truncation(max_tokens, strategy="longest_first", direction="right")
         start.enable_truncation(max_tokens, strategy="longest_first", direction="left")
         self._by_mode = {Truncate.END: end, Truncate.START: start, Truncate.NONE: base}
+        self._base = base
         self.max_tokens = max_tokens
         self._with_type_ids = with_type_ids
 
@@ -63,3 +64,15 @@ class TextTokenizer:
             seqs.append(TokenSeq(ids, type_ids))
             flags.append(bool(enc.overflowing))
         return seqs, flags
+
+    def special_tokens(self, *, pair: bool) -> int:
+        """Special tokens the model's template adds to one input ([CLS] ... [SEP] = 2 for BERT)."""
+        return int(self._base.num_special_tokens_to_add(pair))
+
+    def content_tokens(self, texts: Sequence[str]) -> list[Encoding]:
+        """Every token of each text, untruncated and without special tokens: ids, offsets, word ids."""
+        return list(self._base.encode_batch(list(texts), add_special_tokens=False))
+
+    def count(self, text: str) -> int:
+        """Tokens of ``text`` alone, without special tokens (a prompt, a query)."""
+        return len(self._base.encode(text, add_special_tokens=False).ids) if text else 0

@@ -7,6 +7,6 @@
 from embedrank.client._async import AsyncClient
 from embedrank.client._sync import Client
 from embedrank.client.errors import EmbedRankError
-from embedrank.client.types import ModelInfo, RerankHit
+from embedrank.client.types import Chunk, ChunkedEmbeddings, ModelInfo, RerankHit
 
-__all__ = ["AsyncClient", "Client", "EmbedRankError", "ModelInfo", "RerankHit"]
+__all__ = ["AsyncClient", "Chunk", "ChunkedEmbeddings", "Client", "EmbedRankError", "ModelInfo", "RerankHit"]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import grpc
 import numpy as np
 
 from embedrank.client import _channel, _codec
 from embedrank.client.errors import EmbedRankError
-from embedrank.client.types import ModelInfo, RerankHit
+from embedrank.client.types import ChunkedEmbeddings, ModelInfo, RerankHit
 from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2, rerank_pb2_grpc
 
 
@@ -48,8 +48,21 @@ class AsyncClient:
     async def encode_raw(self, model: str, texts: Sequence[str], *, timeout: float | None = None, **options: Any) -> embed_pb2.EncodeResponse:
         return await self._call(self._embed.Encode, _codec.encode_request(model, texts, **options), timeout)
 
-    async def encode(self, model: str, texts: Sequence[str], *, timeout: float | None = None, **options: Any) -> np.ndarray:
-        return _codec.decode_embeddings(await self.encode_raw(model, texts, timeout=timeout, **options))
+    @overload
+    async def encode(
+        self, model: str, texts: Sequence[str], *, timeout: float | None = None, return_chunks: Literal[False] = False, **options: Any
+    ) -> np.ndarray: ...
+    @overload
+    async def encode(
+        self, model: str, texts: Sequence[str], *, timeout: float | None = None, return_chunks: Literal[True], **options: Any
+    ) -> ChunkedEmbeddings: ...
+
+    async def encode(
+        self, model: str, texts: Sequence[str], *, timeout: float | None = None, return_chunks: bool = False, **options: Any
+    ) -> np.ndarray | ChunkedEmbeddings:
+        """Same options as Client.encode."""
+        resp = await self.encode_raw(model, texts, timeout=timeout, return_chunks=return_chunks, **options)
+        return _codec.decode_chunked(resp, texts) if return_chunks else _codec.decode_embeddings(resp)
 
     async def encode_stream(self, model: str, texts: Sequence[str], *, chunk_size: int = 64, **options: Any) -> np.ndarray:
         """Encode a large corpus through one EncodeStream, ``chunk_size`` texts a request."""

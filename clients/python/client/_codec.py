@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from embedrank.client.types import ModelInfo, RerankHit
+from embedrank.client.types import Chunk, ChunkedEmbeddings, ModelInfo, RerankHit
 from embedrank.v1 import common_pb2, embed_pb2, models_pb2, rerank_pb2
 
 _PRECISION = {
@@ -30,6 +30,7 @@ _TRUNCATION = {
     "start": common_pb2.TRUNCATION_START,
     "none": common_pb2.TRUNCATION_NONE,
 }
+_LONG_INPUT = {None: common_pb2.LONG_INPUT_UNSPECIFIED, "truncate": common_pb2.LONG_INPUT_TRUNCATE, "chunk": common_pb2.LONG_INPUT_CHUNK}
 _INPUT_TYPE = {None: embed_pb2.INPUT_TYPE_UNSPECIFIED, "query": embed_pb2.INPUT_TYPE_QUERY, "document": embed_pb2.INPUT_TYPE_DOCUMENT}
 _KIND = {models_pb2.MODEL_KIND_EMBEDDING: "embedding", models_pb2.MODEL_KIND_RERANK: "rerank"}
 
@@ -50,6 +51,9 @@ def encode_request(
     dimensions: int | None = None,
     truncation: str | None = None,
     precision: str = "float32",
+    long_input: str | None = None,
+    chunk_overlap: int | None = None,
+    return_chunks: bool = False,
 ) -> embed_pb2.EncodeRequest:
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, not one string")
@@ -61,14 +65,36 @@ def encode_request(
         dimensions=dimensions or 0,
         truncation=_pick(_TRUNCATION, truncation, "truncation"),  # type: ignore[arg-type]
         precision=_pick(_PRECISION, precision, "precision"),  # type: ignore[arg-type]
+        long_input=_pick(_LONG_INPUT, long_input, "long_input"),  # type: ignore[arg-type]
+        return_chunks=return_chunks,
     )
     if normalize is not None:
         req.normalize = normalize
+    if chunk_overlap is not None:
+        req.chunk_overlap = chunk_overlap
     return req
 
 
 def decode_embeddings(resp: embed_pb2.EncodeResponse) -> np.ndarray:
-    emb = resp.embeddings
+    return _matrix(resp.embeddings)
+
+
+def decode_chunked(resp: embed_pb2.EncodeResponse, texts: Sequence[str]) -> ChunkedEmbeddings:
+    rows = _matrix(resp.chunk_embeddings)
+    chunks = [
+        Chunk(
+            text_index=c.text_index, start=c.span.start, end=c.span.end,
+            text=texts[c.text_index][c.span.start : c.span.end], token_count=c.token_count, embedding=rows[i],
+        )
+        for i, c in enumerate(resp.chunks)
+    ]
+    return ChunkedEmbeddings(
+        embeddings=_matrix(resp.embeddings), chunks=chunks, chunk_embeddings=rows,
+        chunk_counts=list(resp.chunk_counts), token_counts=list(resp.token_counts),
+    )
+
+
+def _matrix(emb: embed_pb2.Embeddings) -> np.ndarray:
     dtype = _DTYPE[emb.precision]
     data = np.frombuffer(emb.data, dtype=dtype)
     if emb.rows == 0:
@@ -85,6 +111,8 @@ def rerank_request(
     return_documents: bool = False,
     raw_scores: bool = False,
     truncation: str | None = None,
+    long_input: str | None = None,
+    chunk_overlap: int | None = None,
 ) -> rerank_pb2.RerankRequest:
     if isinstance(documents, str):
         raise TypeError("documents must be a list of strings, not one string")
@@ -95,15 +123,21 @@ def rerank_request(
         return_documents=return_documents,
         scores=rerank_pb2.SCORE_MODE_RAW if raw_scores else rerank_pb2.SCORE_MODE_ACTIVATED,
         truncation=_pick(_TRUNCATION, truncation, "truncation"),  # type: ignore[arg-type]
+        long_input=_pick(_LONG_INPUT, long_input, "long_input"),  # type: ignore[arg-type]
     )
     if top_k is not None:
         req.top_k = top_k
+    if chunk_overlap is not None:
+        req.chunk_overlap = chunk_overlap
     return req
 
 
 def decode_rerank(resp: rerank_pb2.RerankResponse, return_documents: bool) -> list[RerankHit]:
     return [
-        RerankHit(index=r.index, score=r.score, document=r.document if return_documents else None, truncated=r.truncated)
+        RerankHit(
+            index=r.index, score=r.score, document=r.document if return_documents else None, truncated=r.truncated,
+            span=(r.span.start, r.span.end) if r.chunk_count else None, chunk_count=r.chunk_count,
+        )
         for r in resp.results
     ]
 

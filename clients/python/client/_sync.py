@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import grpc
 import numpy as np
 
 from embedrank.client import _channel, _codec
 from embedrank.client.errors import EmbedRankError
-from embedrank.client.types import ModelInfo, RerankHit
+from embedrank.client.types import ChunkedEmbeddings, ModelInfo, RerankHit
 from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2_grpc
 
 
@@ -50,13 +50,22 @@ class Client:
         """The whole EncodeResponse (token counts, truncated flags, timing metadata)."""
         return self._call(self._embed.Encode, _codec.encode_request(model, texts, **options))
 
-    def encode(self, model: str, texts: Sequence[str], **options: Any) -> np.ndarray:
+    @overload
+    def encode(self, model: str, texts: Sequence[str], *, return_chunks: Literal[False] = False, **options: Any) -> np.ndarray: ...
+    @overload
+    def encode(self, model: str, texts: Sequence[str], *, return_chunks: Literal[True], **options: Any) -> ChunkedEmbeddings: ...
+
+    def encode(self, model: str, texts: Sequence[str], *, return_chunks: bool = False, **options: Any) -> np.ndarray | ChunkedEmbeddings:
         """Embeddings, one row per text: float32, or int8/uint8 for the quantized precisions.
 
         options: input_type ("query"/"document"), prompt_name, normalize, dimensions,
-        truncation ("end"/"start"/"none"), precision ("float32", "int8", "uint8", "binary", "ubinary").
+        truncation ("end"/"start"/"none"), precision ("float32", "int8", "uint8", "binary", "ubinary"),
+        long_input ("truncate"/"chunk": split long texts into token windows and average them),
+        chunk_overlap (tokens shared by consecutive windows). With ``return_chunks=True`` (needs
+        long_input="chunk") the result is a ChunkedEmbeddings: ``.embeddings`` and every window in ``.chunks``.
         """
-        return _codec.decode_embeddings(self.encode_raw(model, texts, **options))
+        resp = self.encode_raw(model, texts, return_chunks=return_chunks, **options)
+        return _codec.decode_chunked(resp, texts) if return_chunks else _codec.decode_embeddings(resp)
 
     def encode_stream(
         self, model: str, texts: Sequence[str], *, chunk_size: int = 64, progress: bool = False, **options: Any
@@ -92,7 +101,8 @@ class Client:
     def rerank(
         self, model: str, query: str, documents: Sequence[str], top_k: int | None = None, return_documents: bool = False, **options: Any
     ) -> list[RerankHit]:
-        """Documents sorted by score, highest first; options: raw_scores, truncation."""
+        """Documents sorted by score, highest first; options: raw_scores, truncation, long_input
+        ("chunk": a long document gets its best window's score, hit.span names the window), chunk_overlap."""
         req = _codec.rerank_request(model, query, documents, top_k=top_k, return_documents=return_documents, **options)
         return _codec.decode_rerank(self._call(self._rerank.Rerank, req), return_documents)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 
 @dataclasses.dataclass(frozen=True)
 class RerankHit:
@@ -11,6 +13,9 @@ class RerankHit:
     score: float
     document: str | None = None
     truncated: bool = False
+    # long_input="chunk": the best window's characters, document[span[0]:span[1]], and the window count.
+    span: tuple[int, int] | None = None
+    chunk_count: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,3 +28,29 @@ class ModelInfo:
     similarity_fn: str
     prompts: dict[str, str]
     graph_precision: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """One token window of a text (long_input="chunk", return_chunks=True)."""
+
+    text_index: int  # position of the text in the request
+    start: int  # texts[text_index][start:end] is the window's text
+    end: int
+    text: str
+    token_count: int  # tokens fed to the model (prompt and special tokens included)
+    embedding: np.ndarray  # this window's vector (same precision and dimensions as the text's)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChunkedEmbeddings:
+    """``encode(..., long_input="chunk", return_chunks=True)``: one vector per text and every window."""
+
+    embeddings: np.ndarray  # one row per text: the token-weighted mean of its windows
+    chunks: list[Chunk]  # every window, text by text, in order
+    chunk_embeddings: np.ndarray  # one row per window, the rows of `chunks`
+    chunk_counts: list[int]  # windows per text
+    token_counts: list[int]  # tokens per text, all its windows together
+
+    def chunks_of(self, text_index: int) -> list[Chunk]:
+        return [c for c in self.chunks if c.text_index == text_index]
