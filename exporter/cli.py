@@ -16,8 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="A local sentence-transformers or Hugging Face model folder (or a hub id, where the hub is reachable).")
     parser.add_argument("--output", required=True, type=Path, help="REPO/NAME: the model's folder in a model repository; each export adds the next version.")
     parser.add_argument("--kind", choices=["embedding", "rerank"], help="Model kind; detected from the checkpoint when omitted.")
-    parser.add_argument("--optimize", default="O2", help="Graph optimization: none, O1, O2 (fusions; default), O3 (+GELU approximation), O4 (+fp16, CUDA only).")
+    parser.add_argument("--optimize", help="Graph optimization (ONNX Runtime): none, O1, O2 (fusions; default), O3 (+GELU approximation), O4 (+fp16, CUDA only). OpenVINO exports keep the plain graph (none).")
     parser.add_argument("--quantize", default="none", help="Dynamic int8: none (default), avx2, avx512, avx512-vnni, arm64.")
+    parser.add_argument("--runtime", choices=["onnxruntime", "openvino"], default="onnxruntime", help="The runtime the server runs this model with, verified here and recorded in the manifest (default onnxruntime). openvino needs: pip install 'embedrank[openvino]'.")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], help="--runtime openvino: fp32 (exact, default), bf16 (needs a CPU with native bf16; gated at 0.9999 min cosine on the fidelity corpus), int8 (NNCF static quantization). ONNX Runtime's precision follows --optimize/--quantize.")
+    parser.add_argument("--allow-bf16-without-native", action="store_true", help="Export --precision bf16 on a CPU without native bf16 (AVX512-BF16 or AMX) anyway: it is emulated there, slower than fp32, and the figures measured are the emulation's.")
     parser.add_argument("--min-cosine", type=float, help="Fail below this cosine to sentence-transformers (default: 0.99999 min for fp32, 0.9999 for O3, 0.99 mean for int8).")
     parser.add_argument("--min-top1", type=float, default=0.9, help="Rerankers, lossy variants: fail below this top-1 agreement with CrossEncoder (default 0.9).")
     parser.add_argument("--calibration", type=Path, help="Text file, one text per line, for int8 output ranges and the fidelity report (default: built-in English corpus).")
@@ -31,8 +34,10 @@ def run(args: argparse.Namespace) -> int:
     from embedrank.exporter.quantize import QuantizePreset
     from embedrank.server.manifest import ModelKind
 
+    from embedrank.server.manifest import RuntimeKind
+
     try:
-        level = OptimizeLevel(args.optimize)
+        level = OptimizeLevel(args.optimize) if args.optimize is not None else None
     except ValueError:
         raise ConfigError(f"--optimize {args.optimize!r}: unknown preset; choose one of {', '.join(OPTIMIZE_CHOICES)}") from None
     try:
@@ -49,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         kind=ModelKind(args.kind) if args.kind else None,
         optimize=level,
         quantize=preset,
+        runtime=RuntimeKind(args.runtime),
+        precision=args.precision,
+        allow_bf16_without_native=args.allow_bf16_without_native,
         min_cosine=args.min_cosine,
         min_top1=args.min_top1,
         calibration=args.calibration,

@@ -1,4 +1,4 @@
-"""Runs an exported graph exactly as the server does: its tokenizer wrapper and runtime."""
+"""Runs an exported graph exactly as the server does: its tokenizer wrapper and runtime (ORT or OpenVINO)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,27 @@ from pathlib import Path
 
 import numpy as np
 
-from embedrank.server.config import Device
 from embedrank.server.engine.tokenize import TextTokenizer, Truncate
-from embedrank.server.runtime.onnx import OrtRuntime
+from embedrank.server.manifest import Graph, RuntimeKind
+from embedrank.server.runtime.select import RuntimeSettings, open_runtime
 
 
 class GraphRunner:
-    def __init__(self, graph: Path, tokenizer: Path, *, max_tokens: int, pad_token_id: int, inputs: Sequence[str], precision: str) -> None:
-        self.runtime = OrtRuntime(
-            graph, device=Device.CPU, threads=0, pad_token_id=pad_token_id, precision=precision, allow_fp16_on_cpu=True
-        )
+    def __init__(
+        self,
+        graph: Path,
+        tokenizer: Path,
+        *,
+        max_tokens: int,
+        pad_token_id: int,
+        inputs: Sequence[str],
+        precision: str,
+        runtime: RuntimeKind = RuntimeKind.ONNXRUNTIME,
+        allow_bf16_without_native: bool = False,
+    ) -> None:
+        spec = Graph(file=graph.name, inputs=tuple(inputs), outputs=(), precision=precision, runtime=runtime)
+        settings = RuntimeSettings(allow_fp16_on_cpu=True, allow_bf16_without_native=allow_bf16_without_native)
+        self.runtime = open_runtime(graph, spec, pad_token_id=pad_token_id, settings=settings)
         self.tokenizer = TextTokenizer(str(tokenizer), max_tokens=max_tokens, with_type_ids="token_type_ids" in inputs)
 
     def run(self, inputs: Sequence[str] | Sequence[tuple[str, str]], output: str, *, batch_size: int = 32) -> np.ndarray:

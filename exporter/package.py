@@ -58,7 +58,8 @@ def publish(staging: Path, output: Path, version: int, manifest: dict[str, Any])
         model_dir = tmp / output.name  # becomes REPO/NAME when there is none yet
         version_dir = model_dir / str(version)
         version_dir.mkdir(parents=True)
-        for item in ("model.onnx", "tokenizer.json", MANIFEST_FILE):
+        # The graph (model.onnx, or OpenVINO IR model.xml + model.bin), tokenizer.json, the manifest.
+        for item in sorted(p.name for p in staging.iterdir()):
             shutil.move(str(staging / item), str(version_dir / item))
             os.chmod(version_dir / item, file_mode)
         os.chmod(version_dir, dir_mode)

@@ -11,14 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from embedrank.exporter import corpus, package, verify, workspace
+from embedrank.exporter import openvino as ov_export
 from embedrank.exporter.deps import need
 from embedrank.exporter.export import OPSET, export_onnx
 from embedrank.exporter.graphrun import GraphRunner
 from embedrank.exporter.optimize import OptimizeLevel, optimize
 from embedrank.exporter.quantize import QuantizePreset, quantize
 from embedrank.exporter.source import Source, load
+from embedrank.server.engine.tokenize import TextTokenizer
 from embedrank.server.errors import ConfigError
-from embedrank.server.manifest import FORMAT, MANIFEST_FILE, Manifest, ModelKind
+from embedrank.server.engine import selfcheck
+from embedrank.server.manifest import FORMAT, MANIFEST_FILE, Manifest, ModelKind, RuntimeKind, SelfCheck
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,8 +29,11 @@ class ExportOptions:
     source: str
     output: Path
     kind: ModelKind | None = None
-    optimize: OptimizeLevel = OptimizeLevel.O2
+    optimize: OptimizeLevel | None = None  # None: O2 for onnxruntime, none for openvino
     quantize: QuantizePreset = QuantizePreset.NONE
+    runtime: RuntimeKind = RuntimeKind.ONNXRUNTIME
+    precision: str | None = None  # None: fp32 for openvino; implied by optimize/quantize for onnxruntime
+    allow_bf16_without_native: bool = False
     min_cosine: float | None = None
     min_top1: float = 0.9
     calibration: Path | None = None
@@ -72,11 +78,25 @@ def _check_source(path: str) -> None:
         raise ConfigError(f"{path} is {what}, not a checkpoint; export from the original sentence-transformers checkpoint")
 
 
+def _lossy(opts: ExportOptions) -> bool:
+    return (
+        opts.quantize is not QuantizePreset.NONE
+        or opts.optimize in (OptimizeLevel.O3, OptimizeLevel.O4)
+        or opts.precision in ("bf16", "int8")
+    )
+
+
 def thresholds(opts: ExportOptions, kind: ModelKind) -> dict[str, float]:
-    lossy = opts.quantize is not QuantizePreset.NONE or opts.optimize in (OptimizeLevel.O3, OptimizeLevel.O4)
+    lossy = _lossy(opts)
+    if opts.precision == "bf16":
+        # bf16 is gated on the fidelity corpus, not only on the parity texts.
+        if kind is ModelKind.RERANK:
+            return {"max_score_diff": 1e-2, "min_top1_agreement": 1.0}
+        floor = opts.min_cosine if opts.min_cosine is not None else 0.9999
+        return {"min_cosine": floor, "min_fidelity_cosine": floor}
     if kind is ModelKind.RERANK:
         return {"max_abs_diff": 1e-4} if not lossy else {"min_top1_agreement": opts.min_top1}
-    if opts.quantize is not QuantizePreset.NONE:
+    if opts.quantize is not QuantizePreset.NONE or opts.precision == "int8":
         return {"min_mean_cosine": opts.min_cosine if opts.min_cosine is not None else 0.99}
     if opts.optimize is OptimizeLevel.O4:
         return {"min_cosine": opts.min_cosine if opts.min_cosine is not None else 0.999}
@@ -90,6 +110,12 @@ def _failures(report: dict[str, Any], limits: dict[str, float], kind: ModelKind)
     bad: list[str] = []
     if "min_cosine" in limits and parity["min_cosine"] < limits["min_cosine"]:
         bad.append(f"parity min cosine {parity['min_cosine']:.6f} < {limits['min_cosine']}")
+    if "min_fidelity_cosine" in limits and fidelity.get("min_cosine", 1.0) < limits["min_fidelity_cosine"]:
+        bad.append(f"fidelity min cosine {fidelity['min_cosine']:.6f} < {limits['min_fidelity_cosine']}")
+    if "max_score_diff" in limits:
+        worst = max(parity["max_abs_diff"], fidelity.get("max_abs_diff", 0.0))
+        if worst > limits["max_score_diff"]:
+            bad.append(f"max abs logit diff {worst:.2e} > {limits['max_score_diff']}")
     if "min_mean_cosine" in limits:
         mean = fidelity.get("mean_cosine", parity["mean_cosine"])
         if mean < limits["min_mean_cosine"]:
@@ -111,6 +137,11 @@ def run_export(opts: ExportOptions) -> Path:
     """Nothing is created in the repository before step 6; temporary files are removed on failure,
     SIGTERM and SIGINT, and a SIGKILLed export's by the next export."""
     _check_source(opts.source)
+    precision, level = ov_export.resolve(opts.runtime, opts.precision, opts.optimize, opts.quantize)
+    opts = dataclasses.replace(opts, precision=precision, optimize=level)
+    openvino = opts.runtime is RuntimeKind.OPENVINO
+    if openvino and precision == "bf16":
+        ov_export.check_bf16_here(opts.allow_bf16_without_native)
     name, version = package.target(opts.output)
     workspace.sweep_leftovers(opts.output.parent)
     quantized = opts.quantize is not QuantizePreset.NONE
@@ -124,30 +155,46 @@ def run_export(opts: ExportOptions) -> Path:
         _done(t, f"outputs {', '.join(outputs)}")
         current = tmp / "exported.onnx"
         fused: dict[str, int] = {}
-        t = _step(3, total, f"optimizing ({opts.optimize.value})")
-        if opts.optimize is not OptimizeLevel.NONE:
-            fused = optimize(source, current, tmp / "optimized.onnx", opts.optimize)
+        t = _step(3, total, f"optimizing ({level.value}{', the plain graph for OpenVINO' if openvino else ''})")
+        if level is not OptimizeLevel.NONE:
+            fused = optimize(source, current, tmp / "optimized.onnx", level)
             current = tmp / "optimized.onnx"
         _done(t, ", ".join(f"{k} x{v}" for k, v in sorted(fused.items())) or "graph unchanged")
-        t = _step(4, total, f"quantizing ({opts.quantize.value})")
+        staging = tmp / "staging"
+        staging.mkdir()
+        pad_id = package.write_tokenizer(source.tokenizer, staging / "tokenizer.json")
+        ov_int8 = openvino and precision == "int8"
+        t = _step(4, total, "quantizing (" + ("NNCF int8 for OpenVINO" if ov_int8 else opts.quantize.value) + ")")
         kept_fp32: list[str] = []
+        int8_info: dict[str, Any] = {}
+        graph_file = "model.onnx"
         if quantized:
             kept_fp32 = quantize(current, tmp / "quantized.onnx", opts.quantize)
             current = tmp / "quantized.onnx"
-        _done(t, f"dynamic int8 weights; kept in fp32: {kept_fp32 or 'none'}" if quantized else "skipped")
-        staging = tmp / "staging"
-        staging.mkdir()
-        current.rename(staging / "model.onnx")
-        pad_id = package.write_tokenizer(source.tokenizer, staging / "tokenizer.json")
-        precision = "int8" if quantized else ("fp16" if opts.optimize is OptimizeLevel.O4 else "fp32")
+            _done(t, f"dynamic int8 weights; kept in fp32: {kept_fp32 or 'none'}")
+        elif ov_int8:
+            graph_file = "model.xml"
+            calibration = TextTokenizer(str(staging / "tokenizer.json"), max_tokens=source.max_tokens,
+                                        with_type_ids="token_type_ids" in source.input_names)
+            items: list[Any] = (_calibration_texts(opts) if source.kind is ModelKind.EMBEDDING
+                                else verify.rerank_calibration_pairs(_calibration_texts(opts)))
+            int8_info = ov_export.quantize_int8(current, staging / graph_file, calibration, source.input_names,
+                                                items, pad_token_id=pad_id)
+            _done(t, f"static int8 (NNCF {int8_info['nncf']}), {int8_info['calibration_items']} calibration inputs")
+        else:
+            _done(t, "skipped")
+        if not ov_int8:
+            current.rename(staging / graph_file)
 
-        t = _step(5, total, "verifying against sentence-transformers")
+        t = _step(5, total, f"verifying against sentence-transformers ({opts.runtime.value}, {precision})")
         runner = GraphRunner(
-            staging / "model.onnx", staging / "tokenizer.json", max_tokens=source.max_tokens,
-            pad_token_id=pad_id, inputs=source.input_names, precision=precision,
+            staging / graph_file, staging / "tokenizer.json", max_tokens=source.max_tokens,
+            pad_token_id=pad_id, inputs=source.input_names, precision=precision, runtime=opts.runtime,
+            allow_bf16_without_native=opts.allow_bf16_without_native,
         )
-        lossy = quantized or opts.optimize in (OptimizeLevel.O3, OptimizeLevel.O4)
-        want_fidelity = lossy if opts.fidelity is None else opts.fidelity
+        lossy = _lossy(opts)
+        # bf16's gate is on the fidelity corpus: it is always measured.
+        want_fidelity = (lossy if opts.fidelity is None else opts.fidelity) or precision == "bf16"
         report: dict[str, Any] = {"reference": _versions()}
         ranges = None
         if source.kind is ModelKind.EMBEDDING:
@@ -163,7 +210,11 @@ def run_export(opts: ExportOptions) -> Path:
         limits = thresholds(opts, source.kind)
         report["thresholds"] = limits
         failures = _failures(report, limits, source.kind)
-        summary = json.dumps({k: report[k] for k in ("parity", "fidelity") if k in report})
+        check = _self_check(source, limits)
+        figures = selfcheck.measure(check, source.kind, runner.runtime, runner.tokenizer)
+        report["self_check"] = figures
+        failures += [f"self check: {f}" for f in selfcheck.failures(figures, check.gate)]
+        summary = json.dumps({k: report[k] for k in ("parity", "fidelity", "self_check") if k in report})
         _done(t, summary)
         if failures:
             raise ExportFailed("; ".join(failures) + f" (figures: {summary})")
@@ -176,12 +227,15 @@ def run_export(opts: ExportOptions) -> Path:
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "source": {"path": str(opts.source), "model_type": source.model_type},
             "graph": {
-                "file": "model.onnx", "inputs": source.input_names, "outputs": outputs, "precision": precision,
-                "optimize": opts.optimize.value, "quantize": opts.quantize.value, "opset": OPSET, "fused_ops": fused,
-                "kept_fp32": kept_fp32,
+                "file": graph_file, "inputs": source.input_names, "outputs": outputs, "precision": precision,
+                "runtime": opts.runtime.value, "optimize": level.value, "quantize": opts.quantize.value, "opset": OPSET,
+                "fused_ops": fused, "kept_fp32": kept_fp32, **({"int8": int8_info} if int8_info else {}),
             },
             "tokenizer": {"file": "tokenizer.json", "max_tokens": source.max_tokens, "pad_token_id": pad_id},
             "fidelity": report,
+            "self_check": {"inputs": [list(i) if isinstance(i, tuple) else i for i in check.inputs],
+                           "reference": [list(r) for r in check.reference], "gate": check.gate,
+                           "queries": check.queries},
         }
         if source.kind is ModelKind.EMBEDDING:
             manifest["embedding"] = {**source.info, "ranges": ranges}
@@ -194,8 +248,36 @@ def run_export(opts: ExportOptions) -> Path:
     return final
 
 
+# The export gate, as the self check's: what the server re-checks at every load.
+_SELF_CHECK_GATE = {
+    "min_cosine": "min_cosine", "min_fidelity_cosine": "min_cosine", "min_mean_cosine": "min_mean_cosine",
+    "max_abs_diff": "max_abs_diff", "max_score_diff": "max_abs_diff", "min_top1_agreement": "min_top1_agreement",
+}
+
+
+def _self_check(source: Source, limits: dict[str, float]) -> SelfCheck:
+    """A few parity inputs with sentence-transformers' outputs, for the server's load-time check."""
+    gate: dict[str, float] = {}
+    for key, value in limits.items():
+        mapped = _SELF_CHECK_GATE[key]
+        gate[mapped] = min(gate.get(mapped, value), value) if mapped.startswith("min") else value
+    if source.kind is ModelKind.EMBEDDING:
+        texts = verify.self_check_texts()
+        ref = verify.reference_embeddings(source, texts)
+        return SelfCheck(tuple(texts), tuple(tuple(map(float, row)) for row in ref), gate)
+    pairs, queries = verify.self_check_pairs()
+    ref = verify.reference_logits(source, pairs)
+    return SelfCheck(tuple(pairs), tuple(tuple(map(float, row)) for row in ref), gate, queries=queries)
+
+
 def _versions() -> dict[str, str]:
     out = {}
     for mod in ("sentence_transformers", "transformers", "torch", "onnxruntime"):
         out[mod] = str(getattr(need(mod), "__version__", "?"))
+    try:
+        import openvino
+
+        out["openvino"] = str(openvino.__version__)
+    except ImportError:
+        pass
     return out

@@ -110,3 +110,24 @@ def calibrate_ranges(runner: GraphRunner, texts: list[str]) -> dict[str, list[fl
     """Per-dimension min/max of the served embeddings, for int8/uint8 output."""
     emb = runner.run(texts, "sentence_embedding")
     return {"min": [float(v) for v in emb.min(axis=0)], "max": [float(v) for v in emb.max(axis=0)]}
+
+
+def rerank_calibration_pairs(texts: list[str], *, queries: int = 50) -> list[tuple[str, str]]:
+    """(query, document) pairs from the calibration texts, as rerank_fidelity builds them."""
+    per_query = max(2, len(texts) // queries)
+    qs = corpus.sentences(queries, min_chars=20)
+    return [(qs[i // per_query % queries], doc) for i, doc in enumerate(texts)]
+
+
+def self_check_texts() -> list[str]:
+    """The load-time self check's texts: short, a sentence, a paragraph, one past any max length, non-ASCII."""
+    texts = corpus.parity_texts()
+    return [texts[0], texts[2], texts[4], texts[8], texts[13], texts[-1]]
+
+
+def self_check_pairs() -> tuple[list[tuple[str, str]], int]:
+    """The load-time self check's pairs: two queries, the same four documents each."""
+    texts = corpus.parity_texts()
+    docs = [texts[4], texts[8], texts[9], texts[13]]
+    queries = ["How do I define a function?", "What does the import statement do?"]
+    return [(q, d) for q in queries for d in docs], len(queries)

@@ -40,6 +40,8 @@ class ServerConfig:
     allow_fp16_on_cpu: bool = False
     auth_token_file: str = ""
     metrics_port: int = -1
+    allow_bf16_without_native: bool = False
+    openvino_cache_dir: str = ""
     port_file: str = ""
 
     def __post_init__(self) -> None:
@@ -136,6 +138,10 @@ _HELP: dict[str, str] = {
     "max_message_mb": "Largest gRPC message, in MiB, both ways.",
     "shutdown_grace_s": "On SIGTERM: seconds in-flight requests get to finish.",
     "allow_fp16_on_cpu": "Serve fp16 graphs on the CPU provider anyway (slow; meant for CUDA).",
+    "allow_bf16_without_native": "Serve OpenVINO bf16 models on a CPU without native bf16 (AVX512-BF16 or AMX) "
+    "anyway: there bf16 is emulated, slower than fp32.",
+    "openvino_cache_dir": "OpenVINO compiled-model cache, so a restart does not compile again; empty = "
+    "$XDG_CACHE_HOME/embedrank/openvino (~/.cache/...), 'off' = no cache.",
     "metrics_port": "Port of the Prometheus /metrics endpoint (embedrank_* series); -1 = off, 0 = any free port.",
     "port_file": "Write the bound port to this file once serving (useful with --port 0); empty = none.",
     "auth_token_file": "File holding a bearer token every call must send (authorization: Bearer <token>); "

@@ -24,6 +24,13 @@ class ModelKind(enum.Enum):
     RERANK = "rerank"
 
 
+class RuntimeKind(enum.Enum):
+    """The runtime a model version was exported and verified for; the server serves it with that one."""
+
+    ONNXRUNTIME = "onnxruntime"
+    OPENVINO = "openvino"
+
+
 class Activation(enum.Enum):
     IDENTITY = "identity"
     SIGMOID = "sigmoid"
@@ -36,9 +43,26 @@ class Graph:
     file: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    precision: str  # fp32 | fp16 | int8
+    precision: str  # fp32 | fp16 | int8 (onnxruntime); fp32 | bf16 | int8 (openvino)
     optimize: str = "none"
     quantize: str = "none"
+    runtime: RuntimeKind = RuntimeKind.ONNXRUNTIME  # manifests before runtimes existed: onnxruntime
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfCheck:
+    """A few inputs with sentence-transformers' outputs, re-run at load under the export's gate.
+
+    ``inputs`` are texts (embeddings) or [query, document] pairs (rerankers, grouped by query,
+    ``queries`` groups of equal size); ``reference`` holds sentence_embedding rows or logits.
+    ``gate`` keys: min_cosine, min_mean_cosine (embeddings); max_abs_diff, min_top1_agreement
+    (rerankers).
+    """
+
+    inputs: tuple[Any, ...]
+    reference: tuple[tuple[float, ...], ...]
+    gate: dict[str, float]
+    queries: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +107,7 @@ class Manifest:
     embedding: EmbeddingSpec | None
     rerank: RerankSpec | None
     raw: dict[str, Any]  # the whole JSON, for GetModel and the parity report
+    self_check: SelfCheck | None = None  # None: exported before self checks existed
 
     @classmethod
     def load(cls, directory: Path) -> Manifest:
@@ -96,7 +121,10 @@ class Manifest:
         except (OSError, ValueError) as exc:
             raise ManifestError(f"{path}: not readable JSON ({exc}); re-export the model") from None
         manifest = cls.from_json(data, where=str(path))
-        for needed in (manifest.graph.file, manifest.tokenizer.file):
+        graph_files = [manifest.graph.file]
+        if manifest.graph.file.endswith(".xml"):  # OpenVINO IR: the weights sit beside it
+            graph_files.append(manifest.graph.file[: -len(".xml")] + ".bin")
+        for needed in (*graph_files, manifest.tokenizer.file):
             if not (directory / needed).is_file():
                 raise ManifestError(f"{directory / needed}: missing (named in {path}); re-export the model")
             if not os.access(directory / needed, os.R_OK):
@@ -118,7 +146,14 @@ class Manifest:
             precision=g.get("precision", str),
             optimize=g.get("optimize", str, "none"),
             quantize=g.get("quantize", str, "none"),
+            runtime=g.enum("runtime", RuntimeKind, RuntimeKind.ONNXRUNTIME),
         )
+        allowed = {RuntimeKind.ONNXRUNTIME: ("fp32", "fp16", "int8"), RuntimeKind.OPENVINO: ("fp32", "bf16", "int8")}
+        if graph.precision not in allowed[graph.runtime]:
+            raise ManifestError(
+                f"{where}: graph.precision {graph.precision!r} is not one {graph.runtime.value} serves "
+                f"({', '.join(allowed[graph.runtime])}); re-export the model"
+            )
         if "input_ids" not in graph.inputs or "attention_mask" not in graph.inputs:
             raise ManifestError(f"{where}: graph.inputs must include input_ids and attention_mask")
         t = r.sub("tokenizer")
@@ -152,6 +187,7 @@ class Manifest:
             rerank = RerankSpec(num_labels=k.get("num_labels", int), activation=k.enum("activation", Activation))
             if "logits" not in graph.outputs:
                 raise ManifestError(f"{where}: a rerank graph must output logits")
+        self_check = _self_check(r, kind, where) if r.data.get("self_check") is not None else None
         return cls(
             name=r.get("name", str),
             version=r.get("version", int),
@@ -161,7 +197,50 @@ class Manifest:
             embedding=embedding,
             rerank=rerank,
             raw=data,
+            self_check=self_check,
         )
+
+
+_GATES = {
+    ModelKind.EMBEDDING: {"min_cosine", "min_mean_cosine"},
+    ModelKind.RERANK: {"max_abs_diff", "min_top1_agreement"},
+}
+
+
+def _self_check(r: _Reader, kind: ModelKind, where: str) -> SelfCheck:
+    c = r.sub("self_check")
+    inputs = c.get("inputs", list)
+    reference = c.get("reference", list)
+    gate = c.get("gate", dict)
+    queries = c.get("queries", int, 0)
+    bad_gate = set(gate) - _GATES[kind]
+    if not gate or bad_gate or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in gate.values()):
+        raise ManifestError(f"{where}: self_check.gate must map {' or '.join(sorted(_GATES[kind]))} to numbers")
+    if not inputs or len(inputs) != len(reference):
+        raise ManifestError(f"{where}: self_check needs as many reference rows as inputs (and at least one)")
+    if kind is ModelKind.EMBEDDING:
+        if not all(isinstance(t, str) and t for t in inputs):
+            raise ManifestError(f"{where}: self_check.inputs of an embedding model must be texts")
+    else:
+        if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in inputs):
+            raise ManifestError(f"{where}: self_check.inputs of a reranker must be [query, document] pairs")
+        if queries < 1 or len(inputs) % queries:
+            raise ManifestError(f"{where}: self_check.queries must divide the {len(inputs)} pairs into equal groups")
+    rows: list[tuple[float, ...]] = []
+    for row in reference:
+        if not isinstance(row, list) or not row or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in row
+        ):
+            raise ManifestError(f"{where}: self_check.reference rows must be lists of numbers")
+        rows.append(tuple(float(v) for v in row))
+    if len({len(row) for row in rows}) != 1:
+        raise ManifestError(f"{where}: self_check.reference rows must all have the same length")
+    return SelfCheck(
+        inputs=tuple(tuple(p) if isinstance(p, list) else p for p in inputs),
+        reference=tuple(rows),
+        gate={k: float(v) for k, v in gate.items()},
+        queries=queries,
+    )
 
 
 def unreadable(path: Path, repository: Path) -> str:
@@ -199,8 +278,10 @@ class _Reader:
     def sub(self, key: str) -> _Reader:
         return _Reader(self.get(key, dict), self.where, f"{self.prefix}{key}.")
 
-    def enum(self, key: str, typ: type[enum.Enum]) -> Any:
-        value = self.get(key, str)
+    def enum(self, key: str, typ: type[enum.Enum], default: Any = _MISSING) -> Any:
+        value = self.get(key, str, default)
+        if isinstance(value, typ):
+            return value
         try:
             return typ(value)
         except ValueError:

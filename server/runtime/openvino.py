@@ -1,0 +1,174 @@
+"""OpenVINO behind the Runtime interface: the CPU plugin, its precision hint, its model cache.
+
+The only module of the server that imports ``openvino`` (the optional extra
+``pip install 'embedrank[openvino]'``); without it, asking for an OpenVINO model is a
+ConfigError that names that install line.
+
+Way in, measured here (2026-11-30, openvino 2026.4.1, onnxruntime 1.32, 2-core AMD EPYC with
+AVX512-BF16): the ``openvino`` package's own API (``Core.compile_model`` on the exported ONNX
+file) against ONNX Runtime's OpenVINO execution provider plugin ``onnxruntime-ep-openvino``
+1.8.1. The plugin adds a second copy of the OpenVINO libraries beside onnxruntime and a
+provider layer between the session and the plugin; with openvino 2026.4 it registered but
+listed no OpenVINO device (REFERENCE.md), so nothing could be run through it. The own API
+gives what the EP hides or makes awkward: the precision hint per compiled model, the
+compiled-model cache, streams, and NNCF-quantized IR (model.xml/.bin) for int8. Chosen: the
+own API.
+
+Precision: ``fp32`` asks INFERENCE_PRECISION_HINT f32 (exact); ``bf16`` asks bf16 and is
+refused on a CPU without native bf16 (AVX512-BF16 or AMX) unless forced, since there it is
+emulated and slow; ``int8`` is an NNCF-quantized graph whose remaining float layers run in
+bf16 where native, else f32. Threads and streams follow the server's settings: one stream per
+concurrent batch worker, ``threads`` per stream, threads not pinned (the cores are shared with
+the event loop, gRPC and the tokenizer).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import queue
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from embedrank.server.errors import ConfigError
+from embedrank.server.runtime.base import TokenSeq
+
+log = logging.getLogger(__name__)
+
+INSTALL_LINE = "pip install 'embedrank[openvino]'"
+FORCE_BF16_FLAG = "--allow-bf16-without-native"
+PRECISIONS = ("fp32", "bf16", "int8")
+_INPUTS = {"input_ids", "attention_mask", "token_type_ids"}
+
+
+def load_openvino() -> ModuleType:
+    """The openvino module, or a ConfigError naming the install line."""
+    try:
+        return importlib.import_module("openvino")
+    except ImportError as exc:
+        raise ConfigError(
+            f"this model runs on OpenVINO, which is not installed ({exc}); install it with: {INSTALL_LINE}"
+        ) from None
+
+
+def cpu_capabilities() -> tuple[str, ...]:
+    """The CPU plugin's OPTIMIZATION_CAPABILITIES (e.g. FP32, BF16, INT8)."""
+    core = load_openvino().Core()
+    return tuple(str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def check_bf16(capabilities: Sequence[str], *, allow: bool, where: str, flag: str = FORCE_BF16_FLAG) -> None:
+    """Refuse bf16 where the CPU has no native bf16 (OpenVINO would emulate it, slower than f32)."""
+    if "BF16" in capabilities or allow:
+        return
+    raise ConfigError(
+        f"{where}: bf16 needs a CPU with native bf16 (AVX512-BF16 or AMX); this one offers "
+        f"{', '.join(capabilities) or 'nothing'}, so bf16 would be emulated and slower than fp32. "
+        f"Use fp32 (exact) or int8 here, or pass {flag} to run bf16 anyway"
+    )
+
+
+def pad_batch(batch: Sequence[TokenSeq], pad_id: int, *, with_type_ids: bool) -> dict[str, np.ndarray]:
+    """Right-padded input_ids, attention_mask (and token_type_ids) of one batch."""
+    rows, width = len(batch), max(seq.length for seq in batch)
+    ids = np.full((rows, width), pad_id, dtype=np.int64)
+    mask = np.zeros((rows, width), dtype=np.int64)
+    types = np.zeros((rows, width), dtype=np.int64) if with_type_ids else None
+    for row, seq in enumerate(batch):
+        n = seq.length
+        ids[row, :n] = seq.ids
+        mask[row, :n] = 1
+        if types is not None and seq.type_ids is not None:
+            types[row, :n] = seq.type_ids
+    feed = {"input_ids": ids, "attention_mask": mask}
+    if types is not None:
+        feed["token_type_ids"] = types
+    return feed
+
+
+class OvRuntime:
+    """One compiled model on the CPU plugin; a pool of infer requests, one per concurrent batch."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        threads: int,
+        streams: int,
+        pad_token_id: int,
+        precision: str,
+        cache_dir: Path | None,
+        allow_bf16_without_native: bool = False,
+    ) -> None:
+        ov = load_openvino()
+        if precision not in PRECISIONS:
+            raise ConfigError(f"{path}: precision {precision!r} is not one OpenVINO serves ({', '.join(PRECISIONS)})")
+        core = ov.Core()
+        capabilities = tuple(str(c) for c in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        if precision == "bf16":
+            check_bf16(capabilities, allow=allow_bf16_without_native, where=str(path))
+        native_bf16 = "BF16" in capabilities
+        hint = {"fp32": "f32", "bf16": "bf16", "int8": "bf16" if native_bf16 else "f32"}[precision]
+        config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": hint,
+            "NUM_STREAMS": max(1, streams),
+            "ENABLE_CPU_PINNING": False,
+        }
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = threads * max(1, streams)
+        if cache_dir is not None:
+            try:
+                cache_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"OpenVINO cache dir {cache_dir}: cannot create it ({exc})") from None
+            config["CACHE_DIR"] = str(cache_dir)
+        try:
+            # From the path, so the cache is keyed on the file and a restart skips compiling.
+            self._compiled = core.compile_model(str(path), "CPU", config)
+        except RuntimeError as exc:
+            raise ConfigError(f"{path}: OpenVINO cannot compile it ({str(exc).splitlines()[0]}); re-export it") from None
+        self._inputs = tuple(i.any_name for i in self._compiled.inputs)
+        self._outputs = tuple(o.any_name for o in self._compiled.outputs)
+        unknown = set(self._inputs) - _INPUTS
+        if unknown:
+            raise ConfigError(f"{path}: graph takes inputs embedrank cannot feed: {sorted(unknown)}")
+        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._pad = pad_token_id
+        self.precision = precision
+        hint_type = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.inference_precision = str(getattr(hint_type, "to_string", lambda: hint_type)())
+        log.info(
+            "loaded %s on OpenVINO %s CPU (%s, inference precision %s, %s streams, %s threads, cache %s): inputs %s",
+            path, ov.__version__.split("-")[0], precision, self.inference_precision, self._compiled.get_property("NUM_STREAMS"),
+            self._compiled.get_property("INFERENCE_NUM_THREADS"), cache_dir or "off", self._inputs,
+        )
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return self._outputs
+
+    @property
+    def provider(self) -> str:
+        return "OpenVINO CPU"
+
+    def run(self, batch: Sequence[TokenSeq]) -> dict[str, np.ndarray]:
+        feed = pad_batch(batch, self._pad, with_type_ids="token_type_ids" in self._inputs)
+        try:
+            request = self._requests.get_nowait()
+        except queue.Empty:
+            request = self._compiled.create_infer_request()
+        try:
+            result = request.infer(feed, share_inputs=True, share_outputs=False)
+            return {name: np.asarray(result[name]) for name in self._outputs}
+        finally:
+            self._requests.put(request)
+
+    def health(self) -> bool:
+        return True
+
+    def trim(self) -> None:
+        """OpenVINO keeps its own buffers per infer request; nothing to hand back."""

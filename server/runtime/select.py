@@ -1,0 +1,65 @@
+"""The runtime a model version names in its manifest, opened with the server's settings.
+
+ONNX Runtime is always there; OpenVINO is imported only when a manifest asks for it, so a
+server without the ``[openvino]`` extra serves every other model and names the install line
+for the OpenVINO ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from embedrank.server.config import Device
+from embedrank.server.errors import ConfigError
+from embedrank.server.manifest import Graph, RuntimeKind
+from embedrank.server.runtime.base import Runtime
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeSettings:
+    device: Device = Device.CPU
+    threads: int = 0  # per batch run; 0 = the runtime decides
+    workers: int = 1  # batches run at once (OpenVINO streams)
+    allow_fp16_on_cpu: bool = False
+    allow_bf16_without_native: bool = False
+    openvino_cache_dir: Path | None = None
+    small_batch_tokens: int = 0
+    cpu_arena: bool = False
+
+
+def default_openvino_cache() -> Path:
+    """$XDG_CACHE_HOME/embedrank/openvino (~/.cache/... when unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "embedrank" / "openvino"
+
+
+def open_runtime(path: Path, graph: Graph, *, pad_token_id: int, settings: RuntimeSettings) -> Runtime:
+    if graph.runtime is RuntimeKind.OPENVINO:
+        if settings.device is not Device.CPU:
+            raise ConfigError(f"{path}: an OpenVINO model runs on the CPU only, not on {settings.device.value}; "
+                              "serve it from a CPU server or export an onnxruntime variant of it")
+        from embedrank.server.runtime.openvino import OvRuntime
+
+        return OvRuntime(
+            path,
+            threads=settings.threads,
+            streams=settings.workers,
+            pad_token_id=pad_token_id,
+            precision=graph.precision,
+            cache_dir=settings.openvino_cache_dir,
+            allow_bf16_without_native=settings.allow_bf16_without_native,
+        )
+    from embedrank.server.runtime.onnx import OrtRuntime
+
+    return OrtRuntime(
+        path,
+        device=settings.device,
+        threads=settings.threads,
+        pad_token_id=pad_token_id,
+        precision=graph.precision,
+        allow_fp16_on_cpu=settings.allow_fp16_on_cpu,
+        small_batch_tokens=settings.small_batch_tokens,
+        cpu_arena=settings.cpu_arena,
+    )
