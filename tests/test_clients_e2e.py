@@ -42,6 +42,26 @@ def expected(target: str, workdir: Path) -> Path:
             "stream_embeddings": [client.encode(EMBED, b).tolist() for b in batches],
             "bad": {},
         }
+        # long_input CHUNK: spans are code points; the emoji is 1 in Python, 2 UTF-16 units in Java, 4 bytes in Go.
+        chunk_texts = ["naïve café 😀 " + " ".join(corpus.paragraphs()[:8]), "short one"]
+        chunked = client.encode(EMBED, chunk_texts, long_input="chunk", chunk_overlap=8, return_chunks=True)
+        chunk_docs = [chunk_texts[0], documents[0]]
+        chunk_hits = client.rerank(RERANK, query, chunk_docs, long_input="chunk", chunk_overlap=16)
+        data["chunked"] = {
+            "texts": chunk_texts,
+            "overlap": 8,
+            "embeddings": chunked.embeddings.tolist(),
+            "chunk_embeddings": chunked.chunk_embeddings.tolist(),
+            "chunks": [
+                {"text_index": c.text_index, "start": c.start, "end": c.end, "token_count": c.token_count, "text": c.text}
+                for c in chunked.chunks
+            ],
+            "documents": chunk_docs,
+            "rerank": [
+                {"index": h.index, "score": h.score, "span": list(h.span or ()), "chunk_count": h.chunk_count}
+                for h in chunk_hits
+            ],
+        }
         for key, call in (("empty_texts_code", lambda: client.encode(EMBED, [])), ("unknown_model_code", lambda: client.encode("no-such-model", ["a"]))):
             with pytest.raises(EmbedRankError) as info:
                 call()

@@ -41,6 +41,28 @@ type expected struct {
 		EmptyTextsCode   *int `json:"empty_texts_code"`
 		UnknownModelCode *int `json:"unknown_model_code"`
 	} `json:"bad"`
+	Chunked *struct {
+		Texts           []string      `json:"texts"`
+		Overlap         uint32        `json:"overlap"`
+		Embeddings      [][]float64   `json:"embeddings"`
+		ChunkEmbeddings [][]float64   `json:"chunk_embeddings"`
+		Chunks          []expectChunk `json:"chunks"`
+		Documents       []string      `json:"documents"`
+		Rerank          []struct {
+			Index      int     `json:"index"`
+			Score      float64 `json:"score"`
+			Span       []int   `json:"span"`
+			ChunkCount int     `json:"chunk_count"`
+		} `json:"rerank"`
+	} `json:"chunked"`
+}
+
+type expectChunk struct {
+	TextIndex  int    `json:"text_index"`
+	Start      int    `json:"start"`
+	End        int    `json:"end"`
+	TokenCount int    `json:"token_count"`
+	Text       string `json:"text"`
 }
 
 // e2e dials EMBEDRANK_TARGET and loads EMBEDRANK_EXPECTED, or skips.
@@ -211,6 +233,54 @@ func TestE2EListModels(t *testing.T) {
 			t.Errorf("ListModels lacks %q (has %v)", name, kinds)
 		} else if got != kind {
 			t.Errorf("%s: kind %v, want %v", name, got, kind)
+		}
+	}
+}
+
+// long_input CHUNK: the same vectors, windows and spans as the Python client
+// (spans are code points: the texts hold a multi-byte emoji).
+func TestE2EChunks(t *testing.T) {
+	c, exp, ctx := e2e(t)
+	ch := exp.Chunked
+	if ch == nil {
+		t.Fatal("expected JSON has no \"chunked\" section")
+	}
+	r, err := c.EncodeFull(ctx, exp.EmbedModel, ch.Texts,
+		embedrank.LongInputs(embedrank.LongInputChunk), embedrank.ChunkOverlap(ch.Overlap), embedrank.ReturnChunks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMatrix(t, "chunked embeddings", r.Embeddings, ch.Embeddings)
+	checkMatrix(t, "chunk embeddings", r.ChunkEmbeddings, ch.ChunkEmbeddings)
+	if len(r.Chunks) != len(ch.Chunks) || len(r.Chunks) < 3 {
+		t.Fatalf("%d chunks, want %d (at least 3)", len(r.Chunks), len(ch.Chunks))
+	}
+	for i, want := range ch.Chunks {
+		got := r.Chunks[i]
+		if got.TextIndex != want.TextIndex || got.Span.Start != want.Start || got.Span.End != want.End || got.TokenCount != want.TokenCount {
+			t.Errorf("chunk %d: %+v, want %+v", i, got, want)
+		}
+		if text := got.Text(ch.Texts); text != want.Text {
+			t.Errorf("chunk %d text %q, want %q", i, text, want.Text)
+		}
+	}
+
+	hits, err := c.Rerank(ctx, exp.RerankModel, exp.Query, ch.Documents,
+		embedrank.LongInputs(embedrank.LongInputChunk), embedrank.ChunkOverlap(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hits) != len(ch.Rerank) {
+		t.Fatalf("%d results, want %d", len(hits), len(ch.Rerank))
+	}
+	for i, want := range ch.Rerank {
+		got := hits[i]
+		if got.Index != want.Index || got.ChunkCount != want.ChunkCount || got.Span == nil ||
+			got.Span.Start != want.Span[0] || got.Span.End != want.Span[1] {
+			t.Errorf("result %d: %+v (span %v), want %+v", i, got, got.Span, want)
+		}
+		if d := math.Abs(float64(got.Score) - want.Score); d > tolerance {
+			t.Errorf("result %d: score %v, want %v", i, got.Score, want.Score)
 		}
 	}
 }

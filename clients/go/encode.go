@@ -144,6 +144,15 @@ type EncodeResult struct {
 	Truncated []bool
 	// Metadata is the model, version, sizes, timings and request id.
 	Metadata *pb.Metadata
+	// ChunkCounts is, with LongInputs(LongInputChunk), the windows each
+	// text was split into (1 when it fits); TokenCounts then sum them.
+	ChunkCounts []uint32
+	// Chunks is, with ReturnChunks, every window, text by text.
+	Chunks []TextChunk
+	// ChunkEmbeddings holds, with ReturnChunks, one row per Chunks entry
+	// when the precision is float32; ChunkQuantized the other precisions.
+	ChunkEmbeddings [][]float32
+	ChunkQuantized  *QuantizedEmbeddings
 }
 
 // Encode returns one float32 embedding per text, in order.
@@ -204,6 +213,9 @@ func decodeResponse(resp *pb.EncodeResponse, req *pb.EncodeRequest) (*EncodeResu
 		r.Quantized, err = DecodeQuantized(e)
 	} else {
 		r.Embeddings, err = DecodeFloat32(e)
+	}
+	if err == nil {
+		err = decodeChunks(resp, req, r)
 	}
 	if err != nil {
 		return nil, err

@@ -47,6 +47,12 @@ type RerankResult struct {
 	TokenCount int
 	// LabelScores holds all labels' scores, for models with several labels.
 	LabelScores []float32
+	// Span is, with LongInputs(LongInputChunk), the best-scoring window of
+	// the document (its score is Score); nil otherwise.
+	Span *Span
+	// ChunkCount is, with LongInputs(LongInputChunk), the windows the
+	// document was split into; TokenCount then sums them.
+	ChunkCount int
 }
 
 // RerankResponse is the whole answer to a rerank request.
@@ -97,6 +103,10 @@ func convertRerank(resp *pb.RerankResponse, ndocs int) (*RerankResponse, error) 
 			Truncated:   r.GetTruncated(),
 			TokenCount:  int(r.GetTokenCount()),
 			LabelScores: r.GetLabelScores(),
+			ChunkCount:  int(r.GetChunkCount()),
+		}
+		if r.GetChunkCount() > 0 {
+			out.Results[i].Span = &Span{Start: int(r.GetSpan().GetStart()), End: int(r.GetSpan().GetEnd())}
 		}
 	}
 	return out, nil
