@@ -10,6 +10,7 @@ import dev.embedrank.v1.EncodeResponse;
 import dev.embedrank.v1.EncodeStreamRequest;
 import dev.embedrank.v1.GetModelRequest;
 import dev.embedrank.v1.ListModelsRequest;
+import dev.embedrank.v1.LongInput;
 import dev.embedrank.v1.ModelInfo;
 import dev.embedrank.v1.ModelsGrpc;
 import dev.embedrank.v1.Precision;
@@ -134,6 +135,17 @@ public final class EmbedRankClient implements AutoCloseable {
   public float[][] encode(String model, List<String> texts, EncodeOptions options) {
     EncodeResponse response = encodeRaw(options.toRequest(model, texts));
     return floats(response, texts.size());
+  }
+
+  /**
+   * Embeddings of {@code texts} with long texts split into token windows (LONG_INPUT_CHUNK, set
+   * here whatever {@code options} say), and every window's vector and span: one vector per text
+   * is the token-weighted mean of its windows'.
+   */
+  public ChunkedEmbeddings encodeChunks(String model, List<String> texts, EncodeOptions options) {
+    EncodeOptions chunked =
+        options.toBuilder().longInput(LongInput.LONG_INPUT_CHUNK).returnChunks(true).build();
+    return ChunkedEmbeddings.from(encodeRaw(chunked.toRequest(model, texts)), texts);
   }
 
   /** Embeddings of {@code texts} in a compact precision (int8, uint8, binary, ubinary). */
@@ -273,7 +285,9 @@ public final class EmbedRankClient implements AutoCloseable {
               r.getIndex(),
               r.getScore(),
               options.returnDocuments() ? r.getDocument() : null,
-              r.getTruncated()));
+              r.getTruncated(),
+              r.getChunkCount() > 0 ? Span.from(r.getSpan()) : null,
+              r.getChunkCount()));
     }
     return Collections.unmodifiableList(out);
   }

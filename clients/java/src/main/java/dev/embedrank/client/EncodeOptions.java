@@ -2,6 +2,7 @@ package dev.embedrank.client;
 
 import dev.embedrank.v1.EncodeRequest;
 import dev.embedrank.v1.InputType;
+import dev.embedrank.v1.LongInput;
 import dev.embedrank.v1.Precision;
 import dev.embedrank.v1.Truncation;
 import java.util.List;
@@ -26,6 +27,9 @@ public final class EncodeOptions {
   private final Boolean normalize;
   private final int dimensions;
   private final Truncation truncation;
+  private final LongInput longInput;
+  private final Integer chunkOverlap;
+  private final boolean returnChunks;
 
   private EncodeOptions(Builder b) {
     this.inputType = b.inputType;
@@ -33,6 +37,9 @@ public final class EncodeOptions {
     this.normalize = b.normalize;
     this.dimensions = b.dimensions;
     this.truncation = b.truncation;
+    this.longInput = b.longInput;
+    this.chunkOverlap = b.chunkOverlap;
+    this.returnChunks = b.returnChunks;
   }
 
   /** The server's defaults: no prompt choice, the model's normalization, all dimensions. */
@@ -51,6 +58,9 @@ public final class EncodeOptions {
     b.normalize = normalize;
     b.dimensions = dimensions;
     b.truncation = truncation;
+    b.longInput = longInput;
+    b.chunkOverlap = chunkOverlap;
+    b.returnChunks = returnChunks;
     return b;
   }
 
@@ -77,6 +87,19 @@ public final class EncodeOptions {
     return truncation;
   }
 
+  public LongInput longInput() {
+    return longInput;
+  }
+
+  /** Null when not set (the server's default overlap). */
+  public Integer chunkOverlap() {
+    return chunkOverlap;
+  }
+
+  public boolean returnChunks() {
+    return returnChunks;
+  }
+
   /** The EncodeRequest for these options, in float32 precision. */
   public EncodeRequest toRequest(String model, List<String> texts) {
     return toRequest(model, texts, Precision.PRECISION_FLOAT32);
@@ -95,9 +118,14 @@ public final class EncodeOptions {
             .setPromptName(promptName)
             .setDimensions(dimensions)
             .setTruncation(truncation)
-            .setPrecision(precision);
+            .setPrecision(precision)
+            .setLongInput(longInput)
+            .setReturnChunks(returnChunks);
     if (normalize != null) {
       r.setNormalize(normalize);
+    }
+    if (chunkOverlap != null) {
+      r.setChunkOverlap(chunkOverlap);
     }
     return r.build();
   }
@@ -112,19 +140,24 @@ public final class EncodeOptions {
         && promptName.equals(e.promptName)
         && Objects.equals(normalize, e.normalize)
         && dimensions == e.dimensions
-        && truncation == e.truncation;
+        && truncation == e.truncation
+        && longInput == e.longInput
+        && Objects.equals(chunkOverlap, e.chunkOverlap)
+        && returnChunks == e.returnChunks;
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(inputType, promptName, normalize, dimensions, truncation);
+    return Objects.hash(
+        inputType, promptName, normalize, dimensions, truncation, longInput, chunkOverlap, returnChunks);
   }
 
   @Override
   public String toString() {
     return "EncodeOptions[inputType=" + inputType + ", promptName=" + promptName
         + ", normalize=" + normalize + ", dimensions=" + dimensions
-        + ", truncation=" + truncation + "]";
+        + ", truncation=" + truncation + ", longInput=" + longInput
+        + ", chunkOverlap=" + chunkOverlap + ", returnChunks=" + returnChunks + "]";
   }
 
   public static final class Builder {
@@ -133,6 +166,9 @@ public final class EncodeOptions {
     private Boolean normalize;
     private int dimensions;
     private Truncation truncation = Truncation.TRUNCATION_UNSPECIFIED;
+    private LongInput longInput = LongInput.LONG_INPUT_UNSPECIFIED;
+    private Integer chunkOverlap;
+    private boolean returnChunks;
 
     private Builder() {}
 
@@ -165,6 +201,30 @@ public final class EncodeOptions {
 
     public Builder truncation(Truncation truncation) {
       this.truncation = Objects.requireNonNull(truncation, "truncation");
+      return this;
+    }
+
+    /**
+     * LONG_INPUT_CHUNK: a text longer than the model's window is split into overlapping token
+     * windows; its vector is the token-weighted mean of theirs. TRUNCATE (the default): cut it.
+     */
+    public Builder longInput(LongInput longInput) {
+      this.longInput = Objects.requireNonNull(longInput, "longInput");
+      return this;
+    }
+
+    /** Tokens consecutive windows share (LONG_INPUT_CHUNK only); null = the server's default. */
+    public Builder chunkOverlap(Integer chunkOverlap) {
+      if (chunkOverlap != null && chunkOverlap < 0) {
+        throw new IllegalArgumentException("chunkOverlap must be >= 0, got " + chunkOverlap);
+      }
+      this.chunkOverlap = chunkOverlap;
+      return this;
+    }
+
+    /** Also return every window's vector and span (LONG_INPUT_CHUNK only). */
+    public Builder returnChunks(boolean returnChunks) {
+      this.returnChunks = returnChunks;
       return this;
     }
 

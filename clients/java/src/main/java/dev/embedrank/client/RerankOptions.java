@@ -1,5 +1,6 @@
 package dev.embedrank.client;
 
+import dev.embedrank.v1.LongInput;
 import dev.embedrank.v1.RerankRequest;
 import dev.embedrank.v1.ScoreMode;
 import dev.embedrank.v1.Truncation;
@@ -14,12 +15,16 @@ public final class RerankOptions {
   private final boolean returnDocuments;
   private final boolean rawScores;
   private final Truncation truncation;
+  private final LongInput longInput;
+  private final Integer chunkOverlap;
 
   private RerankOptions(Builder b) {
     this.topK = b.topK;
     this.returnDocuments = b.returnDocuments;
     this.rawScores = b.rawScores;
     this.truncation = b.truncation;
+    this.longInput = b.longInput;
+    this.chunkOverlap = b.chunkOverlap;
   }
 
   /** All results, activated scores, no documents echoed, the default truncation. */
@@ -48,6 +53,15 @@ public final class RerankOptions {
     return truncation;
   }
 
+  public LongInput longInput() {
+    return longInput;
+  }
+
+  /** Null when not set (the server's default overlap). */
+  public Integer chunkOverlap() {
+    return chunkOverlap;
+  }
+
   public RerankRequest toRequest(String model, String query, List<String> documents) {
     Objects.requireNonNull(model, "model");
     Objects.requireNonNull(query, "query");
@@ -59,9 +73,13 @@ public final class RerankOptions {
             .addAllDocuments(documents)
             .setReturnDocuments(returnDocuments)
             .setScores(rawScores ? ScoreMode.SCORE_MODE_RAW : ScoreMode.SCORE_MODE_UNSPECIFIED)
-            .setTruncation(truncation);
+            .setTruncation(truncation)
+            .setLongInput(longInput);
     if (topK != null) {
       r.setTopK(topK);
+    }
+    if (chunkOverlap != null) {
+      r.setChunkOverlap(chunkOverlap);
     }
     return r.build();
   }
@@ -75,18 +93,21 @@ public final class RerankOptions {
     return Objects.equals(topK, r.topK)
         && returnDocuments == r.returnDocuments
         && rawScores == r.rawScores
-        && truncation == r.truncation;
+        && truncation == r.truncation
+        && longInput == r.longInput
+        && Objects.equals(chunkOverlap, r.chunkOverlap);
   }
 
   @Override
   public int hashCode() {
-    return Objects.hash(topK, returnDocuments, rawScores, truncation);
+    return Objects.hash(topK, returnDocuments, rawScores, truncation, longInput, chunkOverlap);
   }
 
   @Override
   public String toString() {
     return "RerankOptions[topK=" + topK + ", returnDocuments=" + returnDocuments
-        + ", rawScores=" + rawScores + ", truncation=" + truncation + "]";
+        + ", rawScores=" + rawScores + ", truncation=" + truncation + ", longInput=" + longInput
+        + ", chunkOverlap=" + chunkOverlap + "]";
   }
 
   public static final class Builder {
@@ -94,6 +115,8 @@ public final class RerankOptions {
     private boolean returnDocuments;
     private boolean rawScores;
     private Truncation truncation = Truncation.TRUNCATION_UNSPECIFIED;
+    private LongInput longInput = LongInput.LONG_INPUT_UNSPECIFIED;
+    private Integer chunkOverlap;
 
     private Builder() {}
 
@@ -120,6 +143,24 @@ public final class RerankOptions {
 
     public Builder truncation(Truncation truncation) {
       this.truncation = Objects.requireNonNull(truncation, "truncation");
+      return this;
+    }
+
+    /**
+     * LONG_INPUT_CHUNK: a document longer than the window left after the query is scored window
+     * by window and gets its best window's score (MaxP); {@link RerankResult#span()} names it.
+     */
+    public Builder longInput(LongInput longInput) {
+      this.longInput = Objects.requireNonNull(longInput, "longInput");
+      return this;
+    }
+
+    /** Tokens consecutive windows share (LONG_INPUT_CHUNK only); null = the server's default. */
+    public Builder chunkOverlap(Integer chunkOverlap) {
+      if (chunkOverlap != null && chunkOverlap < 0) {
+        throw new IllegalArgumentException("chunkOverlap must be >= 0, got " + chunkOverlap);
+      }
+      this.chunkOverlap = chunkOverlap;
       return this;
     }
 

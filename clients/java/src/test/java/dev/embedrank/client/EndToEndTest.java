@@ -185,6 +185,59 @@ class EndToEndTest {
     }
   }
 
+  // ---- long_input CHUNK: same vectors, windows and spans as the Python client. The texts hold an
+  // emoji: spans are code points (one for Python, two chars for Java).
+
+  @Test
+  void chunkedEncodeEqualsPythonClient() {
+    JsonObject ch = expected.getAsJsonObject("chunked");
+    List<String> texts = strings(ch.get("texts"));
+    ChunkedEmbeddings got =
+        client.encodeChunks(
+            embedModel,
+            texts,
+            EncodeOptions.builder().chunkOverlap(ch.get("overlap").getAsInt()).build());
+    assertMatrix(matrix(ch.get("embeddings")), got.embeddings(), "chunked embeddings");
+    assertMatrix(matrix(ch.get("chunk_embeddings")), got.chunkEmbeddings(), "chunk embeddings");
+    JsonArray want = ch.getAsJsonArray("chunks");
+    assertEquals(want.size(), got.chunks().size(), "number of chunks");
+    assertTrue(got.chunks().size() >= 3, "the long text must split");
+    for (int i = 0; i < want.size(); i++) {
+      JsonObject w = want.get(i).getAsJsonObject();
+      TextChunk c = got.chunks().get(i);
+      assertEquals(w.get("text_index").getAsInt(), c.textIndex(), "chunk " + i + " text index");
+      assertEquals(
+          new Span(w.get("start").getAsInt(), w.get("end").getAsInt()), c.span(), "chunk " + i);
+      assertEquals(w.get("token_count").getAsInt(), c.tokenCount(), "chunk " + i + " tokens");
+      assertEquals(w.get("text").getAsString(), c.text(), "chunk " + i + " text");
+    }
+  }
+
+  @Test
+  void chunkedRerankEqualsPythonClient() {
+    JsonObject ch = expected.getAsJsonObject("chunked");
+    List<RerankResult> got =
+        client.rerank(
+            rerankModel,
+            expected.get("query").getAsString(),
+            strings(ch.get("documents")),
+            RerankOptions.builder()
+                .longInput(dev.embedrank.v1.LongInput.LONG_INPUT_CHUNK)
+                .chunkOverlap(16)
+                .build());
+    JsonArray want = ch.getAsJsonArray("rerank");
+    assertEquals(want.size(), got.size());
+    for (int i = 0; i < want.size(); i++) {
+      JsonObject w = want.get(i).getAsJsonObject();
+      RerankResult r = got.get(i);
+      assertEquals(w.get("index").getAsInt(), r.index(), "rank " + i);
+      assertClose(w.get("score").getAsDouble(), r.score(), "chunked rerank score at rank " + i);
+      assertEquals(w.get("chunk_count").getAsInt(), r.chunkCount(), "rank " + i + " chunks");
+      JsonArray span = w.getAsJsonArray("span");
+      assertEquals(new Span(span.get(0).getAsInt(), span.get(1).getAsInt()), r.span());
+    }
+  }
+
   // ---- Embed
 
   @Test
