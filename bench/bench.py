@@ -115,12 +115,16 @@ def manifest(name: str) -> dict:
 def write_texts() -> Path:
     from embedrank.exporter.corpus import paragraphs, sentences
 
+    from pydoc_data.topics import topics
+
     paras = [p for p in paragraphs() if len(p) >= 250]
     pools = {
         "sentences": sentences(),  # ~2,400 sentences, ~30 tokens on average
         "paragraphs": paras,  # ~400 paragraphs of >= 250 characters, ~100 tokens on average
         "queries": [s for s in sentences() if len(s) <= 120][:300],
         "docs": paras,
+        # Whole pydoc topics of 2,000..50,000 characters (~32, ~500..12,000 tokens): long_input CHUNK.
+        "documents": [t for _, t in sorted(topics.items()) if 2_000 <= len(t) <= 50_000],
     }
     WORK.mkdir(parents=True, exist_ok=True)
     path = WORK / "texts.json"
@@ -185,6 +189,10 @@ def run_server_phase(cfg: argparse.Namespace, texts: Path, flags: list[str], var
                     log(f"embedrank {name}{tag}: {kind} throughput")
                     res[kind] = load(server, texts, "encode", name, kind=kind, batch=cfg.batch, concurrency=cfg.concurrency,
                                      seconds=cfg.seconds)
+                if full and name == "minilm":
+                    log(f"embedrank {name}{tag}: long documents, long_input CHUNK")
+                    res["documents_chunked"] = load(server, texts, "encode", name, kind="documents", batch=2,
+                                                    concurrency=2, seconds=cfg.seconds, long_input="chunk")
                 if full:
                     log(f"embedrank {name}: single-sentence latency")
                     res["latency"] = load(server, texts, "encode-latency", name, n=cfg.latency_n, warmup=30)

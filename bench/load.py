@@ -3,6 +3,7 @@
 Runs in its own process (the main venv), prints one JSON object on stdout. Modes:
 
   encode          closed loop: --concurrency requests in flight, --batch texts each, for --seconds
+                  (--kind documents --long-input chunk: whole long documents, chunked by the server)
   encode-latency  one text a request, one request at a time, --n requests after --warmup
   rerank          closed loop: --concurrency requests of --docs documents each, for --seconds
   rerank-latency  one request of --docs documents at a time, --n requests after --warmup
@@ -96,7 +97,8 @@ async def main() -> None:
     ap.add_argument("--target", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--texts", required=True, help="texts.json written by bench.py")
-    ap.add_argument("--kind", default="sentences", choices=["sentences", "paragraphs"])
+    ap.add_argument("--kind", default="sentences", choices=["sentences", "paragraphs", "documents"])
+    ap.add_argument("--long-input", default="", choices=["", "truncate", "chunk"], help="Encode's long_input")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--docs", type=int, default=50)
     ap.add_argument("--concurrency", type=int, default=4)
@@ -121,13 +123,16 @@ async def main() -> None:
             pool = pools[args.kind]
             size = args.batch if args.mode == "encode" else 1
             timing = {"tokenize_ns": [], "queue_ns": [], "inference_ns": [], "total_ns": []}
+            tokens: list[int] = []
+            extra = {"long_input": args.long_input} if args.long_input else {}
 
             async def call(i: int) -> int:
                 start = (i * size) % len(pool)
                 texts = (pool + pool)[start : start + size]
-                resp = await client.encode_raw(args.model, texts)
+                resp = await client.encode_raw(args.model, texts, **extra)
                 for key, values in timing.items():
                     values.append(getattr(resp.metadata.timing, key))
+                tokens.append(resp.metadata.tokens)
                 assert resp.embeddings.rows == len(texts)
                 return len(texts)
         else:
@@ -149,6 +154,7 @@ async def main() -> None:
         if args.mode.startswith("encode"):
             for values in timing.values():
                 values.clear()
+            tokens.clear()
         with Window(args.server_pid) as win:
             if latency_mode:
                 latencies = []
@@ -163,6 +169,7 @@ async def main() -> None:
         if args.mode.startswith("encode"):
             # Where a request's time goes, as the server reports it (mean ms per request).
             out["server_ms"] = {k.removesuffix("_ns"): round(statistics.fmean(v) / 1e6, 2) for k, v in timing.items()}
+            out["tokens_per_s"] = round(sum(tokens) / win.wall, 1)  # fed to the model (all chunks)
         print(json.dumps(out))
 
 

@@ -185,6 +185,11 @@ def render(r: dict, png_name: str) -> str:
         e = res["embed"]
         w(f"| {label} | | {fmt(e['sentences']['items_per_s'])} | {fmt(e['paragraphs']['items_per_s'])} | "
           f"{e['latency']['p50_ms']:.1f} / {e['latency']['p99_ms']:.1f} | {res['cosine']['mean']:.6f} | |")
+    docs = er.get("minilm", {}).get("documents_chunked")
+    if docs:
+        w(f"\nLong documents (whole pydoc topics, 2,000–50,000 characters), `long_input=CHUNK` on `minilm`: "
+          f"**{docs['items_per_s']:.1f} documents/s**, {fmt(docs['tokens_per_s'])} tokens/s fed to the model "
+          f"(2 requests of 2 documents in flight; p50 {docs['p50_ms']:,.0f} ms a request).")
     w(f"\n![embedding throughput against fidelity]({png_name})\n")
 
     w("## Reranking\n")
