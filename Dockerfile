@@ -1,5 +1,7 @@
 # CPU image of the embedrank server. The exporter (torch) is not in it: export models
-# with `pip install 'embedrank[export]'` elsewhere and mount the repository.
+# elsewhere (`pip install '.[export]'` in a checkout of this repository, then
+# `embedrank export ...`) and mount the repository. It runs as uid 1000: exports are
+# 0755/0644, so it reads a repository exported by any user.
 #   docker build -t embedrank .
 #   docker run -p 50051:50051 -v $PWD/models:/models embedrank
 FROM python:3.11-slim

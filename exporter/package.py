@@ -30,8 +30,11 @@ def target(output: Path) -> tuple[str, int]:
     """(model name, next version number) for ``--output REPO/NAME``; creates nothing."""
     name = output.name
     check_model_name(name, field="--output")
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"--output {output}: exists and is not a folder")
+    existing = next(p for p in (output, *output.parents) if p.exists())  # checked now, not after minutes of work
+    if not existing.is_dir():
+        raise ConfigError(f"--output {output}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--output {output}: this user may not write in {existing}")
     versions = version_dirs(output) if output.is_dir() else []
     return name, (versions[0][0] + 1 if versions else 1)
 

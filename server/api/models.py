@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import os
+from pathlib import PurePath
+from typing import Any
 
 import grpc
 
@@ -17,6 +21,28 @@ from embedrank.v1 import models_pb2, models_pb2_grpc
 _KIND = {ModelKind.EMBEDDING: models_pb2.MODEL_KIND_EMBEDDING, ModelKind.RERANK: models_pb2.MODEL_KIND_RERANK}
 
 
+# The manifest's sections a caller sees; anything else (e.g. a self-check's reference vectors) stays on disk.
+_PUBLIC_SECTIONS = ("format", "name", "version", "kind", "created", "source", "graph", "tokenizer", "fidelity", "embedding", "rerank")
+
+
+def public_manifest(raw: dict[str, Any]) -> dict[str, Any]:
+    """The manifest as callers see it: what the model is, how it was built and how faithful it is.
+
+    Not the exporting machine's paths (a local source becomes its folder name) nor the int8
+    calibration arrays (``ranges_calibrated`` says whether there are some); they stay on disk.
+    """
+    public: dict[str, Any] = {k: copy.deepcopy(raw[k]) for k in _PUBLIC_SECTIONS if k in raw}
+    source = public.get("source")
+    if isinstance(source, dict) and "path" in source:
+        path = str(source.pop("path"))
+        local = os.path.isabs(path) or path.startswith(("~", "./", "../"))
+        source["name"] = PurePath(path).name if local else path  # a hub id stays as it is
+    embedding = public.get("embedding")
+    if isinstance(embedding, dict) and "ranges" in embedding:
+        embedding["ranges_calibrated"] = embedding.pop("ranges") is not None
+    return public
+
+
 def model_info(model: ServedModel) -> models_pb2.ModelInfo:
     m = model.manifest
     info = models_pb2.ModelInfo(
@@ -25,7 +51,7 @@ def model_info(model: ServedModel) -> models_pb2.ModelInfo:
         kind=_KIND[m.kind],
         max_tokens=m.tokenizer.max_tokens,
         graph_precision=m.graph.precision,
-        manifest_json=json.dumps(m.raw, sort_keys=True),
+        manifest_json=json.dumps(public_manifest(m.raw), sort_keys=True),
     )
     if m.embedding is not None:
         e = m.embedding

@@ -2,7 +2,7 @@
 // prints their cosine similarities, and reranks them against a query when a
 // rerank model is given.
 //
-//	go run ./cmd/embedrank-example -target localhost:50051 -model minilm -rerank-model reranker
+//	go run ./cmd/embedrank-example -target localhost:50051 -model minilm -rerank-model demo-reranker
 package main
 
 import (
