@@ -281,6 +281,19 @@ def test_bad_rerank_chunk_options(target: str) -> None:
         assert info.value.code == INVALID and info.value.field == "long_input"
 
 
+def test_chunk_limits_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from embedrank.server import config
+    from embedrank.server.errors import ConfigError
+
+    monkeypatch.setenv("EMBEDRANK_MAX_CHUNKS_PER_TEXT", "7")
+    cfg = config.parse(["--model-repository", "/m", "--max-chunks-per-request", "99"])
+    assert cfg.max_chunks_per_text == 7 and cfg.max_chunks_per_request == 99
+    for flag in ("--max-chunks-per-text", "--max-chunks-per-request"):
+        with pytest.raises(ConfigError) as info:
+            config.parse(["--model-repository", "/m", flag, "0"])
+        assert f"{flag} must be > 0" in info.value.message
+
+
 @pytest.fixture(scope="module")
 def small_server(workdir: Path, repo: Path) -> Iterator[ServerProcess]:
     """minilm alone, with an in-flight cap of 40 inputs and at most 40 chunks a request."""
