@@ -10,10 +10,13 @@ import signal
 import socket
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from embedrank.server.api.auth import BearerTokenInterceptor
+from embedrank.server.api.drain import Calls
+from embedrank.server.api.health import HealthServicer
+from embedrank.server.api.malformed import Registrar
 from embedrank.server.api.embed import EmbedServicer
 from embedrank.server.api.models import ModelsServicer
 from embedrank.server.api.rerank import RerankServicer
@@ -39,7 +42,8 @@ class App:
         self.server = server
         self.port = port
         self.engine = engine
-        self.health = health.aio.HealthServicer()
+        self.health = HealthServicer()
+        self.calls = Calls()
 
     async def start(self) -> None:
         """Start answering (health NOT_SERVING), load and warm every model, then SERVING."""
@@ -52,10 +56,20 @@ class App:
         log.info("serving %d model(s) on port %d", len(self.engine.models), self.port)
 
     async def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING, refuse new RPCs, let in-flight ones finish for ``grace`` seconds."""
+        """Drain: health NOT_SERVING, new calls UNAVAILABLE, every call already received answered
+        if it can be within ``grace`` seconds; what cannot is answered UNAVAILABLE (retryable),
+        never CANCELLED. Returns as soon as the work is done, not after the whole grace."""
+        grace = self.config.shutdown_grace_s if grace is None else grace
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.config.shutdown_grace_s if grace is None else grace)
-        await self.engine.close()
+        self.calls.start_drain()
+        if not await self.calls.wait_idle(grace):
+            log.warning("shutdown: %d call(s) still running after %.1fs; answering them UNAVAILABLE",
+                        self.calls.active, grace)
+        await self.engine.close()  # fails whatever is still queued with Unavailable
+        await self.calls.wait_idle(1.0)  # those handlers answer
+        self.health.end_watches()
+        # Nothing is left but answers on their way out: stop waits for them (not the whole grace).
+        await self.server.stop(2.0)
 
 
 def build_server(config: ServerConfig) -> App:
@@ -72,13 +86,14 @@ def build_server(config: ServerConfig) -> App:
     engine = Engine(config)
     app_port = _bind(server, config)
     app = App(config, server, app_port, engine)
+    registrar = Registrar(server)  # malformed payloads -> INVALID_ARGUMENT, not grpc's traceback
     embed_pb2_grpc.add_EmbedServicer_to_server(
-        EmbedServicer(engine, stream_max_inflight=config.stream_max_inflight), server
+        EmbedServicer(engine, calls=app.calls, stream_max_inflight=config.stream_max_inflight), registrar
     )
     rerank_pb2_grpc.add_RerankServicer_to_server(
-        RerankServicer(engine, stream_max_inflight=config.stream_max_inflight), server
+        RerankServicer(engine, calls=app.calls, stream_max_inflight=config.stream_max_inflight), registrar
     )
-    models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(engine), server)
+    models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(engine), registrar)
     health_pb2_grpc.add_HealthServicer_to_server(app.health, server)
     reflection.enable_server_reflection(
         (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server

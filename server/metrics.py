@@ -9,6 +9,7 @@ REQUEST_SECONDS = Histogram(
     "embedrank_request_duration_seconds", "Request wall time, arrival to response.", ["rpc"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+TOKENIZED = Counter("embedrank_tokenized_inputs_total", "Texts or pairs admitted and tokenized.", ["model"])
 INPUTS = Counter("embedrank_inputs_total", "Texts or pairs run through a model.", ["model"])
 TOKENS = Counter("embedrank_tokens_total", "Tokens run through a model, without padding.", ["model"])
 BATCH_SIZE = Histogram("embedrank_batch_size", "Inputs per batch.", ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))

@@ -38,9 +38,11 @@ def seq(length: int, tag: int = 1) -> TokenSeq:
     return TokenSeq(ids, None)
 
 
-async def submit(b: Batcher, seqs: list[TokenSeq], group: int, deadline: float | None = None) -> list[WorkItem]:
+async def submit(
+    b: Batcher, seqs: list[TokenSeq], group: int, deadline: float | None = None, request: int = 0
+) -> list[WorkItem]:
     loop = asyncio.get_running_loop()
-    items = [WorkItem(s, loop.create_future(), group, deadline) for s in seqs]
+    items = [WorkItem(s, loop.create_future(), group, deadline, request) for s in seqs]
     b.submit(items)
     return items
 
@@ -148,3 +150,74 @@ async def test_workers_run_batches_at_once() -> None:
     assert await asyncio.gather(*(it.future for it in items)) == [4] * 6
     await b.close()
     assert active["most"] == 2
+
+
+async def test_a_streams_head_is_not_starved_by_its_own_tail() -> None:
+    """A stream's requests queue as one caller: its oldest input anchors its turns, and the
+    other callers' turns come in between — not 16 requests' worth of turns for the stream."""
+    fake = FakeRuntime()
+    b = Batcher("t", fake, BatchLimits(max_batch_tokens=1000, max_batch_size=1))
+    stream = []
+    for request in range(16):  # one stream (caller 1), 16 requests of 2 inputs, tags 100+
+        stream += await submit(
+            b, [seq(4, tag=100 + 2 * request), seq(4, tag=101 + 2 * request)], group=1, request=request
+        )
+    others = [await submit(b, [seq(4, tag=10 + c)], group=2 + c) for c in range(8)]  # 8 unary callers
+    b.start()
+    await asyncio.gather(*(it.future for it in stream + [o[0] for o in others]))
+    await b.close()
+    # Round robin over callers: stream, caller, caller, ... — the stream's inputs run in its order.
+    stream_order = [t for t in fake.seen if t >= 100]
+    assert stream_order == sorted(stream_order)
+    assert fake.seen[:4] == [100, 10, 11, 12]
+    # The stream's first request is done after its second turn (position 9 = after one round).
+    assert fake.seen.index(101) == 9
+
+
+async def test_removed_inputs_leave_the_queue_at_once() -> None:
+    fake = FakeRuntime(delay=0.05)
+    b = Batcher("t", fake, BatchLimits(max_batch_tokens=16, max_batch_size=1))
+    b.start()
+    first = await submit(b, [seq(4, tag=2)], group=1)
+    queued = await submit(b, [seq(4, tag=3), seq(4, tag=4)], group=2)
+    assert b.queued == 2
+    b.remove(queued)
+    assert b.queued == 0
+    expiring = await submit(b, [seq(4, tag=5)], group=3)
+    b.expire(expiring)
+    with pytest.raises(DeadlineExceeded):
+        await expiring[0].future
+    assert b.queued == 0
+    await first[0].future
+    await b.close()
+    assert fake.seen == [2]
+
+
+async def test_a_lone_small_batch_runs_inline_at_once() -> None:
+    ran_on: list[str] = []
+
+    def record(batch: Sequence[TokenSeq]) -> list[int]:
+        ran_on.append(threading.current_thread().name)
+        return [s.length for s in batch]
+
+    b = Batcher("t", record, BatchLimits(max_batch_tokens=64, max_batch_size=8, inline_tokens=16))
+    b.start()
+    small = await submit(b, [seq(4)], group=1)
+    assert small[0].future.done()  # answered during submit: no batching window, no thread hop
+    big = await submit(b, [seq(32)], group=2)
+    assert await big[0].future == 32
+    await b.close()
+    assert ran_on[0] == threading.current_thread().name and ran_on[1].startswith("run-t")
+
+
+async def test_batches_fill_from_oldest_requests_first() -> None:
+    """With room to spare, a batch takes every caller's oldest request before anyone's later ones."""
+    fake = FakeRuntime()
+    b = Batcher("t", fake, BatchLimits(max_batch_tokens=10_000, max_batch_size=4))
+    for request in range(3):  # caller 1: three requests of 2 inputs (tags 10+)
+        await submit(b, [seq(5, tag=10 + 2 * request), seq(5, tag=11 + 2 * request)], group=1, request=request)
+    last = await submit(b, [seq(6, tag=50), seq(6, tag=51)], group=2, request=9)  # caller 2: one request
+    b.start()
+    await last[1].future
+    await b.close()
+    assert sorted(fake.seen[:4]) == [10, 11, 50, 51]  # both heads, though 12..15 are closer in length

@@ -14,6 +14,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from embedrank.server import errors, metrics
+from embedrank.server.api.drain import Calls
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +85,22 @@ def stream_error_fields(exc: BaseException, request_id: str) -> tuple[int, str, 
 
 
 async def guarded(
-    context: grpc.aio.ServicerContext, request_id: str, call: Callable[[], Awaitable[T]], *, rpc: str
+    context: grpc.aio.ServicerContext,
+    request_id: str,
+    call: Callable[[], Awaitable[T]],
+    *,
+    rpc: str,
+    calls: Calls | None = None,
 ) -> T:
-    """Run a handler body; any error ends the RPC with its status from the table."""
+    """Run a handler body; any error ends the RPC with its status from the table. With ``calls``,
+    the call counts as in flight for the drain (and is refused once draining)."""
     start = time.monotonic()
     try:
-        result = await call()
+        if calls is None:
+            result = await call()
+        else:
+            with calls.track():
+                result = await call()
     except Exception as exc:  # every exception gets a status; unexpected ones are logged as bugs
         status = to_grpc_status(exc, request_id)
     else:

@@ -1,12 +1,14 @@
 """Merges inputs from concurrent requests into length-homogeneous batches under a token budget.
 
-Each input is a WorkItem with an asyncio.Future. One background task per model forms a
-batch, runs it in the model's executor thread and resolves the futures. Fairness: the
-anchor of every batch is the head input of the request that has waited longest for a
-turn, so one big request cannot starve small ones; the rest of the batch is filled with
-queued inputs of the nearest lengths, so padding stays small. Inputs whose caller went
-away are dropped, and inputs whose deadline passed fail with DeadlineExceeded without
-reaching the runtime.
+Each input is a WorkItem with an asyncio.Future. The batcher is event-driven, with no
+background loop: a batch is formed the moment there is work and a free worker — on submit
+and when a batch finishes — so a lone request on an idle server runs at once, with no
+batching window. Fairness: the anchor of every batch is the oldest queued input of the
+caller (a unary request, or one stream's requests together) that has waited longest for a
+turn, so neither a big request nor a stream's own tail can starve anyone's head; the rest of
+the batch is filled with queued inputs of the nearest lengths, so padding stays small.
+Inputs leave the queue as soon as their call ends (``remove``) or their deadline passes
+(DeadlineExceeded), never reaching the runtime.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from embedrank.server import metrics
@@ -34,8 +36,9 @@ BatchFn = Callable[[Sequence[TokenSeq]], Sequence[Any]]
 class WorkItem:
     seq: TokenSeq
     future: asyncio.Future[Any]
-    group: int  # the request it belongs to
+    group: int  # the caller: one unary request, or every request of one stream
     deadline: float | None  # time.monotonic() value
+    request: int = 0  # the request within its caller (a stream's requests differ)
     enqueued: float = 0.0
     started: float = 0.0  # when its batch started
     batch_ns: int = 0  # duration of its batch
@@ -54,74 +57,129 @@ class BatchLimits:
     min_fill: float = 0.0
     # Batches run at once (each in its own executor thread).
     workers: int = 1
+    # A batch of at most this many padded tokens, formed while nothing else is queued or
+    # running, runs on the event-loop thread itself: no hand-off to an executor thread and
+    # back (the runtime releases the GIL). 0 = always hand off.
+    inline_tokens: int = 0
 
 
 class Batcher:
-    def __init__(self, name: str, run_batch: BatchFn, limits: BatchLimits) -> None:
+    def __init__(
+        self, name: str, run_batch: BatchFn, limits: BatchLimits, *, on_idle: Callable[[], None] | None = None
+    ) -> None:
         self._name = name
         self._run_batch = run_batch
+        # Run in a worker thread when the batcher goes idle after big batches (memory trim).
+        self._on_idle = on_idle
+        self._ran_big = False
+        self._next_idle = 0.0
         self._limits = limits
         self._groups: collections.OrderedDict[int, collections.deque[WorkItem]] = collections.OrderedDict()
         self._size = 0
-        self._wakeup = asyncio.Event()
         # `workers` batches at once: on a CPU, one single-threaded run per core beats one run
         # spread over the cores for the small batches serving sees.
         self._executor = concurrent.futures.ThreadPoolExecutor(limits.workers, thread_name_prefix=f"run-{name}")
-        self._free = asyncio.Semaphore(limits.workers)
+        self._idle = limits.workers
         self._running: set[asyncio.Task[None]] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._started = False
         self._closed = False
         self.batches_run = 0
+        self.inputs_run = 0
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self._name}")
+        self._started = True
+        self._kick()
 
     async def close(self) -> None:
+        """Fail what is queued with Unavailable, let running batches finish, stop the threads."""
         self._closed = True
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
         for queue in self._groups.values():
             for item in queue:
                 if not item.future.done():
-                    item.future.set_exception(Unavailable("server shutting down"))
+                    item.future.set_exception(Unavailable("server shutting down; retry on another replica"))
         self._groups.clear()
+        self._set_size(0)
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         self._executor.shutdown(wait=True)
 
     @property
     def queued(self) -> int:
         return self._size
 
+    @property
+    def busy(self) -> bool:
+        return self._size > 0 or self._idle < self._limits.workers
+
     def submit(self, items: Sequence[WorkItem]) -> None:
         if self._closed:
-            raise Unavailable("server shutting down")
+            raise Unavailable("server shutting down; retry on another replica")
         if not items:
             return
         now = time.monotonic()
         for item in items:
             item.enqueued = now
             self._groups.setdefault(item.group, collections.deque()).append(item)
-        self._size += len(items)
-        self._wakeup.set()
+        self._set_size(self._size + len(items))
+        self._kick()
 
-    async def _loop(self) -> None:
-        while True:
-            await self._free.acquire()  # a worker is free: form the next batch now
-            if not self._size:
-                self._wakeup.clear()
-                await self._wakeup.wait()
+    def remove(self, items: Iterable[WorkItem]) -> None:
+        """Take these inputs out of the queue now (their caller left); running ones finish."""
+        gone = {id(item) for item in items}
+        removed = 0
+        for group in list(self._groups):
+            queue = self._groups[group]
+            keep = collections.deque(item for item in queue if id(item) not in gone)
+            removed += len(queue) - len(keep)
+            if keep:
+                self._groups[group] = keep
+            else:
+                del self._groups[group]
+        if removed:
+            self._set_size(self._size - removed)
+
+    def expire(self, items: Iterable[WorkItem]) -> None:
+        """Their deadline passed: fail the still-queued ones with DeadlineExceeded and drop them."""
+        queued = [item for item in items if not item.future.done() and not item.started]
+        self.remove(queued)
+        for item in queued:
+            item.future.set_exception(DeadlineExceeded("deadline passed while queued; the model did not run"))
+
+    def _set_size(self, size: int) -> None:
+        self._size = size
+        metrics.QUEUED.labels(self._name).set(size)
+
+    def _kick(self) -> None:
+        """Start batches while there is queued work and a free worker."""
+        if not self._started or self._closed:
+            return
+        while self._idle and self._size:
+            alone = self._idle == self._limits.workers  # nothing else running
             batch = self._next_batch()
             if not batch:
-                self._free.release()
+                return
+            self._idle -= 1
+            width = max(item.length for item in batch)
+            if alone and not self._size and len(batch) * width <= self._limits.inline_tokens:
+                self._run_inline(batch)
                 continue
+            self._ran_big = True
             task = asyncio.get_running_loop().create_task(self._run(batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+
+    def _run_inline(self, batch: list[WorkItem]) -> None:
+        start = time.monotonic()
+        for item in batch:
+            item.started = start
+        try:
+            results = self._run_batch([item.seq for item in batch])
+        except Exception as exc:  # a runtime failure fails this batch only
+            self._fail(batch, exc)
+        else:
+            self._finish(batch, results, start)
+        finally:
+            self._idle += 1
 
     async def _run(self, batch: list[WorkItem]) -> None:
         try:
@@ -132,20 +190,32 @@ class Batcher:
             try:
                 results = await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, seqs)
             except Exception as exc:  # a runtime failure fails this batch only
-                log.exception("model %s: batch of %d failed", self._name, len(batch))
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
+                self._fail(batch, exc)
                 return
-            elapsed = int((time.monotonic() - start) * 1e9)
-            self.batches_run += 1
-            self._observe(batch, elapsed)
-            for item, result in zip(batch, results, strict=True):
-                item.batch_ns = elapsed
-                if not item.future.done():
-                    item.future.set_result(result)
+            self._finish(batch, results, start)
         finally:
-            self._free.release()
+            self._idle += 1
+            self._kick()
+            now = time.monotonic()
+            if self._ran_big and self._on_idle and not self.busy and not self._closed and now >= self._next_idle:
+                self._ran_big, self._next_idle = False, now + 1.0  # at most once a second
+                self._executor.submit(self._on_idle)
+
+    def _fail(self, batch: list[WorkItem], exc: Exception) -> None:
+        log.exception("model %s: batch of %d failed", self._name, len(batch), exc_info=exc)
+        for item in batch:
+            if not item.future.done():
+                item.future.set_exception(exc)
+
+    def _finish(self, batch: list[WorkItem], results: Sequence[Any], start: float) -> None:
+        elapsed = int((time.monotonic() - start) * 1e9)
+        self.batches_run += 1
+        self.inputs_run += len(batch)
+        self._observe(batch, elapsed)
+        for item, result in zip(batch, results, strict=True):
+            item.batch_ns = elapsed
+            if not item.future.done():
+                item.future.set_result(result)
 
     def _observe(self, batch: list[WorkItem], elapsed_ns: int) -> None:
         real = sum(item.length for item in batch)
@@ -155,10 +225,10 @@ class Batcher:
         metrics.BATCH_SECONDS.labels(name).observe(elapsed_ns / 1e9)
         metrics.INPUTS.labels(name).inc(len(batch))
         metrics.TOKENS.labels(name).inc(real)
-        metrics.QUEUED.labels(name).set(self._size)
 
     def _drop_dead(self, now: float) -> None:
-        """Remove inputs whose caller is gone or whose deadline passed."""
+        """Backstop: remove inputs whose caller is gone or whose deadline passed."""
+        dropped = 0
         for group in list(self._groups):
             queue = self._groups[group]
             keep: collections.deque[WorkItem] = collections.deque()
@@ -169,11 +239,13 @@ class Batcher:
                     item.future.set_exception(DeadlineExceeded("deadline passed while queued; the model did not run"))
                     continue
                 keep.append(item)
-            self._size -= len(queue) - len(keep)
+            dropped += len(queue) - len(keep)
             if keep:
                 self._groups[group] = keep
             else:
                 del self._groups[group]
+        if dropped:
+            self._set_size(self._size - dropped)
 
     def _next_batch(self) -> list[WorkItem]:
         self._drop_dead(time.monotonic())
@@ -181,9 +253,35 @@ class Batcher:
             return []
         anchor_group, anchor_queue = next(iter(self._groups.items()))
         anchor = anchor_queue[0]
-        # Round robin: the anchor's request goes to the back for the next anchor choice.
+        # Round robin: the anchor's caller goes to the back for the next anchor choice.
         self._groups.move_to_end(anchor_group)
-        candidates = sorted((item for q in self._groups.values() for item in q), key=lambda it: it.length)
+        if self._size == 1:
+            batch = [anchor]
+        else:
+            batch = self._fill(anchor)
+        chosen = set(map(id, batch))
+        for group in [g for g, q in self._groups.items() if any(id(it) in chosen for it in q)]:
+            remaining = collections.deque(it for it in self._groups[group] if id(it) not in chosen)
+            if remaining:
+                self._groups[group] = remaining
+            else:
+                del self._groups[group]
+        self._set_size(self._size - len(batch))
+        return batch
+
+    def _fill(self, anchor: WorkItem) -> list[WorkItem]:
+        """The anchor plus queued inputs of the nearest lengths, under the budget and padding floor.
+
+        First from every caller's oldest request (finishing requests first keeps latency low and
+        wastes little when a stream is cancelled), then, with room left, later requests' inputs
+        that fit the batch's width."""
+        heads: list[WorkItem] = []
+        rest: list[WorkItem] = []
+        for queue in self._groups.values():
+            head = queue[0].request
+            for item in queue:
+                (heads if item.request == head else rest).append(item)
+        candidates = sorted(heads, key=lambda it: it.length)
         k = candidates.index(anchor)
         lo, hi = k, k + 1  # the batch is candidates[lo:hi], contiguous in length order
         width, real = anchor.length, anchor.length
@@ -206,12 +304,12 @@ class Batcher:
                 hi += 1
             width, real = new_width, real + pick.length
         batch = candidates[lo:hi]
-        chosen = set(map(id, batch))
-        for group in [g for g, q in self._groups.items() if any(id(it) in chosen for it in q)]:
-            remaining = collections.deque(it for it in self._groups[group] if id(it) not in chosen)
-            if remaining:
-                self._groups[group] = remaining
-            else:
-                del self._groups[group]
-        self._size -= len(batch)
+        if len(batch) < max_rows and rest:
+            # Later requests' inputs no longer than the width: no wider padding, longest first.
+            for item in sorted((it for it in rest if it.length <= width), key=lambda it: -it.length):
+                rows = len(batch) + 1
+                if rows > max_rows or rows * width > budget or real + item.length < min_fill * rows * width:
+                    break
+                batch.append(item)
+                real += item.length
         return batch

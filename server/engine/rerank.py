@@ -8,7 +8,7 @@ import numpy as np
 
 from embedrank.server.engine.chunking import Chunker, best_rows, check_options
 from embedrank.server.engine.requests import LongInput, Ranked, RerankParams, RerankResult, ScoreMode
-from embedrank.server.engine.served import ServedModel, check_texts
+from embedrank.server.engine.served import ServedModel, check_texts, is_blank
 from embedrank.server.errors import InvalidArgument
 from embedrank.server.manifest import Activation, RerankSpec
 from embedrank.server.runtime.base import TokenSeq
@@ -43,8 +43,8 @@ class RerankModel(ServedModel):
         return ("warm up", "warm up " * (self.tokenizer.max_tokens // 2))
 
     async def rerank(self, params: RerankParams, *, deadline: float | None, request_id: str) -> RerankResult:
-        if not params.query or params.query.isspace():
-            raise InvalidArgument("query", "is empty")
+        if is_blank(params.query):
+            raise InvalidArgument("query", "is empty (only whitespace, control or zero-width characters)")
         if len(params.query) > self.limits.max_chars:
             raise InvalidArgument(
                 "query", f"has {len(params.query)} characters, over the limit of {self.limits.max_chars}"

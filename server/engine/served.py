@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import dataclasses
 import itertools
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,6 +22,16 @@ from embedrank.server.manifest import Manifest
 from embedrank.server.runtime.base import Runtime, TokenSeq
 
 _groups = itertools.count()
+
+# The caller a request's inputs are queued under, for the batcher's round robin: every
+# request of one stream shares one (see ``one_caller``); a unary request gets its own.
+_caller: contextvars.ContextVar[int | None] = contextvars.ContextVar("embedrank_caller", default=None)
+
+
+def one_caller() -> None:
+    """From here on in this task (and the tasks it starts), requests queue as one caller: the
+    batcher then favours the oldest of them, so a stream's head is never starved by its tail."""
+    _caller.set(next(_groups))
 
 # A replacement tokenize step: inputs -> (sequences, truncated flags), any number of sequences.
 TokenizeFn = Callable[[Sequence[Any]], tuple[list[TokenSeq], list[bool]]]
@@ -57,6 +69,17 @@ class Admission:
         metrics.IN_FLIGHT.set(self.in_flight)
 
 
+# What a text must contain to be non-empty: a character that is not whitespace, a control
+# character (NUL and friends) or an invisible format character (zero-width space/joiners,
+# word joiner, BOM, bidi marks). One definition, used for every text field.
+_VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
+
+
+def is_blank(text: str) -> bool:
+    """True for a text with nothing a model could read: empty, whitespace, control or zero-width only."""
+    return _VISIBLE.search(text) is None
+
+
 def check_texts(texts: Sequence[str], field: str, limits: Limits) -> int:
     """Empty lists, empty strings, too many or too long inputs. Returns the characters."""
     if not texts:
@@ -66,12 +89,12 @@ def check_texts(texts: Sequence[str], field: str, limits: Limits) -> int:
     chars = 0
     for i, text in enumerate(texts):
         n = len(text)
-        if n == 0 or text.isspace():
-            raise InvalidArgument(f"{field}[{i}]", "is empty")
         if n > limits.max_chars:
             raise InvalidArgument(
                 f"{field}[{i}]", f"has {n} characters, over the limit of {limits.max_chars}; shorten or split it"
             )
+        if is_blank(text):
+            raise InvalidArgument(f"{field}[{i}]", "is empty (only whitespace, control or zero-width characters)")
         chars += n
     return chars
 
@@ -96,7 +119,7 @@ class ServedModel:
         self.limits = limits
         self._admission = admission
         self._tokenize_pool = tokenize_pool
-        self.batcher = Batcher(manifest.name, self._batch_fn(), limits.batch)
+        self.batcher = Batcher(manifest.name, self._batch_fn(), limits.batch, on_idle=runtime.trim)
 
     def _batch_fn(self) -> BatchFn:
         raise NotImplementedError
@@ -109,27 +132,39 @@ class ServedModel:
                 return tokenize(inputs)
             return self.tokenizer.encode(inputs, truncate=truncate, field=field)
 
+        metrics.TOKENIZED.labels(self.name).inc(len(inputs))
         if chars <= INLINE_TOKENIZE_CHARS:
             return encode()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._tokenize_pool, encode)
 
-    async def _infer(
-        self, seqs: list[TokenSeq], deadline: float | None
-    ) -> tuple[list[Any], int, int]:
-        """Run every sequence through the batcher. Returns (results, queue_ns, inference_ns)."""
-        self._admission.acquire(len(seqs))
+    async def _infer(self, seqs: list[TokenSeq], deadline: float | None) -> tuple[list[Any], int, int]:
+        """Run every sequence through the batcher. Returns (results, queue_ns, inference_ns).
+
+        When the call ends early (cancelled, or one input failed) its other inputs leave the
+        queue at once; when its deadline passes they fail with DeadlineExceeded at that moment."""
+        loop = asyncio.get_running_loop()
+        caller, request = _caller.get(), next(_groups)
+        group = request if caller is None else caller
+        items = [WorkItem(seq, loop.create_future(), group, deadline, request) for seq in seqs]
+        self.batcher.submit(items)
+        timer = None
+        if deadline is not None and any(not it.future.done() for it in items):
+            timer = loop.call_later(max(0.0, deadline - time.monotonic()), self.batcher.expire, items)
         try:
-            loop = asyncio.get_running_loop()
-            group = next(_groups)
-            items = [WorkItem(seq, loop.create_future(), group, deadline) for seq in seqs]
-            self.batcher.submit(items)
-            results = await asyncio.gather(*(item.future for item in items))
+            if len(items) == 1:
+                results = [await items[0].future]
+            else:
+                results = list(await asyncio.gather(*(item.future for item in items)))
+        except BaseException:
+            self.batcher.remove(items)
+            raise
         finally:
-            self._admission.release(len(seqs))
+            if timer is not None:
+                timer.cancel()
         queue_ns = max(int((it.started - it.enqueued) * 1e9) for it in items)
         batches = {(it.started, it.batch_ns) for it in items}
-        return list(results), queue_ns, sum(ns for _, ns in batches)
+        return results, queue_ns, sum(ns for _, ns in batches)
 
     async def run(
         self,
@@ -144,9 +179,20 @@ class ServedModel:
     ) -> tuple[list[Any], list[TokenSeq], list[bool], Usage]:
         """``tokenize`` replaces the tokenizer's own encode; results are per returned sequence."""
         start = time.monotonic_ns()
-        seqs, truncated = await self._tokenize(inputs, truncate=truncate, field=field, chars=chars, tokenize=tokenize)
-        tokenized = time.monotonic_ns()
-        results, queue_ns, inference_ns = await self._infer(seqs, deadline)
+        # Admission before any work: a refused request is never tokenized.
+        admitted = len(inputs)
+        self._admission.acquire(admitted)
+        try:
+            seqs, truncated = await self._tokenize(
+                inputs, truncate=truncate, field=field, chars=chars, tokenize=tokenize
+            )
+            if len(seqs) > admitted:  # chunking made more sequences than inputs
+                self._admission.acquire(len(seqs) - admitted)
+                admitted = len(seqs)
+            tokenized = time.monotonic_ns()
+            results, queue_ns, inference_ns = await self._infer(seqs, deadline)
+        finally:
+            self._admission.release(admitted)
         usage = Usage(
             request_id=request_id,
             model=self.name,
@@ -163,9 +209,14 @@ class ServedModel:
         return results, seqs, truncated, usage
 
     async def warm_up(self) -> None:
-        sample = self.warm_up_input()
-        seqs, _ = self.tokenizer.encode([sample], truncate=Truncate.END, field="warm-up")
-        await self._infer(seqs, None)
+        """A long input and a short one: the first runs of a session (and of each) are slow."""
+        long, short = self.warm_up_input(), self.warm_up_short()
+        for sample in (long, short):
+            seqs, _ = self.tokenizer.encode([sample], truncate=Truncate.END, field="warm-up")
+            await self._infer(seqs, None)
+
+    def warm_up_short(self) -> Any:
+        return ("warm up", "warm up") if self.manifest.rerank is not None else "warm up"
 
     def warm_up_input(self) -> Any:
         raise NotImplementedError
