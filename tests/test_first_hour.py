@@ -191,6 +191,11 @@ def test_models_service_answers_what_a_caller_needs_and_no_paths(target: str, re
     public = json.loads(minilm.manifest_json)
     assert public["source"] == {"name": "model", "model_type": "bert"}  # the packaged checkpoint's folder
     assert public["embedding"]["ranges_calibrated"] is True and "ranges" not in public["embedding"]
+    with Client(target) as client:  # the Python client carries all of it
+        info, rerank_info = client.get_model("minilm"), client.get_model("minilm-rerank")
+    assert info.pooling == ("mean",) and info.normalize is True and info.default_prompt_name is None
+    assert set(info.output_precisions) == {"float32", "int8", "uint8", "binary", "ubinary"}
+    assert info.manifest == public and (rerank_info.num_labels, rerank_info.activation) == (1, "sigmoid")
     on_disk = json.loads((repo / "minilm" / "1" / "manifest.json").read_text())
     assert len(on_disk["embedding"]["ranges"]["min"]) == 384 and Path(on_disk["source"]["path"]).is_absolute()
 

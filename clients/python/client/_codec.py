@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -152,6 +153,13 @@ def model_info(info: models_pb2.ModelInfo) -> ModelInfo:
         similarity_fn=info.similarity_fn,
         prompts=dict(info.prompts),
         graph_precision=info.graph_precision,
+        pooling=tuple(p for p in info.pooling.split(",") if p),
+        normalize=info.normalize,
+        default_prompt_name=info.default_prompt_name or None,
+        output_precisions=tuple(name for name, value in _PRECISION.items() if value in info.output_precisions),
+        num_labels=info.num_labels,
+        activation=info.activation,
+        manifest=json.loads(info.manifest_json) if info.manifest_json else {},
     )
 
 

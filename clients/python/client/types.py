@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,16 @@ class ModelInfo:
     similarity_fn: str
     prompts: dict[str, str]
     graph_precision: str
+    # Embedding models: pooling modes ("mean"), whether vectors are L2-normalized, the prompt used by
+    # default, and the output precisions encode(..., precision=) accepts. Rerankers: labels, activation.
+    pooling: tuple[str, ...] = ()
+    normalize: bool = False
+    default_prompt_name: str | None = None
+    output_precisions: tuple[str, ...] = ()
+    num_labels: int = 0
+    activation: str = ""
+    # The manifest's public part: source model type, graph (optimize/quantize), fidelity figures.
+    manifest: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
