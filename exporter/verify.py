@@ -15,6 +15,8 @@ import numpy as np
 from embedrank.exporter import corpus
 from embedrank.exporter.graphrun import GraphRunner
 from embedrank.exporter.source import Source
+from embedrank.server.engine.rerank import activate
+from embedrank.server.manifest import Activation
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -66,6 +68,7 @@ def rerank_parity(source: Source, runner: GraphRunner) -> dict[str, Any]:
     return {
         "items": len(pairs),
         "max_abs_diff": float(np.abs(ref - got).max()),
+        "max_score_diff": _score_diff(source, ref, got),
         "same_ranking": same,
         "top1_agreement": top1,
         "kendall_tau": tau,
@@ -99,11 +102,18 @@ def rerank_fidelity(source: Source, runner: GraphRunner, texts: list[str], *, qu
     docs = texts[: queries * per_query]
     qs = corpus.sentences(queries, min_chars=20)
     pairs = [(qs[i], docs[i * per_query + j]) for i in range(queries) for j in range(per_query)]
-    ref = reference_logits(source, pairs)[:, 0]
-    got = runner.run(pairs, "logits")[:, 0]
+    ref_all = reference_logits(source, pairs)
+    got_all = runner.run(pairs, "logits")
+    ref, got = ref_all[:, 0], got_all[:, 0]
     _, top1, tau = _rankings_agree(ref, got, queries)
     return {"items": len(pairs), "queries": queries, "top1_agreement": top1, "kendall_tau": tau,
-            "max_abs_diff": float(np.abs(ref - got).max())}
+            "max_abs_diff": float(np.abs(ref - got).max()), "max_score_diff": _score_diff(source, ref_all, got_all)}
+
+
+def _score_diff(source: Source, ref: np.ndarray, got: np.ndarray) -> float:
+    """Largest difference of the scores callers get: logits through the model's activation."""
+    activation = Activation(source.info["activation"])
+    return float(np.abs(activate(ref, activation) - activate(got, activation)).max())
 
 
 def calibrate_ranges(runner: GraphRunner, texts: list[str]) -> dict[str, list[float]]:

@@ -6,18 +6,20 @@ import asyncio
 import concurrent.futures
 import logging
 import time
+from pathlib import Path
 
 from embedrank.server.config import ServerConfig
 from embedrank.server.engine.batcher import BatchLimits
 from embedrank.server.engine.chunking import ChunkLimits
 from embedrank.server.engine.embedding import EmbeddingModel
 from embedrank.server.engine.rerank import RerankModel
+from embedrank.server.engine.selfcheck import run_self_check
 from embedrank.server.engine.served import Admission, Limits, ServedModel
 from embedrank.server.engine.tokenize import TextTokenizer
 from embedrank.server.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from embedrank.server.manifest import ModelKind
 from embedrank.server.repository import ModelVersion, check_model_name, scan
-from embedrank.server.runtime.onnx import OrtRuntime
+from embedrank.server.runtime.select import RuntimeSettings, default_openvino_cache, open_runtime
 
 log = logging.getLogger(__name__)
 
@@ -40,25 +42,38 @@ class Engine:
                 config.max_batch_size,
                 min_fill=config.min_batch_fill,
                 workers=config.runtime_workers,
+                inline_tokens=config.small_batch_tokens,
             ),
-            chunks=ChunkLimits(per_text=config.max_chunks_per_text, per_request=config.max_chunks_per_request),
+            chunks=ChunkLimits(per_text=config.max_chunks_per_text, per_request=min(config.max_chunks_per_request, config.max_inflight_inputs)),
         )
 
     def _build(self, version: ModelVersion) -> ServedModel:
         m = version.manifest
-        runtime = OrtRuntime(
-            version.directory / m.graph.file,
-            device=self.config.device,
-            threads=self.config.runtime_threads,
-            pad_token_id=m.tokenizer.pad_token_id,
-            precision=m.graph.precision,
-            allow_fp16_on_cpu=self.config.allow_fp16_on_cpu,
+        c = self.config
+        settings = RuntimeSettings(
+            device=c.device,
+            threads=c.runtime_threads,
+            workers=c.runtime_workers,
+            allow_fp16_on_cpu=c.allow_fp16_on_cpu,
+            allow_bf16_without_native=c.allow_bf16_without_native,
+            openvino_cache_dir=None if c.openvino_cache_dir == "off"
+            else Path(c.openvino_cache_dir) if c.openvino_cache_dir else default_openvino_cache(),
+            small_batch_tokens=c.small_batch_tokens,
+            cpu_arena=c.cpu_arena,
+        )
+        runtime = open_runtime(
+            version.directory / m.graph.file, m.graph, pad_token_id=m.tokenizer.pad_token_id, settings=settings
         )
         tokenizer = TextTokenizer(
             str(version.directory / m.tokenizer.file),
             max_tokens=m.tokenizer.max_tokens,
             with_type_ids="token_type_ids" in m.graph.inputs,
         )
+        if m.self_check is None:
+            log.warning("model %s version %d has no self check (exported before self checks); re-export it",
+                        m.name, m.version)
+        else:
+            run_self_check(m.self_check, m.kind, runtime, tokenizer, where=f"model {m.name} version {m.version}")
         cls = EmbeddingModel if m.kind is ModelKind.EMBEDDING else RerankModel
         return cls(
             m, runtime, tokenizer, limits=self._limits, admission=self.admission, tokenize_pool=self._tokenize_pool

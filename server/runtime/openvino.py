@@ -43,6 +43,13 @@ INSTALL_LINE = "pip install 'embedrank[openvino]'"
 FORCE_BF16_FLAG = "--allow-bf16-without-native"
 PRECISIONS = ("fp32", "bf16", "int8")
 _INPUTS = {"input_ids", "attention_mask", "token_type_ids"}
+_OUTPUTS = {"sentence_embedding", "pooled_embedding", "logits"}
+
+
+def _name(port: Any, known: set[str]) -> str:
+    """The port's name embedrank uses: a tensor can carry several (the ONNX output's and its producer's)."""
+    names = port.get_names()
+    return next((n for n in sorted(names) if n in known), port.any_name)
 
 
 def load_openvino() -> ModuleType:
@@ -131,8 +138,8 @@ class OvRuntime:
             self._compiled = core.compile_model(str(path), "CPU", config)
         except RuntimeError as exc:
             raise ConfigError(f"{path}: OpenVINO cannot compile it ({str(exc).splitlines()[0]}); re-export it") from None
-        self._inputs = tuple(i.any_name for i in self._compiled.inputs)
-        self._outputs = tuple(o.any_name for o in self._compiled.outputs)
+        self._inputs = tuple(_name(i, _INPUTS) for i in self._compiled.inputs)
+        self._outputs = tuple(_name(o, _OUTPUTS) for o in self._compiled.outputs)
         unknown = set(self._inputs) - _INPUTS
         if unknown:
             raise ConfigError(f"{path}: graph takes inputs embedrank cannot feed: {sorted(unknown)}")
@@ -163,7 +170,7 @@ class OvRuntime:
             request = self._compiled.create_infer_request()
         try:
             result = request.infer(feed, share_inputs=True, share_outputs=False)
-            return {name: np.asarray(result[name]) for name in self._outputs}
+            return {name: np.asarray(result[i]) for i, name in enumerate(self._outputs)}
         finally:
             self._requests.put(request)
 

@@ -1,0 +1,217 @@
+"""OpenVINO exports and serving: parity on every test architecture, the bf16 gate, NNCF int8,
+the compiled-model cache, the load-time self check (OpenVINO and ONNX Runtime models), and the
+install line when openvino is missing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embedrank.client import Client
+from embedrank.exporter import corpus
+from embedrank.server.errors import ConfigError
+from embedrank.server.manifest import Manifest, RuntimeKind
+from embedrank.server.runtime.openvino import check_bf16, cpu_capabilities
+from tests.conftest import EMBEDRANK, ServerProcess, export
+
+TINY = ("tiny-bert", "tiny-mpnet", "tiny-xlmr", "tiny-rerank")
+
+
+def _manifest(repo: Path, name: str) -> dict:  # type: ignore[type-arg]
+    return json.loads((repo / name / "1" / "manifest.json").read_text())
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def cancelling_checkpoint(sources: dict[str, Path], out: Path) -> Path:
+    """tiny-bert + two Dense layers whose large weights cancel: (100 I + N) h - 100 I h = N h.
+
+    Exact in fp32; in bf16 (8-bit mantissa) the rounding of 100 + n and of h swamps N h, so
+    a bf16 variant of this model is a bad one and its gate must refuse it.
+    """
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+
+    base = SentenceTransformer(str(sources["tiny-bert"]), device="cpu")
+    transformer, pooling = base[0], base[1]
+    dim = pooling.get_sentence_embedding_dimension()
+    torch.manual_seed(5)
+    up = models.Dense(dim, 2 * dim, bias=False, activation_function=torch.nn.Identity())
+    down = models.Dense(2 * dim, dim, bias=False, activation_function=torch.nn.Identity())
+    eye = torch.eye(dim)
+    with torch.no_grad():
+        up.linear.weight.copy_(torch.cat([100 * eye + torch.randn(dim, dim), 100 * eye]))
+        down.linear.weight.copy_(torch.cat([eye, -eye], dim=1))
+    model = SentenceTransformer(modules=[transformer, pooling, up, down, models.Normalize()], device="cpu")
+    path = out / "tiny-cancelling"
+    model.save(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def ov_repo(sources: dict[str, Path], workdir: Path) -> Path:
+    repo = workdir / "openvino"
+    exports = {name: (sources[name], ["--runtime", "openvino"]) for name in TINY}
+    exports["minilm-bf16"] = (sources["minilm"], ["--runtime", "openvino", "--precision", "bf16"])
+    exports["minilm-int8"] = (sources["minilm"], ["--runtime", "openvino", "--precision", "int8"])
+    exports["rerank-bf16"] = (sources["minilm-rerank"], ["--runtime", "openvino", "--precision", "bf16"])
+    exports["tiny-bert-ort"] = (sources["tiny-bert"], [])  # an ONNX Runtime model beside them
+    for name, (src, args) in exports.items():
+        result = export(src, repo / name, *args)
+        assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}"
+    return repo
+
+
+@pytest.fixture(scope="module")
+def ov_server(ov_repo: Path, workdir: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(ov_repo, "--openvino-cache-dir", str(workdir / "ov-cache"), "--max-inputs-per-request", "256")
+    yield proc
+    proc.stop()
+
+
+def test_manifests_record_runtime_precision_and_gates(ov_repo: Path) -> None:
+    for name in TINY:
+        m = _manifest(ov_repo, name)
+        assert (m["graph"]["runtime"], m["graph"]["precision"], m["graph"]["optimize"]) == ("openvino", "fp32", "none")
+        parity = m["fidelity"]["parity"]
+        if name == "tiny-rerank":
+            assert parity["max_abs_diff"] <= 1e-4 and parity["same_ranking"]
+        else:
+            assert parity["min_cosine"] >= 0.99999, name
+        assert m["self_check"]["inputs"] and len(m["self_check"]["inputs"]) == len(m["self_check"]["reference"])
+    bf16 = _manifest(ov_repo, "minilm-bf16")
+    assert bf16["graph"]["precision"] == "bf16"
+    assert bf16["fidelity"]["thresholds"] == {"min_cosine": 0.9999, "min_fidelity_cosine": 0.9999}
+    assert bf16["fidelity"]["fidelity"]["items"] == 200 and bf16["fidelity"]["fidelity"]["min_cosine"] >= 0.9999
+    assert bf16["self_check"]["gate"] == {"min_cosine": 0.9999}
+    int8 = _manifest(ov_repo, "minilm-int8")
+    assert (int8["graph"]["file"], int8["graph"]["precision"], int8["graph"]["int8"]["tool"]) == ("model.xml", "int8", "nncf")
+    assert (ov_repo / "minilm-int8" / "1" / "model.bin").is_file()
+    assert int8["fidelity"]["fidelity"]["mean_cosine"] >= 0.99
+    rerank = _manifest(ov_repo, "rerank-bf16")["fidelity"]
+    assert rerank["thresholds"] == {"max_score_diff": 0.01, "min_top1_agreement": 1.0}
+    assert rerank["fidelity"]["top1_agreement"] == 1.0 and rerank["fidelity"]["max_score_diff"] <= 1e-2
+    ort = _manifest(ov_repo, "tiny-bert-ort")
+    assert ort["graph"]["runtime"] == "onnxruntime" and ort["self_check"]["gate"] == {"min_cosine": 0.99999}
+
+
+def test_served_on_openvino_matches_sentence_transformers(ov_server: ServerProcess, sources: dict[str, Path]) -> None:
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    texts = corpus.sentences(60) + corpus.paragraphs(8)
+    with Client(ov_server.target) as client:
+        for name, floor in (("tiny-bert", 0.99999), ("tiny-mpnet", 0.99999), ("tiny-xlmr", 0.99999),
+                            ("minilm-bf16", 0.9999), ("minilm-int8", 0.95)):
+            src = sources["minilm" if name.startswith("minilm") else name]
+            ref = SentenceTransformer(str(src), device="cpu").encode(texts, batch_size=16)
+            got = client.encode(name, texts)
+            assert _cos(ref, got).min() >= floor, name
+        docs = corpus.paragraphs(12)
+        for name, src, tol in (("tiny-rerank", "tiny-rerank", 1e-4), ("rerank-bf16", "minilm-rerank", 1e-2)):
+            ce = CrossEncoder(str(sources[src]), device="cpu")
+            ref_scores = ce.predict([("What is a module?", d) for d in docs])
+            hits = client.rerank(name, "What is a module?", docs)
+            got_scores = np.array([h.score for h in sorted(hits, key=lambda h: h.index)])
+            assert np.abs(ref_scores - got_scores).max() <= tol, name
+            assert int(np.argmax(ref_scores)) == hits[0].index, name
+    log = ov_server.output()
+    assert "self check passed on OpenVINO CPU" in log and "inference precision bf16" in log
+
+
+def test_compiled_model_cache_is_reused_on_restart(ov_server: ServerProcess, ov_repo: Path, workdir: Path) -> None:
+    cache = workdir / "ov-cache"
+    first = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert len(first) >= 7  # one compiled blob per OpenVINO model
+    again = ServerProcess(ov_repo, "--openvino-cache-dir", str(cache))
+    try:
+        with Client(again.target) as client:
+            assert client.encode("tiny-bert", ["cached"]).shape == (1, 32)
+    finally:
+        again.stop()
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == first  # read, not compiled again
+
+
+def test_bf16_gate_refuses_a_bad_variant(sources: dict[str, Path], workdir: Path) -> None:
+    src = cancelling_checkpoint(sources, workdir / "checkpoints")
+    repo = workdir / "bf16-bad"
+    bad = export(src, repo / "cancelling-bf16", "--runtime", "openvino", "--precision", "bf16")
+    assert bad.returncode == 1, bad.stderr[-2000:]
+    assert "FAILED fidelity check" in bad.stderr and "min cosine" in bad.stderr
+    assert not (repo / "cancelling-bf16").exists()
+    good = export(src, repo / "cancelling-fp32", "--runtime", "openvino")  # the same model is exact in fp32
+    assert good.returncode == 0, good.stderr[-2000:]
+
+
+def test_bf16_refused_without_native_bf16() -> None:
+    assert "FP32" in cpu_capabilities()
+    with pytest.raises(ConfigError) as info:
+        check_bf16(("FP32", "INT8"), allow=False, where="model x")
+    assert "native bf16" in info.value.message and "--allow-bf16-without-native" in info.value.message
+    check_bf16(("FP32", "INT8"), allow=True, where="model x")
+    check_bf16(("FP32", "BF16"), allow=False, where="model x")
+
+
+def test_self_check_refuses_tampered_manifests(ov_repo: Path, workdir: Path) -> None:
+    tampered = workdir / "tampered"
+    for name in ("tiny-bert", "tiny-bert-ort", "tiny-rerank"):
+        shutil.copytree(ov_repo / name, tampered / name)
+        path = tampered / name / "1" / "manifest.json"
+        m = json.loads(path.read_text())
+        ref = np.array(m["self_check"]["reference"])
+        m["self_check"]["reference"] = (ref[::-1] if name != "tiny-rerank" else ref + 0.01).tolist()
+        path.write_text(json.dumps(m))
+    result = subprocess.run([*EMBEDRANK, "serve", "--model-repository", str(tampered), "--port", "0"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    for name, runtime in (("tiny-bert", "OpenVINO CPU"), ("tiny-bert-ort", "CPUExecutionProvider"),
+                          ("tiny-rerank", "OpenVINO CPU")):
+        assert f"model {name} version 1: SELF CHECK FAILED on {runtime}" in result.stderr, result.stderr[-3000:]
+    assert "min cosine" in result.stderr and "max abs logit diff" in result.stderr
+
+
+def test_missing_openvino_names_the_install_line(ov_repo: Path, sources: dict[str, Path], workdir: Path) -> None:
+    only = workdir / "ov-only"
+    shutil.copytree(ov_repo / "tiny-bert", only / "tiny-bert")
+    # sys.modules[name] = None makes `import openvino` raise ImportError, as in an install without it.
+    blocked = "import sys; sys.modules['openvino'] = sys.modules['nncf'] = None; from embedrank.server.cli import main; sys.exit(main())"
+    serve = subprocess.run([sys.executable, "-c", blocked, "serve", "--model-repository", str(only), "--port", "0"],
+                           capture_output=True, text=True, timeout=120)
+    assert serve.returncode == 2
+    assert "pip install 'embedrank[openvino]'" in serve.stderr
+    exp = subprocess.run([sys.executable, "-c", blocked, "export", str(sources["tiny-bert"]), "--output",
+                          str(workdir / "never" / "x"), "--runtime", "openvino", "--precision", "bf16"],
+                         capture_output=True, text=True, timeout=300)
+    assert exp.returncode == 2 and "pip install 'embedrank[openvino]'" in exp.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--optimize", "O2"], "OpenVINO cannot read ONNX Runtime's fused contrib ops"),
+    (["--quantize", "avx512-vnni"], "for OpenVINO use --precision int8"),
+])
+def test_openvino_export_option_errors(sources: dict[str, Path], workdir: Path, args: list[str], message: str) -> None:
+    result = export(sources["tiny-bert"], workdir / "never" / "y", "--runtime", "openvino", *args)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_bf16_needs_the_openvino_runtime(sources: dict[str, Path], workdir: Path) -> None:
+    result = export(sources["tiny-bert"], workdir / "never" / "z", "--precision", "bf16")
+    assert result.returncode == 2 and "--runtime openvino --precision bf16" in result.stderr
+
+
+def test_old_manifests_still_load(ov_repo: Path) -> None:
+    data = _manifest(ov_repo, "tiny-bert-ort")
+    del data["graph"]["runtime"], data["self_check"]
+    m = Manifest.from_json(data)
+    assert m.graph.runtime is RuntimeKind.ONNXRUNTIME and m.self_check is None
+    data["graph"]["precision"] = "bf16"
+    with pytest.raises(ConfigError, match="not one onnxruntime serves"):
+        Manifest.from_json(data)
