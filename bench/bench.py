@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench"
 REPO, SRC, ST, WORK = CACHE / "repo", CACHE / "src", CACHE / "st", CACHE / "work"
 MAIN_PY, BENCH_PY = ROOT / ".venv" / "bin" / "python", ROOT / ".venv-bench" / "bin" / "python"
+BENCH_OV_PY = ROOT / ".venv-bench-ov" / "bin" / "python"  # ST's OpenVINO backend (optimum-intel)
 HERE = Path(__file__).resolve().parent
 
 # model name -> (checkpoint, export flags). All get --fidelity so every variant has a report.
@@ -45,6 +46,11 @@ VARIANTS = {
     # reorders more of them than it would a trained reranker's. The gate is opened (--min-top1 0)
     # to measure its speed; its fidelity figures are reported as measured.
     "minilm-rerank-int8": ("rerank", ["--optimize", "O2", "--quantize", "avx512-vnni", "--min-top1", "0"]),
+    # The OpenVINO runtime (issue #8): the plain graph, exact f32, bf16 (native here), NNCF int8.
+    "minilm-ov-fp32": ("embed", ["--runtime", "openvino"]),
+    "minilm-ov-bf16": ("embed", ["--runtime", "openvino", "--precision", "bf16"]),
+    "minilm-ov-int8": ("embed", ["--runtime", "openvino", "--precision", "int8"]),
+    "minilm-rerank-ov-bf16": ("rerank", ["--runtime", "openvino", "--precision", "bf16"]),
 }
 
 
@@ -102,7 +108,7 @@ def prepare_models() -> dict[str, Path]:
     copies = {"embed": ST / "minilm", "rerank": ST / "minilm-rerank"}
     for key, dst in copies.items():
         if not dst.exists():
-            shutil.copytree(sources[key], dst, ignore=shutil.ignore_patterns("onnx"))
+            shutil.copytree(sources[key], dst, ignore=shutil.ignore_patterns("onnx", "openvino"))
     return {"embed_src": sources["embed"], "rerank_src": sources["rerank"], "embed_st": copies["embed"],
             "rerank_st": copies["rerank"]}
 
@@ -281,9 +287,9 @@ def main() -> None:
     cfg.fidelity_n = 256
     if cfg.out is None:
         cfg.out = WORK / "benchmarks.md" if cfg.quick else ROOT / "docs" / "benchmarks.md"
-    if not BENCH_PY.exists():
-        raise SystemExit("no .venv-bench: run bench/run.sh, which creates it")
-    variants = ["minilm", "minilm-int8", "minilm-rerank"] if cfg.quick else list(VARIANTS)
+    if not BENCH_PY.exists() or not BENCH_OV_PY.exists():
+        raise SystemExit("no .venv-bench or .venv-bench-ov: run bench/run.sh, which creates them")
+    variants = ["minilm", "minilm-int8", "minilm-ov-bf16", "minilm-rerank"] if cfg.quick else list(VARIANTS)
     tuned_variants = ["minilm"] if cfg.quick else ["minilm", "minilm-int8", "minilm-rerank", "minilm-rerank-int8"]
 
     started = time.time()
@@ -304,6 +310,7 @@ def main() -> None:
     results["st"] = {"main": run_st(MAIN_PY, "main", ["torch"], cfg, texts, paths)}
     bench_backends = ["onnx"] if cfg.quick else ["onnx", "onnx-o2", "onnx-int8"]
     results["st"]["bench"] = run_st(BENCH_PY, "bench", bench_backends, cfg, texts, paths)
+    results["st"]["openvino"] = run_st(BENCH_OV_PY, "openvino", ["openvino"], cfg, texts, paths)
 
     ref = np.load(results["st"]["main"]["backends"]["torch"]["dump"])  # the exporter's reference too
     for name, res in results["embedrank"].items():

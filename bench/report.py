@@ -10,19 +10,26 @@ import statistics
 import sys
 from pathlib import Path
 
-EMBED = ["minilm", "minilm-o3", "minilm-int8"]
-RERANK = ["minilm-rerank", "minilm-rerank-o3", "minilm-rerank-int8"]
-ST_LABEL = {"torch": "torch", "onnx": "ONNX fp32", "onnx-o2": "ONNX O2", "onnx-int8": "ONNX int8 (avx512_vnni)"}
+EMBED = ["minilm", "minilm-o3", "minilm-int8", "minilm-ov-fp32", "minilm-ov-bf16", "minilm-ov-int8"]
+RERANK = ["minilm-rerank", "minilm-rerank-o3", "minilm-rerank-int8", "minilm-rerank-ov-bf16"]
+ST_LABEL = {"torch": "torch", "onnx": "ONNX fp32", "onnx-o2": "ONNX O2", "onnx-int8": "ONNX int8 (avx512_vnni)",
+            "openvino": "OpenVINO (its default precision)"}
+ST_SIDES = ("main", "bench", "openvino")  # the main venv, .venv-bench (ONNX), .venv-bench-ov (OpenVINO)
 # (label, (embedrank variant, what), ST backend, target)
 TARGETS = [
     ("embedrank fp32 / ST-ONNX fp32, sentences", ("minilm", "sentences"), "onnx", 2.0),
     ("embedrank int8 / ST-ONNX fp32, sentences", ("minilm-int8", "sentences"), "onnx", 3.0),
     ("rerank: embedrank fp32 / ST CrossEncoder ONNX fp32", ("minilm-rerank", "rerank"), "onnx", 1.5),
+    ("embedrank OpenVINO bf16 / ST-OpenVINO, sentences", ("minilm-ov-bf16", "sentences"), "openvino", 1.6),
+    ("embedrank OpenVINO bf16 / ST-ONNX fp32, sentences", ("minilm-ov-bf16", "sentences"), "onnx", 3.5),
 ]
 CONTEXT = [
     ("embedrank fp32 / ST-ONNX fp32, paragraphs", ("minilm", "paragraphs"), "onnx"),
     ("embedrank int8 / ST-ONNX int8, sentences", ("minilm-int8", "sentences"), "onnx-int8"),
     ("embedrank fp32 / ST torch, sentences", ("minilm", "sentences"), "torch"),
+    ("embedrank OpenVINO fp32 / ST-ONNX fp32, sentences", ("minilm-ov-fp32", "sentences"), "onnx"),
+    ("embedrank OpenVINO int8 / ST-ONNX int8, sentences", ("minilm-ov-int8", "sentences"), "onnx-int8"),
+    ("embedrank OpenVINO bf16 / ST-OpenVINO, paragraphs", ("minilm-ov-bf16", "paragraphs"), "openvino"),
     ("rerank: embedrank int8 / ST CrossEncoder ONNX fp32", ("minilm-rerank-int8", "rerank"), "onnx"),
     ("rerank: embedrank int8 / ST CrossEncoder ONNX int8", ("minilm-rerank-int8", "rerank"), "onnx-int8"),
 ]
@@ -31,7 +38,7 @@ CONTEXT = [
 def st_rows(r: dict) -> list[tuple[str, str, dict]]:
     """(label, backend, result) for every sentence-transformers run."""
     rows = []
-    for side in ("main", "bench"):
+    for side in ST_SIDES:
         if side in r["st"]:
             ver = r["st"][side]["versions"]["sentence-transformers"]
             rows += [(f"ST {ver} {ST_LABEL[b]}", b, res) for b, res in r["st"][side]["backends"].items()]
@@ -39,7 +46,7 @@ def st_rows(r: dict) -> list[tuple[str, str, dict]]:
 
 
 def st_backend(r: dict, backend: str) -> dict | None:
-    for side in ("bench", "main"):
+    for side in ("bench", "openvino", "main"):
         if backend in r["st"].get(side, {}).get("backends", {}):
             return r["st"][side]["backends"][backend]
     return None
@@ -78,6 +85,8 @@ def fidelity_rerank(m: dict) -> str:
 
 def graph(m: dict) -> str:
     g = m["graph"]
+    if g.get("runtime") == "openvino":
+        return f"OpenVINO, {g['precision']}" + (" (NNCF)" if g["precision"] == "int8" else "")
     return f"{g['optimize']}, {g['precision'] if g['quantize'] == 'none' else 'int8 ' + g['quantize']}"
 
 

@@ -5,7 +5,8 @@
 #   python3 -m venv .venv && .venv/bin/pip install -e '.[export,dev,bench]').
 # Creates .venv-bench (git-ignored) for sentence-transformers' ONNX backend: it needs
 # optimum-onnx, which pins transformers<4.58 and so an older sentence-transformers than the
-# main venv's. Both venvs' versions are written into the report.
+# main venv's; and .venv-bench-ov for its OpenVINO backend (optimum-intel, with its own pins).
+# Every venv's versions are written into the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,5 +24,10 @@ if ! .venv-bench/bin/python -c "import optimum.onnxruntime, sentence_transformer
   echo "bench: creating .venv-bench with sentence-transformers[onnx] (downloads torch; a few minutes once)"
   "$PYTHON" -m venv .venv-bench
   .venv-bench/bin/pip install -q "sentence-transformers[onnx]" onnxruntime
+fi
+if ! .venv-bench-ov/bin/python -c "import optimum.intel, openvino, sentence_transformers" 2>/dev/null; then
+  echo "bench: creating .venv-bench-ov with sentence-transformers[openvino] (ST's OpenVINO backend; a few minutes once)"
+  "$PYTHON" -m venv .venv-bench-ov
+  .venv-bench-ov/bin/pip install -q "sentence-transformers[openvino]"
 fi
 exec .venv/bin/python bench/bench.py "$@"

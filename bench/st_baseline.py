@@ -4,8 +4,10 @@ Runs in whichever venv calls it (.venv-bench for the ONNX backend, which needs o
 the main .venv for the newest sentence-transformers on torch). Prints one JSON object.
 
 Backends: torch; onnx (ST's own optimum export, fp32); onnx-o2 (ST's export_optimized_onnx_model
-"O2"); onnx-int8 (ST's export_dynamic_quantized_onnx_model "avx512_vnni"). ONNX files are
-exported on first use into the model folder given (a copy under .cache, never site-packages).
+"O2"); onnx-int8 (ST's export_dynamic_quantized_onnx_model "avx512_vnni"); openvino (ST's
+backend="openvino", optimum-intel's export, OpenVINO's default precision: bf16 on CPUs with native
+bf16; runs in .venv-bench-ov). ONNX and OpenVINO files are exported on first use into the model
+folder given (a copy under .cache, never site-packages).
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from importlib import metadata
 import numpy as np
 
 ONNX_FILES = {"onnx": "onnx/model.onnx", "onnx-o2": "onnx/model_O2.onnx", "onnx-int8": "onnx/model_qint8_avx512_vnni.onnx"}
+OPENVINO_FILE = "openvino/openvino_model.xml"
 
 
 def versions() -> dict[str, str]:
     out = {}
-    for dist in ("sentence-transformers", "transformers", "torch", "onnxruntime", "optimum", "optimum-onnx"):
+    for dist in ("sentence-transformers", "transformers", "torch", "onnxruntime", "optimum", "optimum-onnx",
+                 "optimum-intel", "openvino"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -39,6 +43,10 @@ def load(cls, path: str, backend: str):  # type: ignore[no-untyped-def]
 
     if backend == "torch":
         return cls(path, device="cpu")
+    if backend == "openvino":
+        if not os.path.exists(os.path.join(path, OPENVINO_FILE)):
+            cls(path, device="cpu", backend="openvino").save_pretrained(path)  # optimum-intel export, then keep it
+        return cls(path, device="cpu", backend="openvino")
     if not os.path.exists(os.path.join(path, ONNX_FILES["onnx"])):
         cls(path, device="cpu", backend="onnx").save_pretrained(path)  # optimum export, then keep it
     target = os.path.join(path, ONNX_FILES[backend])
