@@ -202,6 +202,14 @@ def run_server_phase(cfg: argparse.Namespace, texts: Path, flags: list[str], var
                 if full:
                     log(f"embedrank {name}: single-sentence latency")
                     res["latency"] = load(server, texts, "encode-latency", name, n=cfg.latency_n, warmup=30)
+                    log(f"embedrank {name}: a lone sentence, in turns with the runtime alone on the same graph")
+                    res["lone"] = latency(server, texts, "lone", name, graph=version_dir(name), n=cfg.latency_n,
+                                          rounds=3, threads=min(os.cpu_count() or 1, 4))
+                    if name in LOADED_LATENCY:
+                        rate = 0.5 * res["sentences"]["items_per_s"]
+                        log(f"embedrank {name}: latency under load (half of peak = {rate:.0f} sentences/s, and full)")
+                        res["loaded"] = latency(server, texts, "loaded", name, rate=rate, seconds=cfg.seconds,
+                                                n_loaded=cfg.latency_n * 2 // 3)
                     dump = WORK / f"embedrank-{name}.npy"
                     load(server, texts, "dump", name, n=cfg.fidelity_n, out=dump)
                     res["dump"] = str(dump)
@@ -214,9 +222,40 @@ def run_server_phase(cfg: argparse.Namespace, texts: Path, flags: list[str], var
                     res["latency"] = load(server, texts, "rerank-latency", name, docs=cfg.docs, n=cfg.rerank_latency_n,
                                           warmup=2)
             results[name] = res
+        if full:
+            log("embedrank: CPU of the idle server over 30 s")
+            results["_idle"] = latency(server, texts, "idle", "", seconds=30, server_pid=server.proc.pid)
     finally:
         server.stop()
     return results
+
+
+# Variants whose latency is also measured under load (at half of peak, and at full load).
+LOADED_LATENCY = ("minilm", "minilm-int8")
+
+
+def version_dir(name: str) -> Path:
+    return max((REPO / name).glob("*/manifest.json"), key=lambda p: int(p.parent.name)).parent
+
+
+def latency(server: Server, texts: Path, mode: str, model: str, **opts: object) -> dict:
+    cmd = [str(MAIN_PY), str(HERE / "latency.py"), mode, "--target", server.target, "--model", model,
+           "--texts", str(texts)]
+    for key, value in opts.items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def run_refusals(cfg: argparse.Namespace, texts: Path) -> dict:
+    """Admission under overload: a server capped at 256 inputs, 16 requests of 32 in flight."""
+    flags = ["--max-inflight-inputs", "256", "--max-inputs-per-request", "256"]
+    log(f"over-cap refusals: a server with {' '.join(flags)}, 16 x 32 texts in flight")
+    server = Server(flags)
+    try:
+        return latency(server, texts, "refusals", "minilm", seconds=cfg.seconds, concurrency=16)
+    finally:
+        server.stop()
 
 
 def run_st(python: Path, label: str, backends: list[str], cfg: argparse.Namespace, texts: Path, paths: dict) -> dict:
@@ -305,6 +344,8 @@ def main() -> None:
                              check=True, capture_output=True, text=True)
     results["ceiling"] = json.loads(ceiling.stdout)
     results["embedrank"] = run_server_phase(cfg, texts, cfg.server_flags.split(), variants, full=True)
+    results["idle"] = results["embedrank"].pop("_idle", None)
+    results["refusals"] = run_refusals(cfg, texts)
     if cfg.tuned_flags:
         results["tuned"] = run_server_phase(cfg, texts, cfg.tuned_flags.split(), tuned_variants, full=False)
     results["st"] = {"main": run_st(MAIN_PY, "main", ["torch"], cfg, texts, paths)}

@@ -201,6 +201,9 @@ def render(r: dict, png_name: str) -> str:
           f"(2 requests of 2 documents in flight; p50 {docs['p50_ms']:,.0f} ms a request).")
     w(f"\n![embedding throughput against fidelity]({png_name})\n")
 
+    import report_latency
+
+    report_latency.render(r, w, [n for n in EMBED if n in er])
     w("## Reranking\n")
     w(f"| | graph | pairs/s | {cfg['docs']}-doc request p50 / max ms | manifest fidelity: top-1 agreement / Kendall tau / max abs diff |")
     w("|---|---|---:|---:|---|")

@@ -1,0 +1,272 @@
+"""Latency benchmark of one embedding variant (issues #15, #16). Prints one JSON object.
+
+  lone        one sentence per unary Encode (sync client, the usual service-to-service caller),
+              one at a time, in turns with the runtime alone in this process on the same graph,
+              threads and tokens: ONNX Runtime with spinning on and off (ORT graphs) or the
+              server's own runtime object (OpenVINO graphs); best of --rounds rounds each.
+  loaded      while a second process keeps load on the server: a lone sentence's unary latency
+              at --rate sentences/s (half of peak, open loop), and at full load (4 x 32 closed
+              loop) unary latency and a stream's first answer (16 requests of 4 texts sent at once).
+  refusals    closed loop far over --max-inflight-inputs: latency of the RESOURCE_EXHAUSTED answers.
+  idle        CPU of the server process over --seconds while nobody calls it.
+  background  (internal) the load for `loaded`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from embedrank.client import AsyncClient, Client, EmbedRankError
+from embedrank.v1 import embed_pb2, embed_pb2_grpc
+
+HERE = Path(__file__).resolve().parent
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def pcts(latencies: list[float]) -> dict[str, float]:
+    ms = sorted(x * 1000 for x in latencies)
+    return {"p50_ms": round(ms[len(ms) // 2], 2), "p99_ms": round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 2), "n": len(ms)}
+
+
+def proc_cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def _runtime_alone(graph: Path, threads: int) -> dict[str, object]:
+    """Callables that run one token sequence on the graph alone, by setting."""
+    from embedrank.server.manifest import Manifest
+    from embedrank.server.runtime.base import TokenSeq
+
+    manifest = Manifest.load(graph)
+    out: dict[str, object] = {}
+    if manifest.graph.runtime.value == "onnxruntime":
+        import onnxruntime as ort
+
+        for label, spin in (("ort_spin", "1"), ("ort_nospin", "0")):
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+            session = ort.InferenceSession(str(graph / manifest.graph.file), opts, providers=["CPUExecutionProvider"])
+            names = [i.name for i in session.get_inputs()]
+
+            def run(ids: np.ndarray, session=session, names=names) -> None:  # type: ignore[no-untyped-def]
+                feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+                if "token_type_ids" in names:
+                    feed["token_type_ids"] = np.zeros_like(ids)
+                session.run(None, feed)
+
+            out[label] = run
+    else:
+        from embedrank.server.config import Device
+        from embedrank.server.runtime.select import RuntimeSettings, open_runtime
+
+        runtime = open_runtime(
+            graph / manifest.graph.file, manifest.graph, pad_token_id=manifest.tokenizer.pad_token_id,
+            settings=RuntimeSettings(device=Device.CPU, threads=threads, workers=1),
+        )
+        out["runtime_alone"] = lambda ids: runtime.run([TokenSeq(ids[0], None)])
+    return out
+
+
+def lone(args: argparse.Namespace, sentences: list[str]) -> dict[str, object]:
+    from tokenizers import Tokenizer
+
+    graph = Path(args.graph)
+    tok = Tokenizer.from_file(str(graph / "tokenizer.json"))
+    tok.no_padding()
+    tok.enable_truncation(256)
+    alone = _runtime_alone(graph, args.threads)
+    client = Client(args.target)
+    runners: dict[str, object] = {}
+    for label, run in alone.items():
+        runners[label] = lambda text, run=run: run(np.asarray([tok.encode(text).ids], dtype=np.int64))  # type: ignore[operator]
+    stages: list[tuple[int, int, int, int]] = []
+
+    def embedrank(text: str) -> None:
+        timing = client.encode_raw(args.model, [text]).metadata.timing
+        stages.append((timing.tokenize_ns, timing.queue_ns, timing.inference_ns, timing.total_ns))
+
+    runners["embedrank"] = embedrank
+    texts = sentences[: args.warmup + args.n]
+    best: dict[str, dict[str, object]] = {}
+    for _ in range(args.rounds):  # in turns, so that a busy moment hits every setting alike
+        for label, fn in runners.items():
+            for text in texts[: args.warmup]:
+                fn(text)  # type: ignore[operator]
+            stages.clear()
+            lat = []
+            for text in texts[args.warmup :]:
+                t = time.perf_counter()
+                fn(text)  # type: ignore[operator]
+                lat.append(time.perf_counter() - t)
+            got: dict[str, object] = dict(pcts(lat))
+            if stages:
+                # Where a lone request's time goes (medians, ms): the server's own split, and the
+                # rest of the client-observed time (gRPC both ways, serialization, the client).
+                med = [float(np.median([s[i] for s in stages])) / 1e6 for i in range(4)]
+                got["stages_ms"] = {
+                    "tokenize": round(med[0], 3), "queue": round(med[1], 3), "inference": round(med[2], 3),
+                    "server_other": round(med[3] - med[0] - med[1] - med[2], 3),
+                    "transport_and_client": round(float(np.median(lat)) * 1e3 - med[3], 3),
+                }
+            if label not in best or got["p50_ms"] < best[label]["p50_ms"]:  # type: ignore[operator]
+                best[label] = got
+    client.close()
+    return best
+
+
+def _background(args: argparse.Namespace, mode: str, seconds: float) -> subprocess.Popen[str]:
+    cmd = [sys.executable, __file__, "background", "--target", args.target, "--model", args.model,
+           "--texts", args.texts, "--seconds", str(seconds), "--bg", mode, "--rate", str(args.rate)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+
+
+async def background(args: argparse.Namespace, sentences: list[str]) -> dict[str, object]:
+    """Full: 4 requests of 32 in flight. Half: 32-text requests at --rate sentences/s, open loop."""
+    deadline = time.perf_counter() + args.seconds
+    done = 0
+    async with AsyncClient(args.target, timeout=120) as client:
+        async def one(i: int) -> None:
+            nonlocal done
+            start = (i * 32) % (len(sentences) - 32)
+            await client.encode(args.model, sentences[start : start + 32])
+            done += 32
+
+        if args.bg == "full":
+            async def worker(w: int) -> None:
+                i = w
+                while time.perf_counter() < deadline:
+                    await one(i)
+                    i += 4
+            await asyncio.gather(*(worker(w) for w in range(4)))
+        else:
+            interval, tasks, i = 32 / args.rate, [], 0
+            next_at = time.perf_counter()
+            while next_at < deadline:
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+                tasks.append(asyncio.ensure_future(one(i)))
+                i, next_at = i + 1, next_at + interval
+            await asyncio.gather(*tasks)
+    return {"sentences": done, "sentences_per_s": round(done / args.seconds, 1)}
+
+
+async def loaded(args: argparse.Namespace, sentences: list[str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    client = Client(args.target)
+
+    def lone_lat(n: int) -> dict[str, float]:
+        lat = []
+        for text in sentences[100 : 100 + n]:
+            t = time.perf_counter()
+            client.encode(args.model, [text])
+            lat.append(time.perf_counter() - t)
+        return pcts(lat)
+
+    # Half of peak: open-loop load at --rate sentences/s.
+    bg = _background(args, "half", seconds=args.seconds + 3)
+    time.sleep(1.5)
+    out["unary_at_half_load"] = lone_lat(args.n_loaded)
+    out["half_load_background"] = json.loads(bg.communicate()[0])
+    # Full load: unary latency, and a stream's first answer with 16 requests in flight on it.
+    bg = _background(args, "full", seconds=args.seconds + 3)
+    time.sleep(1.5)
+    out["unary_at_full_load"] = lone_lat(args.n_loaded // 2)
+    firsts, wholes = [], []
+    async with grpc.aio.insecure_channel(args.target) as channel:
+        stub = embed_pb2_grpc.EmbedStub(channel)
+        for k in range(8):
+            requests = [
+                embed_pb2.EncodeStreamRequest(id=str(j), request=embed_pb2.EncodeRequest(
+                    model=args.model, texts=sentences[200 + 64 * k + 4 * j : 204 + 64 * k + 4 * j]))
+                for j in range(16)
+            ]
+            t = time.perf_counter()
+            first = None
+            async for resp in stub.EncodeStream(iter(requests), timeout=120):
+                assert resp.HasField("response"), resp
+                first = first or time.perf_counter() - t
+            firsts.append(first or 0.0)
+            wholes.append(time.perf_counter() - t)
+    out["stream_first_answer_at_full_load"] = pcts(firsts)
+    out["stream_whole_at_full_load"] = pcts(wholes)
+    out["full_load_background"] = json.loads(bg.communicate()[0])
+    client.close()
+    return out
+
+
+async def refusals(args: argparse.Namespace, sentences: list[str]) -> dict[str, object]:
+    refused: list[float] = []
+    ok = 0
+    deadline = time.perf_counter() + args.seconds
+    async with AsyncClient(args.target, timeout=120) as client:
+        async def worker(w: int) -> None:
+            nonlocal ok
+            i = w
+            while time.perf_counter() < deadline:
+                start = (i * 32) % (len(sentences) - 32)
+                t = time.perf_counter()
+                try:
+                    await client.encode(args.model, sentences[start : start + 32])
+                    ok += 1
+                except EmbedRankError as exc:
+                    assert exc.code.name == "RESOURCE_EXHAUSTED", exc
+                    refused.append(time.perf_counter() - t)
+                    await asyncio.sleep(0.005)
+                i += args.concurrency
+        await asyncio.gather(*(worker(w) for w in range(args.concurrency)))
+    return {"accepted": ok, "refused": pcts(refused) if refused else {"n": 0}}
+
+
+def idle(args: argparse.Namespace) -> dict[str, object]:
+    time.sleep(2)
+    start = proc_cpu_s(args.server_pid)
+    time.sleep(args.seconds)
+    return {"seconds": args.seconds, "cpu_pct_of_one_core": round(100 * (proc_cpu_s(args.server_pid) - start) / args.seconds, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=["lone", "loaded", "refusals", "idle", "background"])
+    ap.add_argument("--target", default="")
+    ap.add_argument("--model", default="")
+    ap.add_argument("--texts", default="")
+    ap.add_argument("--graph", help="lone: the variant's version folder (REPO/NAME/N)")
+    ap.add_argument("--threads", type=int, default=min(os.cpu_count() or 1, 4), help="lone: as the server's runtime")
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--n-loaded", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rate", type=float, default=100.0, help="loaded: sentences/s of the half-load background")
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--bg", default="full", choices=["full", "half"])
+    ap.add_argument("--server-pid", type=int, default=0)
+    args = ap.parse_args()
+    sentences: list[str] = []
+    if args.texts:
+        with open(args.texts, encoding="utf-8") as fh:
+            sentences = json.load(fh)["sentences"]
+    if args.mode == "lone":
+        result = lone(args, sentences)
+    elif args.mode == "idle":
+        result = idle(args)
+    else:
+        result = asyncio.run({"loaded": loaded, "refusals": refusals, "background": background}[args.mode](args, sentences))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

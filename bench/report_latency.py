@@ -1,0 +1,72 @@
+"""The latency section of docs/benchmarks.md (issues #15, #16), from bench/latency.py's results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def _pp(x: dict | None) -> str:
+    return f"{x['p50_ms']:.2f} / {x['p99_ms']:.2f}" if x and x.get("n") else "–"
+
+
+def render(r: dict, w: Callable[[str], None], embed_names: list[str]) -> None:
+    er = r["embedrank"]
+    rows = [n for n in embed_names if n in er and "lone" in er[n]]
+    if not rows:
+        return
+    w("## Latency\n")
+    w("One pydoc sentence per unary `Encode`, one request at a time (the Python sync client over loopback), "
+      "in turns with the runtime alone on the very same graph, thread count and tokens in the benchmark process "
+      "(ONNX Runtime with its threads spinning — its fastest setting here — and without; for OpenVINO graphs the "
+      "server's own runtime object); each the best of 3 rounds of 300. The target (#16): embedrank p50 ≤ the "
+      "runtime's fastest p50 + 0.5 ms, and p99 ≤ 2 × p50.\n")
+    w("| variant | embedrank p50 / p99 ms | runtime alone, fastest p50 / p99 | ORT spinning off p50 / p99 | "
+      "gap p50 ms | p99 / p50 | target |")
+    w("|---|---:|---:|---:|---:|---:|---|")
+    for name in rows:
+        lone = er[name]["lone"]
+        mine = lone["embedrank"]
+        alone = [v for k, v in lone.items() if k != "embedrank"]
+        fastest = min(alone, key=lambda v: v["p50_ms"])
+        gap = mine["p50_ms"] - fastest["p50_ms"]
+        ratio = mine["p99_ms"] / mine["p50_ms"]
+        verdict = "met" if gap <= 0.5 and ratio <= 2 else (
+            "**missed**: " + ", ".join(
+                ([f"p50 +{gap:.2f} ms"] if gap > 0.5 else []) + ([f"p99 {ratio:.1f}× p50"] if ratio > 2 else [])))
+        w(f"| `{name}` | {_pp(mine)} | {_pp(fastest)} | {_pp(lone.get('ort_nospin'))} | {gap:+.2f} | "
+          f"{ratio:.1f} | {verdict} |")
+    w("")
+    w("Where a lone request's time goes (medians, ms): the server's own split from `Metadata.timing`, and the rest "
+      "of the time the client saw (gRPC both ways, protobuf, the Python client):\n")
+    w("| variant | tokenize | queue | inference | other server work | transport + client | total |")
+    w("|---|---:|---:|---:|---:|---:|---:|")
+    for name in rows:
+        st = er[name]["lone"]["embedrank"].get("stages_ms")
+        if st:
+            total = sum(st.values())
+            w(f"| `{name}` | {st['tokenize']:.3f} | {st['queue']:.3f} | {st['inference']:.3f} | "
+              f"{st['server_other']:.3f} | {st['transport_and_client']:.3f} | {total:.2f} |")
+    loaded = [n for n in rows if "loaded" in er[n]]
+    if loaded:
+        w("\nUnder load (a second process drives the server): a lone sentence at half of the peak rate (open loop, "
+          "32-text requests), and at full load (4 × 32 texts closed loop) a lone sentence and a stream's **first "
+          "answer** with 16 requests of 4 texts in flight on it (#15: a stream's head is not starved by its tail):\n")
+        w("| variant | half load: sentences/s | unary p50 / p99 ms | full load: unary p50 / p99 ms | "
+          "stream first answer p50 / p99 ms | whole 16-request stream p50 ms |")
+        w("|---|---:|---:|---:|---:|---:|")
+        for name in loaded:
+            ld = er[name]["loaded"]
+            w(f"| `{name}` | {ld['half_load_background']['sentences_per_s']:.0f} | {_pp(ld['unary_at_half_load'])} | "
+              f"{_pp(ld['unary_at_full_load'])} | {_pp(ld['stream_first_answer_at_full_load'])} | "
+              f"{ld['stream_whole_at_full_load']['p50_ms']:.0f} |")
+    ref = r.get("refusals")
+    if ref:
+        w(f"\nOver-cap refusals (#15): a server with `--max-inflight-inputs 256`, 16 requests of 32 texts in flight for "
+          f"{r['config']['seconds']:.0f} s: {ref['accepted']} accepted; {ref['refused']['n']} refused with "
+          f"`RESOURCE_EXHAUSTED` in **{_pp(ref['refused'])} ms** (p50 / p99; target p99 ≤ 5 ms) — admission runs "
+          "before tokenizing.")
+    idle = r.get("idle")
+    if idle:
+        w(f"\nIdle: the server process used **{idle['cpu_pct_of_one_core']:.2f}% of one core** over "
+          f"{idle['seconds']:.0f} s with no calls (target < 1%): the spinning session stops spinning when a run returns.")
+    w("")
