@@ -187,6 +187,15 @@ def _check_mvn(c: Command) -> None:
             assert model in _known_models(), f"{c.where()}: no documented step exports a model {model!r}"
 
 
+def _check_java(c: Command) -> None:
+    assert c.words[1] == "-cp", f"{c.where()}: add a rule"
+    main_class, args = c.words[3], c.words[4:]
+    source = c.cwd / "src" / "main" / "java" / (main_class.replace(".", "/") + ".java")
+    assert source.is_file(), f"{c.where()}: no {source}"
+    for model in args[1:]:
+        assert model in _known_models(), f"{c.where()}: no documented step exports a model {model!r}"
+
+
 def _check_grpcurl(c: Command) -> None:
     from google.protobuf import json_format
     from google.protobuf.descriptor_pool import Default
@@ -238,6 +247,8 @@ def test_readme_command(c: Command) -> None:
         _check_go(c)
     elif program == "mvn":
         _check_mvn(c)
+    elif program == "java":
+        _check_java(c)
     elif program == "grpcurl":
         _check_grpcurl(c)
     elif program == "docker":

@@ -11,8 +11,11 @@ import java.util.Locale;
  * them against a query.
  *
  * <pre>
- * mvn -q compile exec:java -Dexec.args="localhost:50051 minilm [rerank-model]"
+ * mvn -B -q compile dependency:build-classpath -Dmdep.outputFile=target/classpath.txt -Dmdep.includeScope=runtime
+ * java -cp "target/classes:$(cat target/classpath.txt)" dev.embedrank.example.Example localhost:50051 minilm [rerank-model]
  * </pre>
+ *
+ * <p>(Through {@code mvn exec:java} it runs too, with Maven's stray ANSI resets around its output.)
  *
  * <p>Environment: EMBEDRANK_TOKEN (a bearer token), EMBEDRANK_TLS=1 (use TLS instead of
  * plaintext).
