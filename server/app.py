@@ -20,6 +20,7 @@ from embedrank.server.api.malformed import Registrar
 from embedrank.server.api.embed import EmbedServicer
 from embedrank.server.api.models import ModelsServicer
 from embedrank.server.api.rerank import RerankServicer
+from embedrank.server.api.tls import ServerCertificates, TlsFiles
 from embedrank.server.config import ServerConfig
 from embedrank.server.engine.engine import Engine
 from embedrank.server.errors import ConfigError
@@ -37,11 +38,15 @@ SERVICES = (
 class App:
     """A built server: bound to its port, not yet started, models not yet loaded."""
 
-    def __init__(self, config: ServerConfig, server: grpc.aio.Server, port: int, engine: Engine) -> None:
+    def __init__(
+        self, config: ServerConfig, server: grpc.aio.Server, port: int, engine: Engine,
+        certificates: ServerCertificates | None = None,
+    ) -> None:
         self.config = config
         self.server = server
         self.port = port
         self.engine = engine
+        self.certificates = certificates
         self.health = HealthServicer()
         self.calls = Calls()
 
@@ -54,6 +59,12 @@ class App:
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving %d model(s) on port %d", len(self.engine.models), self.port)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the TLS files (new connections get them; open ones keep theirs)."""
+        log.info("SIGHUP: reloading")
+        if self.certificates is not None:
+            self.certificates.reload()
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain: health NOT_SERVING, new calls UNAVAILABLE, every call already received answered
@@ -75,17 +86,24 @@ class App:
 def build_server(config: ServerConfig) -> App:
     max_bytes = config.max_message_mb * 1024 * 1024
     token = config.auth_token()
-    server = grpc.aio.server(
-        interceptors=[BearerTokenInterceptor(token)] if token else None,
-        options=[
-            ("grpc.max_receive_message_length", max_bytes),
-            ("grpc.max_send_message_length", max_bytes),
-            ("grpc.so_reuseport", 0),
+    tls_files = TlsFiles.from_config(config)
+    certificates = ServerCertificates(tls_files) if tls_files is not None else None  # checked before binding
+    options: list[tuple[str, int]] = [
+        ("grpc.max_receive_message_length", max_bytes),
+        ("grpc.max_send_message_length", max_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    if config.max_connection_age_s > 0:
+        # GOAWAY after the age (grpc adds +-10% jitter, so replicas' clients do not reconnect in
+        # step); calls in flight then get the shutdown grace to finish on the old connection.
+        options += [
+            ("grpc.max_connection_age_ms", int(config.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(max(config.shutdown_grace_s, 1.0) * 1000)),
         ]
-    )
+    server = grpc.aio.server(interceptors=[BearerTokenInterceptor(token)] if token else None, options=options)
     engine = Engine(config)
-    app_port = _bind(server, config)
-    app = App(config, server, app_port, engine)
+    app_port = _bind(server, config, certificates.credentials() if certificates is not None else None)
+    app = App(config, server, app_port, engine, certificates)
     registrar = Registrar(server)  # malformed payloads -> INVALID_ARGUMENT, not grpc's traceback
     embed_pb2_grpc.add_EmbedServicer_to_server(
         EmbedServicer(engine, calls=app.calls, stream_max_inflight=config.stream_max_inflight), registrar
@@ -101,15 +119,19 @@ def build_server(config: ServerConfig) -> App:
     return app
 
 
-def _bind(server: grpc.aio.Server, config: ServerConfig) -> int:
-    """Listen on --host:--port; a port in use is one line that names the flag, not grpc's traceback."""
+def _bind(server: grpc.aio.Server, config: ServerConfig, credentials: grpc.ServerCredentials | None = None) -> int:
+    """Listen on --host:--port (TLS with ``credentials``); a port in use is one line that names the
+    flag, not grpc's traceback."""
     address = f"{config.host}:{config.port}"
     # Probed first, so that grpc does not log its own error line as well; a name that our resolver
     # cannot resolve is still left to grpc's.
     problem = _bind_problem(config.host, config.port)
     if problem is None or problem[0] == _UNRESOLVED:
         try:
-            port = server.add_insecure_port(address)
+            port = (
+                server.add_secure_port(address, credentials) if credentials is not None
+                else server.add_insecure_port(address)
+            )
         except RuntimeError:  # grpc: "Failed to bind to address ..."
             port = 0
         if port:
@@ -153,6 +175,7 @@ async def serve(config: ServerConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, app.reload)
     try:
         await app.start()
     except BaseException:

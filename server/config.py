@@ -45,6 +45,11 @@ class ServerConfig:
     allow_bf16_without_native: bool = False
     openvino_cache_dir: str = ""
     port_file: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    max_connection_age_s: float = 0.0
+    model_poll_s: float = 0.0
 
     def __post_init__(self) -> None:
         positive = (
@@ -70,6 +75,14 @@ class ServerConfig:
             raise ConfigError(f"--min-batch-fill must be within 0..1, got {self.min_batch_fill}")
         if self.shutdown_grace_s < 0:
             raise ConfigError("--shutdown-grace-s must be >= 0")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("TLS needs both --tls-cert and --tls-key (EMBEDRANK_TLS_CERT, EMBEDRANK_TLS_KEY); one is missing")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ConfigError("--tls-client-ca (mutual TLS) needs the server's own --tls-cert and --tls-key too")
+        if self.max_connection_age_s < 0:
+            raise ConfigError(f"--max-connection-age-s must be >= 0 (0 = no limit), got {self.max_connection_age_s}")
+        if self.model_poll_s < 0:
+            raise ConfigError(f"--model-poll-s must be >= 0 (0 = only on SIGHUP), got {self.model_poll_s}")
 
     def auth_token(self) -> str | None:
         """The bearer token, read from auth_token_file; None when authentication is off."""
@@ -150,7 +163,17 @@ _HELP: dict[str, str] = {
     "metrics_port": "Port of the Prometheus /metrics endpoint (embedrank_* series); -1 = off, 0 = any free port.",
     "port_file": "Write the bound port to this file once serving (useful with --port 0); empty = none.",
     "auth_token_file": "File holding a bearer token every call must send (authorization: Bearer <token>); "
-    "health checks and reflection stay open. Empty = no authentication. Use TLS in front when set.",
+    "health checks and reflection stay open. Empty = no authentication. Use TLS (--tls-cert) when set.",
+    "tls_cert": "PEM certificate (chain) of the server; with --tls-key the server speaks TLS only. Re-read on "
+    "SIGHUP: new connections get the new one, open ones keep theirs. Empty = plaintext.",
+    "tls_key": "PEM private key of --tls-cert (re-read with it on SIGHUP).",
+    "tls_client_ca": "Mutual TLS: PEM CA certificate(s); every client must present a certificate signed by one "
+    "of them (re-read on SIGHUP). Empty = clients need no certificate.",
+    "max_connection_age_s": "Close each client connection (GOAWAY, in-flight calls finish) after about this many "
+    "seconds, so that clients reconnect and rebalance across replicas added since; 0 = never. A few minutes "
+    "suits replicas behind a headless Service.",
+    "model_poll_s": "Check the model repository for new, broken or removed versions every this many seconds "
+    "(also on SIGHUP); a new version is loaded and warmed before it takes new requests. 0 = only on SIGHUP.",
 }
 
 

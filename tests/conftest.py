@@ -51,6 +51,18 @@ def repo(workdir: Path, sources: dict[str, Path]) -> Path:
     return repo
 
 
+@pytest.fixture(scope="session")
+def tiny_repo(workdir: Path) -> Path:
+    """A repository holding only tiny-bert (exported alone: for tests that need any small model
+    without waiting for the whole ``repo``). Copy it before changing it."""
+    out = workdir / "tiny-checkpoint"
+    out.mkdir()
+    repo = workdir / "tiny-repo"
+    result = export(checkpoints.build_bi_encoder(out, "bert"), repo / "tiny-bert")
+    assert result.returncode == 0, f"export tiny-bert failed:\n{result.stderr[-4000:]}"
+    return repo
+
+
 class ServerProcess:
     def __init__(self, repo: Path, *args: str) -> None:
         port_file = repo.parent / f"port-{time.monotonic_ns()}"

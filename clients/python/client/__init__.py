@@ -5,8 +5,9 @@
 """
 
 from embedrank.client._async import AsyncClient
+from embedrank.client._channel import tls_credentials
 from embedrank.client._sync import Client
 from embedrank.client.errors import EmbedRankError
 from embedrank.client.types import Chunk, ChunkedEmbeddings, ModelInfo, RerankHit
 
-__all__ = ["AsyncClient", "Chunk", "ChunkedEmbeddings", "Client", "EmbedRankError", "ModelInfo", "RerankHit"]
+__all__ = ["AsyncClient", "Chunk", "ChunkedEmbeddings", "Client", "EmbedRankError", "ModelInfo", "RerankHit", "tls_credentials"]

@@ -17,7 +17,8 @@ from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc,
 class AsyncClient:
     """``async with AsyncClient("localhost:50051") as c: await c.encode(...)``; same options as Client."""
 
-    def __init__(self, target: str, *, tls: bool | grpc.ChannelCredentials = False, token: str | None = None, timeout: float | None = 60.0) -> None:
+    def __init__(self, target: str | Sequence[str], *, tls: bool | grpc.ChannelCredentials = False, token: str | None = None, timeout: float | None = 60.0) -> None:
+        target = _channel.target(target)  # one target, or several replicas' host:port
         creds = _channel.credentials(tls)
         self._channel = (
             grpc.aio.secure_channel(target, creds, options=_channel.options())

@@ -15,10 +15,13 @@ from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc,
 
 
 class Client:
-    """``Client("localhost:50051")``; ``tls=True`` for system roots or a grpc.ChannelCredentials;
-    ``token`` is sent as a bearer token; ``timeout`` (seconds) applies to every call."""
+    """``Client("localhost:50051")``; ``tls=True`` for system roots or a grpc.ChannelCredentials
+    (``tls_credentials(ca, cert=, key=)`` for a private CA and mutual TLS); ``token`` is sent as a
+    bearer token; ``timeout`` (seconds) applies to every call. Replicas: ``"dns:///host:port"`` or a
+    list of ``host:port``; calls are balanced round-robin, UNAVAILABLE is retried on another one."""
 
-    def __init__(self, target: str, *, tls: bool | grpc.ChannelCredentials = False, token: str | None = None, timeout: float | None = 60.0) -> None:
+    def __init__(self, target: str | Sequence[str], *, tls: bool | grpc.ChannelCredentials = False, token: str | None = None, timeout: float | None = 60.0) -> None:
+        target = _channel.target(target)  # one target, or several replicas' host:port
         creds = _channel.credentials(tls)
         self._channel = (
             grpc.secure_channel(target, creds, options=_channel.options())

@@ -453,6 +453,8 @@ public final class EmbedRankClient implements AutoCloseable {
     private String target;
     private boolean tls = true;
     private Path trustedCertificates;
+    private Path clientCertificate;
+    private Path clientKey;
     private Supplier<String> token;
     private Duration defaultDeadline = DEFAULT_DEADLINE;
     private boolean retry = true;
@@ -484,6 +486,17 @@ public final class EmbedRankClient implements AutoCloseable {
     /** TLS trusting the CA certificates in this PEM file (e.g. a self-signed server). */
     public Builder trustedCertificates(Path caPem) {
       this.trustedCertificates = Objects.requireNonNull(caPem, "caPem");
+      this.tls = true;
+      return this;
+    }
+
+    /**
+     * Mutual TLS: present this client certificate (PEM, the chain) and its private key (PEM,
+     * PKCS#8: {@code -----BEGIN PRIVATE KEY-----}) to a server that asks for one.
+     */
+    public Builder clientCertificate(Path certChainPem, Path privateKeyPem) {
+      this.clientCertificate = Objects.requireNonNull(certChainPem, "certChainPem");
+      this.clientKey = Objects.requireNonNull(privateKeyPem, "privateKeyPem");
       this.tls = true;
       return this;
     }
@@ -577,16 +590,26 @@ public final class EmbedRankClient implements AutoCloseable {
       if (!tls) {
         return InsecureChannelCredentials.create();
       }
-      if (trustedCertificates == null) {
+      if (trustedCertificates == null && clientCertificate == null) {
         return TlsChannelCredentials.create();
       }
-      try {
-        return TlsChannelCredentials.newBuilder()
-            .trustManager(trustedCertificates.toFile())
-            .build();
-      } catch (IOException e) {
-        throw new UncheckedIOException("cannot read " + trustedCertificates, e);
+      TlsChannelCredentials.Builder tlsBuilder = TlsChannelCredentials.newBuilder();
+      if (trustedCertificates != null) {
+        try {
+          tlsBuilder.trustManager(trustedCertificates.toFile());
+        } catch (IOException e) {
+          throw new UncheckedIOException("cannot read " + trustedCertificates, e);
+        }
       }
+      if (clientCertificate != null) {
+        try {
+          tlsBuilder.keyManager(clientCertificate.toFile(), clientKey.toFile());
+        } catch (IOException e) {
+          throw new UncheckedIOException(
+              "cannot read the client certificate " + clientCertificate + " / key " + clientKey, e);
+        }
+      }
+      return tlsBuilder.build();
     }
   }
 }
