@@ -205,3 +205,24 @@ def test_an_output_that_cannot_be_written_is_refused_before_loading(sources: dic
     result = export(sources["tiny-bert"], tmp_path / "repo" / "m")
     assert result.returncode == 2 and "[1/" not in result.stderr, result.stderr
     assert f"--output {tmp_path / 'repo' / 'm'}: {tmp_path / 'repo'} is not a folder" in result.stderr
+
+
+@pytest.mark.slow
+def test_java_example_as_the_readme_runs_it_prints_no_ansi_codes(target: str) -> None:
+    tools = {name: shutil.which(name) for name in ("mvn", "java")}
+    if not all(tools.values()):
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs Maven and Java: {tools}")
+        pytest.skip(f"not installed: {tools}")
+    java_dir = Path(__file__).resolve().parent.parent / "clients" / "java"
+    readme = (java_dir / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in readme.split("```sh\n")[1:] if "dependency:build-classpath" in b).split("```")[0]
+    build, run_embed, run_rerank = block.strip().splitlines()
+    built = subprocess.run(["bash", "-c", build], cwd=java_dir, capture_output=True, text=True, timeout=1200)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    for line, words in ((run_embed, "minilm: 4 embeddings of 384 dimensions"), (run_rerank, "rerank (minilm-rerank)")):
+        line = line.replace("localhost:50051", target).replace("demo-reranker", "minilm-rerank")  # the session's models
+        result = subprocess.run(["bash", "-c", line], cwd=java_dir, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert words in result.stdout and "cosine similarities:" in result.stdout, result.stdout
+        assert "\x1b" not in result.stdout + result.stderr, repr(result.stdout + result.stderr)
