@@ -192,6 +192,11 @@ async def test_async_client_and_stream_accept_chunking(target: str) -> None:
         got = await client.encode("tiny-bert", [LONG, "b"], long_input="chunk", return_chunks=True)
         streamed = await client.encode_stream("tiny-bert", [LONG, "b"] * 3, chunk_size=2, long_input="chunk")
     assert got.embeddings.shape == (2, 32) and len(got.chunks) == sum(got.chunk_counts)
+    async with AsyncClient(target) as client:
+        with pytest.raises(TypeError):
+            await client.encode_stream("tiny-bert", ["a"], long_input="chunk", return_chunks=True)
+    with Client(target) as sync_client, pytest.raises(TypeError):
+        sync_client.encode_stream("tiny-bert", ["a"], long_input="chunk", return_chunks=True)
     np.testing.assert_allclose(streamed, np.concatenate([got.embeddings] * 3), atol=1e-5)
 
 

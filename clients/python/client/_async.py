@@ -67,6 +67,8 @@ class AsyncClient:
 
     async def encode_stream(self, model: str, texts: Sequence[str], *, chunk_size: int = 64, **options: Any) -> np.ndarray:
         """Encode a large corpus through one EncodeStream, ``chunk_size`` texts a request."""
+        if options.get("return_chunks"):
+            raise TypeError("return_chunks is for encode(); encode_stream returns one vector per text")
         parts = _codec.chunks(texts, chunk_size)
 
         async def requests() -> AsyncIterator[embed_pb2.EncodeStreamRequest]:

@@ -74,6 +74,8 @@ class Client:
         self, model: str, texts: Sequence[str], *, chunk_size: int = 64, progress: bool = False, **options: Any
     ) -> np.ndarray:
         """Encode a large corpus through one EncodeStream, ``chunk_size`` texts a request."""
+        if options.get("return_chunks"):
+            raise TypeError("return_chunks is for encode(); encode_stream returns one vector per text")
         parts = _codec.chunks(texts, chunk_size)
         requests = (
             embed_pb2.EncodeStreamRequest(id=str(i), request=_codec.encode_request(model, part, **options))
