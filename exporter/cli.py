@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quantize", default="none", help="Dynamic int8: none (default), avx2, avx512, avx512-vnni, arm64.")
     parser.add_argument("--runtime", choices=["onnxruntime", "openvino"], default="onnxruntime", help="The runtime the server runs this model with, verified here and recorded in the manifest (default onnxruntime). openvino needs: pip install 'embedrank[openvino]'.")
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], help="--runtime openvino: fp32 (exact, default), bf16 (needs a CPU with native bf16; gated at 0.9999 min cosine on the fidelity corpus), int8 (NNCF static quantization). ONNX Runtime's precision follows --optimize/--quantize.")
-    parser.add_argument("--allow-bf16-without-native", action="store_true", help="Export --precision bf16 on a CPU without native bf16 (AVX512-BF16 or AMX) anyway: it is emulated there, slower than fp32, and the figures measured are the emulation's.")
+    parser.add_argument("--allow-bf16-without-native", action="store_true", help="Export --precision bf16 on a CPU without native bf16 (AVX512-BF16 or AMX) anyway: OpenVINO emulates it there or falls back to f32, and the figures measured are that run's.")
     parser.add_argument("--min-cosine", type=float, help="Fail below this cosine to sentence-transformers (default: 0.99999 min for fp32, 0.9999 for O3, 0.99 mean for int8).")
     parser.add_argument("--min-top1", type=float, default=0.9, help="Rerankers, lossy variants: fail below this top-1 agreement with CrossEncoder (default 0.9).")
     parser.add_argument("--calibration", type=Path, help="Text file, one text per line, for int8 output ranges and the fidelity report (default: built-in English corpus).")

@@ -157,7 +157,7 @@ _HELP: dict[str, str] = {
     "shutdown_grace_s": "On SIGTERM: seconds in-flight requests get to finish.",
     "allow_fp16_on_cpu": "Serve fp16 graphs on the CPU provider anyway (slow; meant for CUDA).",
     "allow_bf16_without_native": "Serve OpenVINO bf16 models on a CPU without native bf16 (AVX512-BF16 or AMX) "
-    "anyway: there bf16 is emulated, slower than fp32.",
+    "anyway: there OpenVINO emulates bf16 or falls back to f32.",
     "openvino_cache_dir": "OpenVINO compiled-model cache, so a restart does not compile again; empty = "
     "$XDG_CACHE_HOME/embedrank/openvino (~/.cache/...), 'off' = no cache.",
     "metrics_port": "Port of the Prometheus /metrics endpoint (embedrank_* series); -1 = off, 0 = any free port.",

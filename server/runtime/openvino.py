@@ -4,19 +4,21 @@ The only module of the server that imports ``openvino`` (the optional extra
 ``pip install 'embedrank[openvino]'``); without it, asking for an OpenVINO model is a
 ConfigError that names that install line.
 
-Way in, measured here (2026-11-30, openvino 2026.4.1, onnxruntime 1.32, 2-core AMD EPYC with
-AVX512-BF16): the ``openvino`` package's own API (``Core.compile_model`` on the exported ONNX
-file) against ONNX Runtime's OpenVINO execution provider plugin ``onnxruntime-ep-openvino``
-1.8.1. The plugin adds a second copy of the OpenVINO libraries beside onnxruntime and a
-provider layer between the session and the plugin; with openvino 2026.4 it registered but
-listed no OpenVINO device (REFERENCE.md), so nothing could be run through it. The own API
-gives what the EP hides or makes awkward: the precision hint per compiled model, the
-compiled-model cache, streams, and NNCF-quantized IR (model.xml/.bin) for int8. Chosen: the
-own API.
+Way in, measured here (2026-11-30, 2-core AMD EPYC with AVX512-BF16): the ``openvino`` package's
+own API (``Core.compile_model`` on the exported ONNX file; openvino 2026.4.1) against ONNX Runtime's
+OpenVINO execution provider plugin, ``onnxruntime-ep-openvino`` 1.8.1 beside onnxruntime 1.32. The
+plugin ships its own second copy of the OpenVINO 2026.4 libraries; it registered
+(``register_execution_provider_library``) but ``get_ep_devices()`` listed only the CPU execution
+provider's device, with or without the ``openvino`` package loaded first, and a session asking for
+``OpenVINOExecutionProvider`` by name fell back to the CPU provider with a warning. So nothing could be
+run through the plugin here. The own API runs, and gives what an EP would hide or make awkward: the
+precision hint per compiled model, the compiled-model cache, streams, and NNCF-quantized IR
+(model.xml/.bin) for int8. Chosen: the own API.
 
 Precision: ``fp32`` asks INFERENCE_PRECISION_HINT f32 (exact); ``bf16`` asks bf16 and is
-refused on a CPU without native bf16 (AVX512-BF16 or AMX) unless forced, since there it is
-emulated and slow; ``int8`` is an NNCF-quantized graph whose remaining float layers run in
+refused on a CPU without native bf16 (AVX512-BF16 or AMX) unless forced: there OpenVINO emulates
+it or falls back to f32 (not measured: this CPU has native bf16), so neither the speed nor the
+figures measured at export would hold; ``int8`` is an NNCF-quantized graph whose remaining float layers run in
 bf16 where native, else f32. Threads and streams follow the server's settings: one stream per
 concurrent batch worker, ``threads`` per stream, threads not pinned (the cores are shared with
 the event loop, gRPC and the tokenizer).
@@ -74,7 +76,8 @@ def check_bf16(capabilities: Sequence[str], *, allow: bool, where: str, flag: st
         return
     raise ConfigError(
         f"{where}: bf16 needs a CPU with native bf16 (AVX512-BF16 or AMX); this one offers "
-        f"{', '.join(capabilities) or 'nothing'}, so bf16 would be emulated and slower than fp32. "
+        f"{', '.join(capabilities) or 'nothing'}, so bf16 would be emulated or fall back to f32, without its "
+        "speed and without the figures measured for it. "
         f"Use fp32 (exact) or int8 here, or pass {flag} to run bf16 anyway"
     )
 
