@@ -33,8 +33,10 @@ def target(output: Path) -> tuple[str, int]:
     existing = next(p for p in (output, *output.parents) if p.exists())  # checked now, not after minutes of work
     if not existing.is_dir():
         raise ConfigError(f"--output {output}: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"--output {output}: this user may not write in {existing}")
+    # publish() writes in REPO (its staging folder) and in REPO/NAME when there is one
+    for folder in {existing, next(p for p in output.parents if p.exists())}:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"--output {output}: this user may not write in {folder}")
     versions = version_dirs(output) if output.is_dir() else []
     return name, (versions[0][0] + 1 if versions else 1)
 

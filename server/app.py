@@ -28,6 +28,9 @@ from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc,
 
 log = logging.getLogger(__name__)
 
+# Seconds between health NOT_SERVING and the listener closing, at least (see App.stop).
+DRAIN_NOTICE_S = 0.5
+
 SERVICES = (
     embed_pb2.DESCRIPTOR.services_by_name["Embed"].full_name,
     rerank_pb2.DESCRIPTOR.services_by_name["Rerank"].full_name,
@@ -73,11 +76,16 @@ class App:
         grace = self.config.shutdown_grace_s if grace is None else grace
         await self.health.enter_graceful_shutdown()
         self.calls.start_drain()
+        # Clients that watch health (the Python client does) stop sending here within
+        # milliseconds; a call that still reaches grpc once server.stop has begun is cancelled
+        # (CANCELLED, not retried), so server.stop waits for this notice to pass.
+        notice = asyncio.ensure_future(asyncio.sleep(min(grace, DRAIN_NOTICE_S)))
         if not await self.calls.wait_idle(grace):
             log.warning("shutdown: %d call(s) still running after %.1fs; answering them UNAVAILABLE",
                         self.calls.active, grace)
         await self.engine.close()  # fails whatever is still queued with Unavailable
         await self.calls.wait_idle(1.0)  # those handlers answer
+        await notice
         self.health.end_watches()
         # Nothing is left but answers on their way out: stop waits for them (not the whole grace).
         await self.server.stop(2.0)
