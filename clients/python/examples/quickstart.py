@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -36,7 +35,6 @@ def main() -> int:
         sims = vectors @ vectors.T  # the model normalizes, so this is cosine similarity
         for i, j in sorted(((i, j) for i in range(5) for j in range(i + 1, 5)), key=lambda p: -sims[p])[:5]:
             print(f"{sims[i, j]:.4f}  {SENTENCES[i]!r} ~ {SENTENCES[j]!r}")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # before transformers: no "Loading weights" bar
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError:  # the server-only install: nothing to compare with
