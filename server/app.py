@@ -58,6 +58,7 @@ class App:
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
+        log.info("settings: %s", ", ".join(f"{k}={v}" for k, v in self.config.effective().items()))
         await self.engine.load()
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

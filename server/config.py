@@ -26,9 +26,11 @@ class ServerConfig:
     device: Device = Device.CPU
     threads: int = 0
     workers: int = 0
-    max_batch_tokens: int = 8192
-    max_batch_size: int = 128
-    min_batch_fill: float = 0.9
+    max_batch_tokens: int = 0
+    max_batch_size: int = 0
+    min_batch_fill: float = -1.0
+    length_buckets: str = "auto"
+    gpu_mem_limit_mb: int = 0
     small_batch_tokens: int = 512
     cpu_arena: bool = False
     max_inputs_per_request: int = 1024
@@ -53,7 +55,7 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         positive = (
-            "max_batch_tokens", "max_batch_size", "max_inputs_per_request",
+            "max_inputs_per_request",
             "max_input_chars", "max_inflight_inputs", "stream_max_inflight", "max_message_mb",
             "max_chunks_per_text", "max_chunks_per_request",
         )
@@ -71,8 +73,12 @@ class ServerConfig:
             raise ConfigError("--threads and --workers must be >= 0 (0 = decided from the cores)")
         if self.small_batch_tokens < 0:
             raise ConfigError(f"--small-batch-tokens must be >= 0 (0 = off), got {self.small_batch_tokens}")
-        if not 0.0 <= self.min_batch_fill <= 1.0:
-            raise ConfigError(f"--min-batch-fill must be within 0..1, got {self.min_batch_fill}")
+        for name in ("max_batch_tokens", "max_batch_size", "gpu_mem_limit_mb"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0 (0 = the device's default), got {getattr(self, name)}")
+        if self.min_batch_fill != -1.0 and not 0.0 <= self.min_batch_fill <= 1.0:
+            raise ConfigError(f"--min-batch-fill must be within 0..1 (-1 = the device's default), got {self.min_batch_fill}")
+        self.buckets  # noqa: B018 - validates --length-buckets
         if self.shutdown_grace_s < 0:
             raise ConfigError("--shutdown-grace-s must be >= 0")
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -100,6 +106,58 @@ class ServerConfig:
     def cores(self) -> int:
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
+    # The device's defaults for the settings left at "auto". On CPU a bigger batch is not faster
+    # per token and padding is pure waste; on a GPU padding is cheap and big batches win, and
+    # every new sequence length costs a slow first run (issue #9: fp16 up to 1.5 s), so lengths
+    # are padded up to a few buckets, each warmed at load.
+    _AUTO = {
+        Device.CPU: {"max_batch_tokens": 8192, "max_batch_size": 128, "min_batch_fill": 0.9, "length_buckets": ""},
+        Device.CUDA: {"max_batch_tokens": 65536, "max_batch_size": 512, "min_batch_fill": 0.0,
+                      "length_buckets": "16,32,64,128,256,512"},
+    }
+
+    def _auto(self, name: str) -> Any:
+        value = getattr(self, name)
+        unset = value == "auto" if name == "length_buckets" else (value == -1.0 if name == "min_batch_fill" else not value)
+        return self._AUTO[self.device][name] if unset else value
+
+    @property
+    def batch_tokens(self) -> int:
+        return int(self._auto("max_batch_tokens"))
+
+    @property
+    def batch_size(self) -> int:
+        return int(self._auto("max_batch_size"))
+
+    @property
+    def batch_fill(self) -> float:
+        return float(self._auto("min_batch_fill"))
+
+    @property
+    def buckets(self) -> tuple[int, ...]:
+        """Padded lengths, ascending; empty = exact lengths."""
+        text = str(self._auto("length_buckets")).strip()
+        if text.lower() in ("", "none", "off"):
+            return ()
+        try:
+            values = sorted({int(part) for part in text.split(",") if part.strip()})
+        except ValueError:
+            raise ConfigError(f"--length-buckets: {text!r} is not a comma-separated list of token counts "
+                              "(e.g. 32,64,128,256,512), 'auto' or 'none'") from None
+        if not values or values[0] <= 0:
+            raise ConfigError(f"--length-buckets: {text!r}: every bucket must be a positive token count")
+        return tuple(values)
+
+    def effective(self) -> dict[str, object]:
+        """The batching and runtime settings actually in force (logged at start)."""
+        return {
+            "device": self.device.value, "threads": self.runtime_threads, "workers": self.runtime_workers,
+            "max_batch_tokens": self.batch_tokens, "max_batch_size": self.batch_size,
+            "min_batch_fill": self.batch_fill, "length_buckets": ",".join(map(str, self.buckets)) or "none",
+            "small_batch_tokens": self.small_batch_tokens if self.device is Device.CPU else 0,
+            "gpu_mem_limit_mb": (self.gpu_mem_limit_mb or "auto") if self.device is Device.CUDA else "-",
+        }
+
     @property
     def runtime_threads(self) -> int:
         """ONNX Runtime intra-op threads of one batch run."""
@@ -119,7 +177,7 @@ class ServerConfig:
         if self.workers:
             return self.workers
         if self.device is Device.CUDA:
-            return 2  # overlap host-side batch preparation with the GPU
+            return 4  # overlap host-side batch preparation with the GPU (4 measured best on an H100)
         return max(1, self.cores // self.runtime_threads)
 
 
@@ -131,9 +189,14 @@ _HELP: dict[str, str] = {
     "device": "cpu, or cuda for the CUDA execution provider (needs onnxruntime-gpu instead of onnxruntime).",
     "threads": "ONNX Runtime intra-op threads of one batch; 0 = min(cores, 4) on CPU (cores / --workers "
     "when that is set), 1 on CUDA. Serving batches are small and scale poorly past ~4 threads.",
-    "workers": "Batches of one model run at once; 0 = cores / --threads on CPU (1 on a 2-core box), 2 on CUDA.",
+    "workers": "Batches of one model run at once; 0 = cores / --threads on CPU (1 on a 2-core box), 4 on CUDA.",
     "min_batch_fill": "A batch stops growing when its real tokens / padded tokens would fall below this (0..1); "
-    "padding is wasted work on CPU.",
+    "padding is wasted work on CPU. -1 = the device's default: 0.9 on CPU, 0 on CUDA (padding is cheap there).",
+    "length_buckets": "Pad each batch's length up to the next of these token counts (comma-separated) and run "
+    "each once at load: on CUDA every new length is slow the first time. auto = 16,32,64,128,256,512 on CUDA, "
+    "none on CPU (exact lengths are fastest there); none = exact lengths.",
+    "gpu_mem_limit_mb": "CUDA: most GPU memory ONNX Runtime's arena may hold per model, which grows only as "
+    "requested; 0 = sized from the model (4 x its file + 1 GiB).",
     "small_batch_tokens": "Batches of at most this many tokens (rows x longest; a lone query) take the low-latency "
     "path: run at once on the event-loop thread when nothing else is queued or running, on a second ONNX Runtime "
     "session whose threads spin during a run instead of waking per operator (about 1 ms sooner on 2 cores). The "
@@ -141,8 +204,9 @@ _HELP: dict[str, str] = {
     "cpu_arena": "Keep ONNX Runtime's CPU memory arena: it holds on to its peak (a burst of long texts leaves "
     "hundreds of MB behind). Off by default: freed memory is handed back when the server goes idle.",
     "max_batch_tokens": "Token budget of one batch (longest input x rows, as padded). Larger batches "
-    "do not raise CPU throughput; they raise latency.",
-    "max_batch_size": "Most inputs in one batch, whatever their length.",
+    "do not raise CPU throughput; they raise latency. 0 = the device's default: 8192 on CPU, 65536 on CUDA.",
+    "max_batch_size": "Most inputs in one batch, whatever their length. 0 = the device's default: 128 on CPU, "
+    "512 on CUDA.",
     "max_inputs_per_request": "Most texts (Encode) or documents (Rerank) in one request.",
     "max_input_chars": "Longest text in characters; longer ones are refused before tokenizing.",
     "max_inflight_inputs": "Admission bound: inputs queued or running across all requests. Past it "

@@ -22,7 +22,7 @@ def test_flags_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--max-batch-tokens", "0"], "--max-batch-tokens must be > 0"),
+        (["--max-batch-tokens", "-1"], "--max-batch-tokens must be >= 0"),
         (["--port", "70000"], "--port must be 0..65535"),
         (["--min-batch-fill", "1.5"], "--min-batch-fill must be within 0..1"),
         (["--max-inputs-per-request", "100", "--max-inflight-inputs", "10"], "could never be admitted"),
@@ -44,7 +44,7 @@ def test_threads_and_workers_follow_the_cores(monkeypatch: pytest.MonkeyPatch) -
     cfg = config.ServerConfig(Path("/m"), threads=1)
     assert (cfg.runtime_threads, cfg.runtime_workers) == (1, 16)
     cuda = config.ServerConfig(Path("/m"), device=config.Device.CUDA)
-    assert (cuda.runtime_threads, cuda.runtime_workers) == (1, 2)
+    assert (cuda.runtime_threads, cuda.runtime_workers) == (1, 4)
 
 
 def test_auth_token_file_errors(tmp_path: Path) -> None:

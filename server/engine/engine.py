@@ -38,9 +38,9 @@ class Engine:
             max_inputs=config.max_inputs_per_request,
             max_chars=config.max_input_chars,
             batch=BatchLimits(
-                config.max_batch_tokens,
-                config.max_batch_size,
-                min_fill=config.min_batch_fill,
+                config.batch_tokens,
+                config.batch_size,
+                min_fill=config.batch_fill,
                 workers=config.runtime_workers,
                 inline_tokens=config.small_batch_tokens,
             ),
@@ -60,6 +60,9 @@ class Engine:
             else Path(c.openvino_cache_dir) if c.openvino_cache_dir else default_openvino_cache(),
             small_batch_tokens=c.small_batch_tokens,
             cpu_arena=c.cpu_arena,
+            buckets=c.buckets,
+            max_batch_tokens=c.batch_tokens,
+            gpu_mem_limit_mb=c.gpu_mem_limit_mb,
         )
         runtime = open_runtime(
             version.directory / m.graph.file, m.graph, pad_token_id=m.tokenizer.pad_token_id, settings=settings

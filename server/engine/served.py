@@ -209,7 +209,11 @@ class ServedModel:
         return results, seqs, truncated, usage
 
     async def warm_up(self) -> None:
-        """A long input and a short one: the first runs of a session (and of each) are slow."""
+        """Every padded shape the runtime will see (CUDA buckets), then a long input and a short one
+        through the batcher: the first runs of a session (and of each shape) are slow."""
+        warm = getattr(self.runtime, "warm", None)
+        if warm is not None:
+            await asyncio.get_running_loop().run_in_executor(None, warm, self.limits.batch.max_batch_size)
         long, short = self.warm_up_input(), self.warm_up_short()
         for sample in (long, short):
             seqs, _ = self.tokenizer.encode([sample], truncate=Truncate.END, field="warm-up")

@@ -21,6 +21,35 @@ class TokenSeq:
         return int(self.ids.shape[0])
 
 
+def pad_batch(
+    batch: Sequence[TokenSeq], pad_id: int, *, with_type_ids: bool, width: int = 0
+) -> dict[str, np.ndarray]:
+    """Right-padded input_ids, attention_mask (and token_type_ids) of one batch, ``width`` tokens
+    wide (0 = the longest input). A lone input at its own length is fed as views, no copies."""
+    rows, longest = len(batch), max(seq.length for seq in batch)
+    width = max(width, longest)
+    if rows == 1 and width == longest:
+        ids = batch[0].ids.reshape(1, -1)
+        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        if with_type_ids:
+            types = batch[0].type_ids
+            feed["token_type_ids"] = np.zeros_like(ids) if types is None else types.reshape(1, -1)
+        return feed
+    ids = np.full((rows, width), pad_id, dtype=np.int64)
+    mask = np.zeros((rows, width), dtype=np.int64)
+    type_ids = np.zeros((rows, width), dtype=np.int64) if with_type_ids else None
+    for row, seq in enumerate(batch):
+        n = seq.length
+        ids[row, :n] = seq.ids
+        mask[row, :n] = 1
+        if type_ids is not None and seq.type_ids is not None:
+            type_ids[row, :n] = seq.type_ids
+    feed = {"input_ids": ids, "attention_mask": mask}
+    if type_ids is not None:
+        feed["token_type_ids"] = type_ids
+    return feed
+
+
 class Runtime(Protocol):
     """Runs one batch; padding, input names and providers are its business."""
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import logging
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import onnxruntime as ort
 
 from embedrank.server.config import Device
 from embedrank.server.errors import ConfigError
-from embedrank.server.runtime.base import TokenSeq
+from embedrank.server.runtime.base import TokenSeq, pad_batch
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ class OrtRuntime:
         allow_fp16_on_cpu: bool = False,
         small_batch_tokens: int = 0,
         cpu_arena: bool = False,
+        buckets: Sequence[int] = (),
+        max_batch_tokens: int = 8192,
+        gpu_mem_limit_mb: int = 0,
     ) -> None:
         wanted = _PROVIDERS[device]
         available = ort.get_available_providers()
@@ -52,7 +57,15 @@ class OrtRuntime:
                 f"{path}: fp16 graph on the CPU provider runs slower than fp32; serve it with --device cuda, "
                 "export an fp32/int8 variant for CPU, or pass --allow-fp16-on-cpu"
             )
-        providers: list[str] = [wanted] if device is Device.CPU else [wanted, "CPUExecutionProvider"]
+        providers: list[Any] = [wanted]
+        if device is Device.CUDA:
+            # A bounded arena that grows only by what is asked (4 processes once held 49.9 GB
+            # for a 90 MB model with the defaults).
+            limit_mb = gpu_mem_limit_mb or (4 * path.stat().st_size // 2**20 + 1024)
+            providers = [
+                (wanted, {"gpu_mem_limit": str(limit_mb * 2**20), "arena_extend_strategy": "kSameAsRequested"}),
+                "CPUExecutionProvider",
+            ]
 
         def session(*, spin: bool) -> ort.InferenceSession:
             options = ort.SessionOptions()
@@ -83,6 +96,8 @@ class OrtRuntime:
         if unknown:
             raise ConfigError(f"{path}: graph takes inputs embedrank cannot feed: {sorted(unknown)}")
         self._pad = pad_token_id
+        self._buckets = sorted(set(buckets))
+        self._max_tokens = max_batch_tokens
         self._provider = self._session.get_providers()[0]
         log.info(
             "loaded %s on %s (%d threads%s): inputs %s", path, self._provider, threads,
@@ -98,33 +113,23 @@ class OrtRuntime:
         return self._provider
 
     def run(self, batch: Sequence[TokenSeq]) -> dict[str, np.ndarray]:
-        rows, width = len(batch), max(seq.length for seq in batch)
-        if rows == 1:  # nothing to pad: feed views of the sequence, no copies
-            return self._run_one(batch[0])
-        ids = np.full((rows, width), self._pad, dtype=np.int64)
-        mask = np.zeros((rows, width), dtype=np.int64)
-        types = np.zeros((rows, width), dtype=np.int64) if "token_type_ids" in self._inputs else None
-        for row, seq in enumerate(batch):
-            n = seq.length
-            ids[row, :n] = seq.ids
-            mask[row, :n] = 1
-            if types is not None and seq.type_ids is not None:
-                types[row, :n] = seq.type_ids
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if types is not None:
-            feed["token_type_ids"] = types
-        small = self._small is not None and rows * width <= self._small_tokens
+        width = self._bucket(max(seq.length for seq in batch))
+        feed = pad_batch(batch, self._pad, with_type_ids="token_type_ids" in self._inputs, width=width)
+        small = self._small is not None and len(batch) * width <= self._small_tokens
         values = (self._small if small else self._session).run(None, feed)  # type: ignore[union-attr]
         return dict(zip(self._outputs, values, strict=True))
 
-    def _run_one(self, seq: TokenSeq) -> dict[str, np.ndarray]:
-        ids = seq.ids.reshape(1, -1)
-        feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-        if "token_type_ids" in self._inputs:
-            feed["token_type_ids"] = np.zeros_like(ids) if seq.type_ids is None else seq.type_ids.reshape(1, -1)
-        small = self._small is not None and seq.length <= self._small_tokens
-        values = (self._small if small else self._session).run(None, feed)  # type: ignore[union-attr]
-        return dict(zip(self._outputs, values, strict=True))
+    def _bucket(self, longest: int) -> int:
+        """The padded width: the smallest bucket that fits, else the exact length."""
+        i = bisect.bisect_left(self._buckets, longest)
+        return self._buckets[i] if i < len(self._buckets) else longest
+
+    def warm(self, max_rows: int) -> None:
+        """Run each bucket's shape once (1 row and ``max_rows``): on CUDA the first run of a new
+        shape is slow (fp16 up to 1.5 s measured), so none of that reaches a caller."""
+        for width in self._buckets:
+            for rows in sorted({1, max(1, min(max_rows, self._max_tokens // width))}):
+                self.run([TokenSeq(np.full(width, self._pad, dtype=np.int64), None)] * rows)
 
     @staticmethod
     def trim() -> None:

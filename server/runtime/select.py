@@ -27,6 +27,9 @@ class RuntimeSettings:
     openvino_cache_dir: Path | None = None
     small_batch_tokens: int = 0
     cpu_arena: bool = False
+    buckets: tuple[int, ...] = ()  # padded lengths (CUDA); empty = exact lengths
+    max_batch_tokens: int = 8192
+    gpu_mem_limit_mb: int = 0  # CUDA arena bound; 0 = sized from the model
 
 
 def default_openvino_cache() -> Path:
@@ -62,4 +65,7 @@ def open_runtime(path: Path, graph: Graph, *, pad_token_id: int, settings: Runti
         allow_fp16_on_cpu=settings.allow_fp16_on_cpu,
         small_batch_tokens=settings.small_batch_tokens,
         cpu_arena=settings.cpu_arena,
+        buckets=settings.buckets,
+        max_batch_tokens=settings.max_batch_tokens,
+        gpu_mem_limit_mb=settings.gpu_mem_limit_mb,
     )
