@@ -59,6 +59,10 @@ class OrtRuntime:
             )
         providers: list[Any] = [wanted]
         if device is Device.CUDA:
+            # The CUDA and cuDNN libraries of onnxruntime-gpu's pip extras (Dockerfile.cuda): load
+            # them from site-packages, no LD_LIBRARY_PATH needed (onnxruntime >= 1.21).
+            if hasattr(ort, "preload_dlls"):
+                ort.preload_dlls()
             # A bounded arena that grows only by what is asked (4 processes once held 49.9 GB
             # for a 90 MB model with the defaults).
             limit_mb = gpu_mem_limit_mb or (4 * path.stat().st_size // 2**20 + 1024)
