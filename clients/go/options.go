@@ -102,13 +102,13 @@ func (cfg *config) dialOptions() ([]grpc.DialOption, error) {
 			grpc.WithChainUnaryInterceptor(unaryTimeout(d)),
 			grpc.WithChainStreamInterceptor(streamTimeout(d)))
 	}
-	if cfg.retryAttempts > 1 {
-		sc, err := retryServiceConfig(cfg.retryAttempts)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, grpc.WithDefaultServiceConfig(sc))
+	// Always a default service config: round-robin over every address the
+	// target resolves to (replicas), and the retry policy when asked for.
+	sc, err := retryServiceConfig(cfg.retryAttempts)
+	if err != nil {
+		return nil, err
 	}
+	opts = append(opts, grpc.WithDefaultServiceConfig(sc))
 	return append(opts, cfg.dialOpts...), nil
 }
 
@@ -116,8 +116,10 @@ func (cfg *config) dialOptions() ([]grpc.DialOption, error) {
 // covers.
 var services = []string{"embedrank.v1.Embed", "embedrank.v1.Rerank", "embedrank.v1.Models"}
 
-// retryServiceConfig returns a gRPC service config (JSON) that retries
-// UNAVAILABLE on every method of the embedrank services.
+// retryServiceConfig returns a gRPC service config (JSON) that balances
+// calls round-robin over the target's addresses and, for maxAttempts of 2
+// or more, retries UNAVAILABLE on every method of the embedrank services (a
+// retry is balanced like a first attempt: onto the next replica).
 func retryServiceConfig(maxAttempts int) (string, error) {
 	type name struct {
 		Service string `json:"service"`
@@ -138,17 +140,21 @@ func retryServiceConfig(maxAttempts int) (string, error) {
 		names = append(names, name{Service: s})
 	}
 	sc := struct {
-		MethodConfig []methodConfig `json:"methodConfig"`
-	}{[]methodConfig{{
-		Name: names,
-		RetryPolicy: retryPolicy{
-			MaxAttempts:          maxAttempts,
-			InitialBackoff:       "0.1s",
-			MaxBackoff:           "2s",
-			BackoffMultiplier:    2,
-			RetryableStatusCodes: []string{"UNAVAILABLE"},
-		},
-	}}}
+		LoadBalancingConfig []map[string]struct{} `json:"loadBalancingConfig"`
+		MethodConfig        []methodConfig        `json:"methodConfig,omitempty"`
+	}{LoadBalancingConfig: []map[string]struct{}{{"round_robin": {}}}}
+	if maxAttempts > 1 {
+		sc.MethodConfig = []methodConfig{{
+			Name: names,
+			RetryPolicy: retryPolicy{
+				MaxAttempts:          maxAttempts,
+				InitialBackoff:       "0.1s",
+				MaxBackoff:           "2s",
+				BackoffMultiplier:    2,
+				RetryableStatusCodes: []string{"UNAVAILABLE"},
+			},
+		}}
+	}
 	b, err := json.Marshal(sc)
 	if err != nil {
 		return "", fmt.Errorf("embedrank: service config: %w", err)

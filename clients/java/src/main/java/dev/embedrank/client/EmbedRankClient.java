@@ -471,6 +471,18 @@ public final class EmbedRankClient implements AutoCloseable {
       return this;
     }
 
+    /**
+     * Several replicas as "host:port" addresses: calls are balanced round-robin over them and,
+     * with retry on (the default), UNAVAILABLE is retried on the next one. The list is fixed; for
+     * replicas behind one DNS name use {@code target("dns:///name:port")}, balanced the same way.
+     * With TLS, the first address's host is the name checked against the certificate.
+     */
+    public Builder addresses(List<String> addresses) {
+      this.target = ReplicasNameResolverProvider.target(List.copyOf(addresses));
+      ReplicasNameResolverProvider.register();
+      return this;
+    }
+
     /** No TLS (HTTP/2 in clear text). */
     public Builder usePlaintext() {
       this.tls = false;
@@ -576,6 +588,8 @@ public final class EmbedRankClient implements AutoCloseable {
           throw new IllegalStateException("target is not set");
         }
         b = Grpc.newChannelBuilder(target, credentials());
+        // Every address the target resolves to (replicas) takes calls in turn.
+        b.defaultLoadBalancingPolicy("round_robin");
       }
       b.maxInboundMessageSize(maxInboundMessageSize);
       if (retry) {

@@ -1,0 +1,84 @@
+package embedrank
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/embedrank/embedrank/clients/go/gen/embedrankv1"
+)
+
+// startReplica serves a fake on a loopback TCP port.
+func startReplica(t *testing.T) (*fake, string, *grpc.Server) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fake{}
+	s := grpc.NewServer()
+	pb.RegisterEmbedServer(s, f)
+	pb.RegisterModelsServer(s, f)
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	return f, lis.Addr().String(), s
+}
+
+func (f *fake) callCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls
+}
+
+func TestDialReplicasBalancesAndRetries(t *testing.T) {
+	var fakes []*fake
+	var addrs []string
+	var servers []*grpc.Server
+	for range 3 {
+		f, a, s := startReplica(t)
+		fakes, addrs, servers = append(fakes, f), append(addrs, a), append(servers, s)
+	}
+	c, err := DialReplicas(addrs, WithRetry(4), WithDefaultTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	// Let every subchannel connect before counting, as a long-lived client would.
+	for range 30 {
+		if _, err := c.Encode(ctx, "e", []string{"warm"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := []int{fakes[0].callCount(), fakes[1].callCount(), fakes[2].callCount()}
+	const n = 90
+	for range n {
+		if _, err := c.Encode(ctx, "e", []string{"spread"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, f := range fakes {
+		if got := f.callCount() - before[i]; got < n/5 {
+			t.Errorf("replica %d took %d of %d calls, want >= 20%%", i, got, n)
+		}
+	}
+	// One replica gone: every call still succeeds on the others.
+	servers[0].Stop()
+	for i := range 60 {
+		if _, err := c.Encode(ctx, "e", []string{"after"}); err != nil {
+			t.Fatalf("call %d after a replica stopped: %v", i, err)
+		}
+	}
+}
+
+func TestDialReplicasErrors(t *testing.T) {
+	if _, err := DialReplicas(nil); err == nil {
+		t.Error("no addresses: no error")
+	}
+	if _, err := DialReplicas([]string{"127.0.0.1:1", ""}); err == nil {
+		t.Error("empty address: no error")
+	}
+}
