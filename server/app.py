@@ -23,6 +23,7 @@ from embedrank.server.api.rerank import RerankServicer
 from embedrank.server.api.tls import ServerCertificates, TlsFiles
 from embedrank.server.config import ServerConfig
 from embedrank.server.engine.engine import Engine
+from embedrank.server.engine.reload import ModelWatcher
 from embedrank.server.errors import ConfigError
 from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2, rerank_pb2_grpc
 
@@ -50,6 +51,7 @@ class App:
         self.port = port
         self.engine = engine
         self.certificates = certificates
+        self.watcher: ModelWatcher | None = None  # set once the models are loaded (serve)
         self.health = HealthServicer()
         self.calls = Calls()
 
@@ -65,10 +67,13 @@ class App:
         log.info("serving %d model(s) on port %d", len(self.engine.models), self.port)
 
     def reload(self) -> None:
-        """SIGHUP: re-read the TLS files (new connections get them; open ones keep theirs)."""
+        """SIGHUP: re-read the TLS files (new connections get them; open ones keep theirs) and
+        scan the model repository for new, broken or removed versions."""
         log.info("SIGHUP: reloading")
         if self.certificates is not None:
             self.certificates.reload()
+        if self.watcher is not None:
+            self.watcher.wake()
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain: health NOT_SERVING, new calls UNAVAILABLE, every call already received answered
@@ -190,6 +195,8 @@ async def serve(config: ServerConfig) -> None:
     except BaseException:
         await app.stop(0)
         raise
+    app.watcher = ModelWatcher(app.engine, poll_s=config.model_poll_s)
+    app.watcher.start()
     if config.metrics_port >= 0:
         from prometheus_client import start_http_server
 
@@ -203,4 +210,5 @@ async def serve(config: ServerConfig) -> None:
         os.replace(partial, config.port_file)
     await stop.wait()
     log.info("shutting down: %.0fs for in-flight requests", config.shutdown_grace_s)
+    await app.watcher.close()  # no version swaps while draining
     await app.stop()

@@ -40,8 +40,9 @@ class ModelVersion:
     manifest: Manifest
 
 
-def scan(repository: Path) -> tuple[list[ModelVersion], list[str]]:
-    """Find the servable version of every model. Returns (versions, problems)."""
+def scan(repository: Path, *, log_problems: bool = True) -> tuple[list[ModelVersion], list[str]]:
+    """Find the servable version of every model. Returns (versions, problems); each problem is
+    logged as an ERROR unless ``log_problems`` is off (a caller that scans again reports its own)."""
     if not repository.is_dir():
         raise ConfigError(f"--model-repository {repository}: not a folder; export a model there first")
     chosen: list[ModelVersion] = []
@@ -76,6 +77,7 @@ def scan(repository: Path) -> tuple[list[ModelVersion], list[str]]:
             break
         else:
             problems.append(f"{model_dir}: no servable version; the model is not served")
-    for problem in problems:
-        log.error("model repository: %s", problem)
+    if log_problems:
+        for problem in problems:
+            log.error("model repository: %s", problem)
     return chosen, problems
