@@ -105,7 +105,7 @@ def build_server(config: ServerConfig) -> App:
     options: list[tuple[str, int]] = [
         ("grpc.max_receive_message_length", max_bytes),
         ("grpc.max_send_message_length", max_bytes),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", 1 if config.processes > 1 else 0),
     ]
     if config.max_connection_age_s > 0:
         # GOAWAY after the age (grpc adds +-10% jitter, so replicas' clients do not reconnect in
@@ -139,7 +139,7 @@ def _bind(server: grpc.aio.Server, config: ServerConfig, credentials: grpc.Serve
     address = f"{config.host}:{config.port}"
     # Probed first, so that grpc does not log its own error line as well; a name that our resolver
     # cannot resolve is still left to grpc's.
-    problem = _bind_problem(config.host, config.port)
+    problem = _bind_problem(config.host, config.port, reuse_port=config.processes > 1)
     if problem is None or problem[0] == _UNRESOLVED:
         try:
             port = (
@@ -160,7 +160,7 @@ _UNRESOLVED = "the host name does not resolve"
 _FIX_HOST = "choose another address with --host or EMBEDRANK_HOST (0.0.0.0: all of this machine's)"
 
 
-def _bind_problem(host: str, port: int) -> tuple[str, str] | None:
+def _bind_problem(host: str, port: int, *, reuse_port: bool = False) -> tuple[str, str] | None:
     """Why a socket cannot listen on host:port, and which setting to change; None when it can."""
     try:
         addresses = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -169,6 +169,8 @@ def _bind_problem(host: str, port: int) -> tuple[str, str] | None:
     for family, kind, proto, _, sockaddr in addresses:
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc does
+            if reuse_port:  # --processes: the port is shared with the other server processes
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 probe.bind(sockaddr)
             except OSError as exc:

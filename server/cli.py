@@ -57,9 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "serve":
+            config = config_mod.from_namespace(args)
+            if config.processes > 1:
+                from embedrank.server.supervise import supervise
+
+                return supervise(config, args.log_level or "INFO")
             from embedrank.server.app import serve as run_server
 
-            asyncio.run(run_server(config_mod.from_namespace(args)))
+            asyncio.run(run_server(config))
             return 0
         from embedrank.exporter.cli import run as run_export
 

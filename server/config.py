@@ -26,6 +26,7 @@ class ServerConfig:
     device: Device = Device.CPU
     threads: int = 0
     workers: int = 0
+    processes: int = 1
     max_batch_tokens: int = 0
     max_batch_size: int = 0
     min_batch_fill: float = -1.0
@@ -55,7 +56,7 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         positive = (
-            "max_inputs_per_request",
+            "max_inputs_per_request", "processes",
             "max_input_chars", "max_inflight_inputs", "stream_max_inflight", "max_message_mb",
             "max_chunks_per_text", "max_chunks_per_request",
         )
@@ -104,7 +105,9 @@ class ServerConfig:
 
     @property
     def cores(self) -> int:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        """The cores one server process may use: this machine's (its affinity), shared by --processes."""
+        total = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, total // self.processes)
 
     # The device's defaults for the settings left at "auto". On CPU a bigger batch is not faster
     # per token and padding is pure waste; on a GPU padding is cheap and big batches win, and
@@ -189,6 +192,9 @@ _HELP: dict[str, str] = {
     "device": "cpu, or cuda for the CUDA execution provider (needs onnxruntime-gpu instead of onnxruntime).",
     "threads": "ONNX Runtime intra-op threads of one batch; 0 = min(cores, 4) on CPU (cores / --workers "
     "when that is set), 1 on CUDA. Serving batches are small and scale poorly past ~4 threads.",
+    "processes": "Server processes sharing the port (SO_REUSEPORT; the kernel spreads connections over them), "
+    "each with its own runtime and an equal share of the cores: one Python process (gRPC, tokenizing, numpy) "
+    "cannot feed a GPU or many cores. SIGTERM drains them all; each serves /metrics on --metrics-port + its index.",
     "workers": "Batches of one model run at once; 0 = cores / --threads on CPU (1 on a 2-core box), 4 on CUDA.",
     "min_batch_fill": "A batch stops growing when its real tokens / padded tokens would fall below this (0..1); "
     "padding is wasted work on CPU. -1 = the device's default: 0.9 on CPU, 0 on CUDA (padding is cheap there).",
