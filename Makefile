@@ -7,7 +7,7 @@ MODEL_REPO ?= models
 # package, which this layout (embedrank.* mapped onto server/, exporter/, ...) does not have.
 PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q
 
-.PHONY: install install-demo demo serve test protos bench
+.PHONY: install install-demo demo serve test protos bench chart-check
 
 # The demo needs the server, the client and the exporter (torch, sentence-transformers); no test
 # or benchmark tools. On Linux x86-64, PyPI's torch is the CUDA build: see the README for its size.
@@ -44,3 +44,12 @@ protos: install
 
 bench: install
 	bash bench/run.sh
+
+# The Helm chart (deploy/helm/embedrank) rendered with each value set and every manifest validated
+# offline. Not in `make test`: building helm with `go install` takes minutes on a small box (once).
+HELM_VERSION := v3.22.0
+.tools/bin/helm:
+	GOBIN=$(CURDIR)/.tools/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+chart-check: .tools/bin/helm
+	bash deploy/helm/check.sh

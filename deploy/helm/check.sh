@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Render the chart with each value set and validate every manifest offline (`make chart-check`).
+# helm is built with `go install` at a pinned version into .tools/ (once; several minutes on a
+# 2-core box, which is why this is not part of `make test`); manifests are checked by kubecheck
+# (deploy/helm/kubecheck: strict decoding into k8s.io/api types), since kubeconform fetches its
+# JSON schemas from GitHub at run time.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+HELM=${HELM:-.tools/bin/helm}
+KUBE_VERSION=${KUBE_VERSION:-1.31.0}
+chart=deploy/helm/embedrank
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+(cd deploy/helm/kubecheck && go test ./... && go build -o "$out/kubecheck" .)
+"$HELM" lint --strict "$chart" --kube-version "$KUBE_VERSION"
+for values in "" "$chart/ci/cuda-values.yaml" "$chart/ci/tls-export-values.yaml"; do
+  echo "== helm template ${values:-(defaults)}"
+  "$HELM" template check "$chart" --kube-version "$KUBE_VERSION" --namespace embedrank ${values:+-f "$values"} >"$out/rendered.yaml"
+  "$out/kubecheck" <"$out/rendered.yaml"
+done
+# Mistakes in values are refused at render time with a message naming the value.
+if "$HELM" template check "$chart" --kube-version "$KUBE_VERSION" --set tls.enabled=true 2>"$out/err" >/dev/null; then
+  echo "tls.enabled without tls.secretName rendered" >&2; exit 1
+fi
+grep -q "tls.serverName\|tls.secretName" "$out/err"
+echo "chart OK"
