@@ -197,7 +197,10 @@ async def serve(config: ServerConfig) -> None:
     except BaseException:
         await app.stop(0)
         raise
-    app.watcher = ModelWatcher(app.engine, poll_s=config.model_poll_s)
+    app.watcher = ModelWatcher(
+        app.engine, poll_s=config.model_poll_s,
+        on_poll=app.certificates.reload_if_changed if app.certificates is not None else None,
+    )
     app.watcher.start()
     if config.metrics_port >= 0:
         from prometheus_client import start_http_server

@@ -235,7 +235,8 @@ _HELP: dict[str, str] = {
     "auth_token_file": "File holding a bearer token every call must send (authorization: Bearer <token>); "
     "health checks and reflection stay open. Empty = no authentication. Use TLS (--tls-cert) when set.",
     "tls_cert": "PEM certificate (chain) of the server; with --tls-key the server speaks TLS only. Re-read on "
-    "SIGHUP: new connections get the new one, open ones keep theirs. Empty = plaintext.",
+    "SIGHUP, and every --model-poll-s when the files changed (a rotated Kubernetes Secret): new connections "
+    "get the new one, open ones keep theirs. Empty = plaintext.",
     "tls_key": "PEM private key of --tls-cert (re-read with it on SIGHUP).",
     "tls_client_ca": "Mutual TLS: PEM CA certificate(s); every client must present a certificate signed by one "
     "of them (re-read on SIGHUP). Empty = clients need no certificate.",

@@ -169,6 +169,30 @@ def test_sighup_serves_the_new_certificate(tiny_repo: Path, workdir: Path, pki: 
         assert proc.stop() == 0
 
 
+def test_changed_files_reread_without_sighup_when_polling(tiny_repo: Path, workdir: Path, pki: Pki, other_pki: Pki) -> None:
+    live = workdir / "tls" / f"polled-{time.monotonic_ns()}"
+    live.mkdir()
+    cert, key = live / "server.pem", live / "server.key"
+    shutil.copy(pki.cert, cert)
+    shutil.copy(pki.key, key)
+    proc = ServerProcess(_repo(tiny_repo, workdir), "--tls-cert", str(cert), "--tls-key", str(key), "--model-poll-s", "0.3")
+    try:
+        time.sleep(1.0)
+        assert "certificate files re-read" not in proc.output()  # unchanged files: nothing re-read
+        # As kubelet updates a Secret volume: new files, then one rename.
+        staged = live / ".new"
+        staged.mkdir()
+        shutil.copy(other_pki.cert, staged / "server.pem")
+        shutil.copy(other_pki.key, staged / "server.key")
+        os.replace(staged / "server.key", key)
+        os.replace(staged / "server.pem", cert)
+        _wait_for(proc, "certificate files re-read")
+        with Client(proc.target, tls=tls_credentials(other_pki.ca_pem)) as client:
+            assert client.encode(MODEL, ["rotated"]).shape == (1, 32)
+    finally:
+        assert proc.stop() == 0
+
+
 def _wait_for(proc: ServerProcess, text: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while text not in proc.output():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import ssl
 import threading
 from pathlib import Path
@@ -94,6 +95,7 @@ class ServerCertificates:
         self._initial = _configuration(read(files))
         self._pending: grpc.ServerCertificateConfiguration | None = None
         self._lock = threading.Lock()
+        self._stamp = self._files_stamp()
         self.reloads = 0
 
     def credentials(self) -> grpc.ServerCredentials:
@@ -107,15 +109,36 @@ class ServerCertificates:
             pending, self._pending = self._pending, None
         return pending
 
+    def _files_stamp(self) -> tuple[tuple[int, int], ...]:
+        paths = (self.files.cert, self.files.key, *((self.files.client_ca,) if self.files.client_ca else ()))
+        stamp = []
+        for path in paths:
+            try:
+                st = os.stat(path)  # follows symlinks: a Kubernetes Secret volume swaps a ..data link
+            except OSError:
+                st = None
+            stamp.append((st.st_mtime_ns, st.st_size) if st else (0, -1))
+        return tuple(stamp)
+
+    def reload_if_changed(self) -> bool:
+        """Reload when a file changed since the last read (polled with the model repository, so
+        that a rotated Secret is picked up without a SIGHUP)."""
+        if self._files_stamp() == self._stamp:
+            return False
+        return self.reload()
+
     def reload(self) -> bool:
         """Read the files again; True when the next handshakes use them."""
+        stamp = self._files_stamp()
         try:
             pem = read(self.files)
         except ConfigError as exc:
+            self._stamp = stamp  # reported once; tried again when the files change or on SIGHUP
             log.error("TLS reload refused, still serving the previous certificate: %s", exc.message)
             return False
         with self._lock:
             self._pending = _configuration(pem)
+        self._stamp = stamp
         self.reloads += 1
         log.info("TLS: certificate files re-read (%s); new connections use them", self.files.cert)
         return True

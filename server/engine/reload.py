@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from embedrank.server.engine.engine import Engine
@@ -60,9 +61,10 @@ def _track(model: ServedModel, shared: Admission) -> _Tracked:
 
 
 class ModelWatcher:
-    def __init__(self, engine: Engine, *, poll_s: float) -> None:
+    def __init__(self, engine: Engine, *, poll_s: float, on_poll: Callable[[], object] | None = None) -> None:
         self.engine = engine
         self.poll_s = poll_s
+        self._on_poll = on_poll  # e.g. TLS files re-read when they changed
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._retiring: set[asyncio.Task[None]] = set()
@@ -95,6 +97,8 @@ class ModelWatcher:
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
+            if self._on_poll is not None:
+                self._on_poll()
             try:
                 await self.refresh()
             except EmbedRankError as exc:  # e.g. the repository folder itself became unreadable
