@@ -205,7 +205,14 @@ async def serve(config: ServerConfig) -> None:
     if config.metrics_port >= 0:
         from prometheus_client import start_http_server
 
-        metrics_server, _ = start_http_server(config.metrics_port, addr=config.host)
+        try:
+            metrics_server, _ = start_http_server(config.metrics_port, addr=config.host)
+        except OSError as exc:
+            await app.stop(0)
+            raise ConfigError(
+                f"--metrics-port {config.metrics_port}: cannot listen on it ({exc.strerror or exc}); choose another "
+                "with --metrics-port or EMBEDRANK_METRICS_PORT (0 picks a free one, -1 turns metrics off)"
+            ) from None
         log.info("metrics on http://%s:%d/metrics", config.host, metrics_server.server_port)
     print(f"embedrank listening on {config.host}:{app.port}", flush=True)
     if config.port_file:  # written whole, then renamed: a reader never sees it half-written

@@ -224,3 +224,25 @@ def test_one_definition_of_an_empty_text(target: str, text: str) -> None:
         with pytest.raises(EmbedRankError) as info:
             client.rerank("tiny-rerank", "a query", [text])
         assert info.value.field == "documents[0]"
+
+
+def test_metrics_port_in_use_is_one_line(repo: Path, workdir: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    only = workdir / f"repo-metrics-taken-{time.monotonic_ns()}"
+    shutil.copytree(repo / "tiny-bert", only / "tiny-bert")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "embedrank.server.cli", "--log-level", "ERROR", "serve", "--model-repository",
+             str(only), "--host", "127.0.0.1", "--port", "0", "--metrics-port", str(port)],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.strip().splitlines() if "embedrank serve" in line]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"--metrics-port {port}" in lines[0] and "EMBEDRANK_METRICS_PORT" in lines[0]
