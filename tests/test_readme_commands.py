@@ -227,6 +227,22 @@ def _check_docker(c: Command) -> None:
         assert c.words[1] == "build" and c.words[-1] == "."
 
 
+def _check_helm(c: Command) -> None:
+    """`helm install NAME CHART --set a.b=v`: the chart is this repository's and every --set key is one of its values."""
+    import yaml
+
+    assert c.words[1] == "install", f"{c.where()}: only `helm install` is documented"
+    chart = ROOT / c.words[3]
+    assert (chart / "Chart.yaml").is_file(), f"{c.where()}: no chart at {c.words[3]}"
+    values = yaml.safe_load((chart / "values.yaml").read_text(encoding="utf-8"))
+    for i, word in enumerate(c.words):
+        if c.words[i - 1] == "--set":
+            node = values
+            for part in word.partition("=")[0].split("."):
+                assert isinstance(node, dict) and part in node, f"{c.where()}: the chart has no value {word}"
+                node = node[part]
+
+
 @pytest.mark.parametrize("c", ALL, ids=lambda c: f"{c.readme.relative_to(ROOT)}:{' '.join(c.words)[:60]}")
 def test_readme_command(c: Command) -> None:
     program = c.words[0]
@@ -253,6 +269,8 @@ def test_readme_command(c: Command) -> None:
         _check_grpcurl(c)
     elif program == "docker":
         _check_docker(c)
+    elif program == "helm":
+        _check_helm(c)
     elif program in ("cd", "mkdir"):
         pass  # cd is followed in commands(); a folder made just before may not exist here
     else:
