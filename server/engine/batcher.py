@@ -125,11 +125,15 @@ class Batcher:
 
     def remove(self, items: Iterable[WorkItem]) -> None:
         """Take these inputs out of the queue now (their caller left); running ones finish."""
-        gone = {id(item) for item in items}
+        gone: dict[int, set[int]] = {}
+        for item in items:
+            gone.setdefault(item.group, set()).add(id(item))
         removed = 0
-        for group in list(self._groups):
-            queue = self._groups[group]
-            keep = collections.deque(item for item in queue if id(item) not in gone)
+        for group, ids in gone.items():
+            queue = self._groups.get(group)
+            if not queue:
+                continue
+            keep = collections.deque(item for item in queue if id(item) not in ids)
             removed += len(queue) - len(keep)
             if keep:
                 self._groups[group] = keep
