@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import signal
 import time
@@ -42,7 +43,7 @@ def publish(model_dir: Path, source: Path, version: int, *, break_graph: bool = 
 class Load:
     """Callers sending Encode one after another until stopped; every failure is kept."""
 
-    def __init__(self, target: str, model: str = MODEL, callers: int = 4) -> None:
+    def __init__(self, target: str, model: str = MODEL, callers: int = 8) -> None:
         self.target, self.model, self.callers = target, model, callers
         self.ok = 0
         self.failed: list[EmbedRankError] = []
@@ -54,8 +55,8 @@ class Load:
             n += 1
             try:
                 # Long enough that some requests are always in flight on the old version as it is replaced.
-                vectors = await client.encode(self.model, [f"caller {i} request {n} " + "word " * 40] * 8)
-                assert vectors.shape == (8, 32)
+                vectors = await client.encode(self.model, [f"caller {i} request {n} " + "word " * 40] * 32)
+                assert vectors.shape == (32, 32)
                 self.ok += 1
             except EmbedRankError as err:
                 self.failed.append(err)
@@ -110,6 +111,9 @@ async def test_new_version_swapped_in_under_load_without_a_failure(polling_serve
     out = proc.output()
     # Loaded and warmed before it took requests; the old one unloaded only after.
     assert out.index(f"model {MODEL} version 2 serving") < out.index(f"model {MODEL} version 1 unloaded")
+    # Requests were running on version 1 as it was replaced, and they are among the ones that succeeded.
+    in_flight = re.search(rf"model {MODEL} version 1 replaced by version 2: (\d+) input\(s\) in flight", out)
+    assert in_flight and int(in_flight.group(1)) > 0, out[-3000:]
 
 
 async def test_broken_version_refused_loudly_old_keeps_serving(polling_server: ServerProcess, model_repo: Path) -> None:

@@ -160,6 +160,8 @@ class ModelWatcher:
 
     def _retire(self, model: ServedModel, *, why: str) -> None:
         tracked = self._tracked.pop(id(model), None)
+        log.info("model %s version %d %s: %d input(s) in flight finish on it, then it is closed",
+                 model.name, model.manifest.version, why, tracked.in_flight if tracked is not None else 0)
 
         async def retire() -> None:
             if tracked is not None:
