@@ -225,6 +225,8 @@ def run_server_phase(cfg: argparse.Namespace, texts: Path, flags: list[str], var
         if full:
             log("embedrank: CPU of the idle server over 30 s")
             results["_idle"] = latency(server, texts, "idle", "", seconds=30, server_pid=server.proc.pid)
+            log("embedrank minilm: RSS idle and after ten 2,000-sentence streams")
+            results["_memory"] = latency(server, texts, "memory", "minilm", streams=10, server_pid=server.proc.pid)
     finally:
         server.stop()
     return results
@@ -345,6 +347,7 @@ def main() -> None:
     results["ceiling"] = json.loads(ceiling.stdout)
     results["embedrank"] = run_server_phase(cfg, texts, cfg.server_flags.split(), variants, full=True)
     results["idle"] = results["embedrank"].pop("_idle", None)
+    results["memory"] = results["embedrank"].pop("_memory", None)
     results["refusals"] = run_refusals(cfg, texts)
     if cfg.tuned_flags:
         results["tuned"] = run_server_phase(cfg, texts, cfg.tuned_flags.split(), tuned_variants, full=False)

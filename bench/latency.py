@@ -9,6 +9,7 @@
               loop) unary latency and a stream's first answer (16 requests of 4 texts sent at once).
   refusals    closed loop far over --max-inflight-inputs: latency of the RESOURCE_EXHAUSTED answers.
   idle        CPU of the server process over --seconds while nobody calls it.
+  memory      the server's RSS idle and after each of --streams 2,000-sentence encode_stream calls.
   background  (internal) the load for `loaded`.
 """
 
@@ -230,6 +231,27 @@ async def refusals(args: argparse.Namespace, sentences: list[str]) -> dict[str, 
     return {"accepted": ok, "refused": pcts(refused) if refused else {"n": 0}}
 
 
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/statm", encoding="ascii") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+async def memory(args: argparse.Namespace, sentences: list[str]) -> dict[str, object]:
+    """RSS of the server idle, then after each of --streams encode_stream calls of 2,000 sentences."""
+    texts = (sentences * 2)[:2000]
+    idle_mb = rss_mb(args.server_pid)
+    after, rates = [], []
+    async with AsyncClient(args.target, timeout=600) as client:
+        for _ in range(args.streams):
+            t = time.perf_counter()
+            await client.encode_stream(args.model, texts)
+            rates.append(2000 / (time.perf_counter() - t))
+            await asyncio.sleep(1.5)  # the server goes idle and hands freed memory back
+            after.append(round(rss_mb(args.server_pid), 1))
+    return {"idle_mb": round(idle_mb, 1), "after_mb": after, "max_growth_mb": round(max(after) - idle_mb, 1),
+            "texts_per_s": round(float(np.median(rates)), 1)}
+
+
 def idle(args: argparse.Namespace) -> dict[str, object]:
     time.sleep(2)
     start = proc_cpu_s(args.server_pid)
@@ -239,7 +261,8 @@ def idle(args: argparse.Namespace) -> dict[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["lone", "loaded", "refusals", "idle", "background"])
+    ap.add_argument("mode", choices=["lone", "loaded", "refusals", "idle", "memory", "background"])
+    ap.add_argument("--streams", type=int, default=10, help="memory: 2,000-text streams")
     ap.add_argument("--target", default="")
     ap.add_argument("--model", default="")
     ap.add_argument("--texts", default="")
@@ -264,7 +287,8 @@ def main() -> None:
     elif args.mode == "idle":
         result = idle(args)
     else:
-        result = asyncio.run({"loaded": loaded, "refusals": refusals, "background": background}[args.mode](args, sentences))
+        modes = {"loaded": loaded, "refusals": refusals, "memory": memory, "background": background}
+        result = asyncio.run(modes[args.mode](args, sentences))
     print(json.dumps(result))
 
 

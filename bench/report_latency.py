@@ -69,4 +69,10 @@ def render(r: dict, w: Callable[[str], None], embed_names: list[str]) -> None:
     if idle:
         w(f"\nIdle: the server process used **{idle['cpu_pct_of_one_core']:.2f}% of one core** over "
           f"{idle['seconds']:.0f} s with no calls (target < 1%): the spinning session stops spinning when a run returns.")
+    mem = r.get("memory")
+    if mem:
+        w(f"\nMemory (#12): the server process (every variant loaded) held {mem['idle_mb']:.0f} MB idle; after each of "
+          f"{len(mem['after_mb'])} 2,000-sentence `encode_stream` calls on `minilm` (at {mem['texts_per_s']:.0f} texts/s): "
+          f"{', '.join(f'{x:.0f}' for x in mem['after_mb'])} MB — at most **{mem['max_growth_mb']:+.0f} MB** over idle "
+          "(target ≤ 100 MB; ONNX Runtime's CPU arena is off and freed memory is handed back when idle).")
     w("")
