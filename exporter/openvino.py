@@ -54,6 +54,7 @@ from embedrank.exporter.quantize import QuantizePreset
 from embedrank.server.engine.tokenize import TextTokenizer, Truncate
 from embedrank.server.errors import ConfigError
 from embedrank.server.manifest import RuntimeKind
+from embedrank.server.runtime.base import pad_batch
 from embedrank.server.runtime.openvino import (
     FORCE_BF16_FLAG,
     INSTALL_LINE,
@@ -61,7 +62,6 @@ from embedrank.server.runtime.openvino import (
     check_bf16,
     cpu_capabilities,
     load_openvino,
-    pad_batch,
 )
 
 log = logging.getLogger(__name__)

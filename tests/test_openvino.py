@@ -140,6 +140,26 @@ def test_compiled_model_cache_is_reused_on_restart(ov_server: ServerProcess, ov_
     assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == first  # read, not compiled again
 
 
+def test_batched_equals_single_across_concurrent_requests(ov_repo: Path) -> None:
+    """One compiled model, two streams, batches from four threads at once: every row as if run alone."""
+    import concurrent.futures
+
+    from embedrank.server.engine.tokenize import TextTokenizer, Truncate
+    from embedrank.server.runtime.select import RuntimeSettings, open_runtime
+
+    folder = ov_repo / "tiny-bert" / "1"
+    m = Manifest.load(folder)
+    runtime = open_runtime(folder / m.graph.file, m.graph, pad_token_id=m.tokenizer.pad_token_id,
+                           settings=RuntimeSettings(threads=1, workers=2))
+    tokenizer = TextTokenizer(str(folder / m.tokenizer.file), max_tokens=m.tokenizer.max_tokens, with_type_ids=True)
+    seqs, _ = tokenizer.encode(corpus.sentences(64), truncate=Truncate.END, field="texts")
+    single = np.concatenate([runtime.run([s])["sentence_embedding"] for s in seqs])
+    batches = [seqs[i : i + 16] for i in range(0, 64, 16)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        batched = np.concatenate([out["sentence_embedding"] for out in pool.map(runtime.run, batches)])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
 def test_bf16_gate_refuses_a_bad_variant(sources: dict[str, Path], workdir: Path) -> None:
     src = cancelling_checkpoint(sources, workdir / "checkpoints")
     repo = workdir / "bf16-bad"

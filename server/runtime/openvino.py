@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from embedrank.server.errors import ConfigError
-from embedrank.server.runtime.base import TokenSeq
+from embedrank.server.runtime.base import TokenSeq, pad_batch
 
 log = logging.getLogger(__name__)
 
@@ -80,24 +80,6 @@ def check_bf16(capabilities: Sequence[str], *, allow: bool, where: str, flag: st
         "speed and without the figures measured for it. "
         f"Use fp32 (exact) or int8 here, or pass {flag} to run bf16 anyway"
     )
-
-
-def pad_batch(batch: Sequence[TokenSeq], pad_id: int, *, with_type_ids: bool) -> dict[str, np.ndarray]:
-    """Right-padded input_ids, attention_mask (and token_type_ids) of one batch."""
-    rows, width = len(batch), max(seq.length for seq in batch)
-    ids = np.full((rows, width), pad_id, dtype=np.int64)
-    mask = np.zeros((rows, width), dtype=np.int64)
-    types = np.zeros((rows, width), dtype=np.int64) if with_type_ids else None
-    for row, seq in enumerate(batch):
-        n = seq.length
-        ids[row, :n] = seq.ids
-        mask[row, :n] = 1
-        if types is not None and seq.type_ids is not None:
-            types[row, :n] = seq.type_ids
-    feed = {"input_ids": ids, "attention_mask": mask}
-    if types is not None:
-        feed["token_type_ids"] = types
-    return feed
 
 
 class OvRuntime:
