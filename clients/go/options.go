@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	_ "google.golang.org/grpc/health" // client-side health checking (healthCheckConfig)
 )
 
 // Option configures Dial.
@@ -139,8 +140,15 @@ func retryServiceConfig(maxAttempts int) (string, error) {
 	for _, s := range services {
 		names = append(names, name{Service: s})
 	}
+	type healthCheckConfig struct {
+		ServiceName string `json:"serviceName"`
+	}
+	// Client-side health checking (the grpc/health import): a replica whose
+	// grpc.health.v1 status turns NOT_SERVING (draining after SIGTERM) gets
+	// no new calls, before its connections close.
 	sc := struct {
 		LoadBalancingConfig []map[string]struct{} `json:"loadBalancingConfig"`
+		HealthCheckConfig   healthCheckConfig     `json:"healthCheckConfig"`
 		MethodConfig        []methodConfig        `json:"methodConfig,omitempty"`
 	}{LoadBalancingConfig: []map[string]struct{}{{"round_robin": {}}}}
 	if maxAttempts > 1 {

@@ -7,12 +7,20 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	pb "github.com/embedrank/embedrank/clients/go/gen/embedrankv1"
 )
 
 // startReplica serves a fake on a loopback TCP port.
 func startReplica(t *testing.T) (*fake, string, *grpc.Server) {
+	f, a, s, _ := startHealthReplica(t)
+	return f, a, s
+}
+
+// startHealthReplica also serves grpc.health.v1, SERVING until told otherwise.
+func startHealthReplica(t *testing.T) (*fake, string, *grpc.Server, *health.Server) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -22,9 +30,48 @@ func startReplica(t *testing.T) (*fake, string, *grpc.Server) {
 	s := grpc.NewServer()
 	pb.RegisterEmbedServer(s, f)
 	pb.RegisterModelsServer(s, f)
+	h := health.NewServer()
+	healthpb.RegisterHealthServer(s, h)
 	go s.Serve(lis)
 	t.Cleanup(s.Stop)
-	return f, lis.Addr().String(), s
+	return f, lis.Addr().String(), s, h
+}
+
+// A replica whose health turns NOT_SERVING (as embedrank's does on SIGTERM)
+// gets no new calls, although its connection is still open.
+func TestDialReplicasSkipsNotServing(t *testing.T) {
+	var fakes []*fake
+	var addrs []string
+	var healths []*health.Server
+	for range 3 {
+		f, a, _, h := startHealthReplica(t)
+		fakes, addrs, healths = append(fakes, f), append(addrs, a), append(healths, h)
+	}
+	c, err := DialReplicas(addrs, WithRetry(4), WithDefaultTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for range 30 {
+		if _, err := c.Encode(ctx, "e", []string{"warm"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fakes[0].callCount() == 0 {
+		t.Fatal("replica 0 took no call while serving")
+	}
+	healths[0].SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	time.Sleep(200 * time.Millisecond) // the Watch stream carries the change
+	before := fakes[0].callCount()
+	for range 60 {
+		if _, err := c.Encode(ctx, "e", []string{"draining"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := fakes[0].callCount() - before; got != 0 {
+		t.Errorf("the NOT_SERVING replica took %d calls", got)
+	}
 }
 
 func (f *fake) callCount() int {

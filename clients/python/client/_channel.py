@@ -18,6 +18,9 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 SERVICE_CONFIG = json.dumps(
     {
         "loadBalancingConfig": [{"round_robin": {}}],
+        # Client-side health checking (grpc.health.v1 Watch): a replica that turns NOT_SERVING
+        # (draining after SIGTERM) gets no new calls from here, before its connections close.
+        "healthCheckConfig": {"serviceName": ""},
         "methodConfig": [
             {
                 "name": [{"service": "embedrank.v1.Embed"}, {"service": "embedrank.v1.Rerank"}, {"service": "embedrank.v1.Models"}],
