@@ -11,6 +11,7 @@ from pathlib import Path
 from embedrank.server.config import ServerConfig
 from embedrank.server.engine.batcher import BatchLimits
 from embedrank.server.engine.chunking import ChunkLimits
+from embedrank.server.engine.inflight import VersionAdmission
 from embedrank.server.engine.embedding import EmbeddingModel
 from embedrank.server.engine.rerank import RerankModel
 from embedrank.server.engine.selfcheck import run_self_check
@@ -33,6 +34,8 @@ class Engine:
         self.problems: list[str] = []
         self.ready = False
         self.admission = Admission(config.max_inflight_inputs)
+        # id(model) -> its inputs in flight (a replaced version closes when they are answered)
+        self.inflight: dict[int, VersionAdmission] = {}
         self._tokenize_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="tokenize")
         self._limits = Limits(
             max_inputs=config.max_inputs_per_request,
@@ -78,9 +81,12 @@ class Engine:
         else:
             run_self_check(m.self_check, m.kind, runtime, tokenizer, where=f"model {m.name} version {m.version}")
         cls = EmbeddingModel if m.kind is ModelKind.EMBEDDING else RerankModel
-        return cls(
-            m, runtime, tokenizer, limits=self._limits, admission=self.admission, tokenize_pool=self._tokenize_pool
+        inflight = VersionAdmission(self.admission)
+        model = cls(
+            m, runtime, tokenizer, limits=self._limits, admission=inflight, tokenize_pool=self._tokenize_pool
         )
+        self.inflight[id(model)] = inflight
+        return model
 
     async def load(self) -> None:
         """Load every servable model, warm each up, then mark the engine ready."""

@@ -20,44 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from embedrank.server.engine.engine import Engine
-from embedrank.server.engine.served import Admission, ServedModel
+from embedrank.server.engine.served import ServedModel
 from embedrank.server.errors import EmbedRankError
 from embedrank.server.repository import ModelVersion, scan, version_dirs
 
 log = logging.getLogger(__name__)
-
-
-class _Tracked(Admission):
-    """The engine's admission bound, also counting what one model version has in flight, so that
-    a replaced version is closed only when its last request is answered."""
-
-    def __init__(self, shared: Admission) -> None:
-        super().__init__(shared.max_inputs)
-        self._shared = shared
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def acquire(self, n: int) -> None:
-        self._shared.acquire(n)
-        self.in_flight += n
-        self._idle.clear()
-
-    def release(self, n: int) -> None:
-        self._shared.release(n)
-        self.in_flight -= n
-        if not self.in_flight:
-            self._idle.set()
-
-    async def wait_idle(self) -> None:
-        await self._idle.wait()
-
-
-def _track(model: ServedModel, shared: Admission) -> _Tracked:
-    # ServedModel.run() acquires before any await and releases when it returns: a request that
-    # got this model from the engine is counted from its first step to its answer.
-    tracked = _Tracked(shared)
-    model._admission = tracked  # noqa: SLF001 - set before the model takes a request
-    return tracked
 
 
 class ModelWatcher:
@@ -70,12 +37,9 @@ class ModelWatcher:
         self._retiring: set[asyncio.Task[None]] = set()
         self._refused: dict[Path, str] = {}  # version folder -> why (reported once)
         self._reported: set[str] = set()  # repository problems already logged
-        self._tracked: dict[int, _Tracked] = {}  # id(model) -> its counter
         self.swaps = 0
 
     def start(self) -> None:
-        for model in self.engine.models.values():
-            self._tracked[id(model)] = _track(model, self.engine.admission)
         self._task = asyncio.ensure_future(self._run())
 
     def wake(self, *, retry_refused: bool = True) -> None:
@@ -138,12 +102,12 @@ class ModelWatcher:
             log.error("model %s version %d REFUSED, %s: %s", name, number,
                       f"version {current.manifest.version} keeps serving" if current is not None else "not served", why)
             return
-        self._tracked[id(model)] = _track(model, engine.admission)
         model.batcher.start()
         try:
             await model.warm_up()
         except Exception as exc:  # noqa: BLE001
             await model.batcher.close()
+            engine.inflight.pop(id(model), None)
             self._refused[version.directory] = str(exc)
             log.error("model %s version %d REFUSED (warm-up failed): %s", name, number, exc)
             return
@@ -159,7 +123,7 @@ class ModelWatcher:
         self._retire(model, why="removed")
 
     def _retire(self, model: ServedModel, *, why: str) -> None:
-        tracked = self._tracked.pop(id(model), None)
+        tracked = self.engine.inflight.pop(id(model), None)
         log.info("model %s version %d %s: %d input(s) in flight finish on it, then it is closed",
                  model.name, model.manifest.version, why, tracked.in_flight if tracked is not None else 0)
 
