@@ -142,7 +142,7 @@ def _bind(server: grpc.aio.Server, config: ServerConfig, credentials: grpc.Serve
     problem = _bind_problem(config.host, config.port, reuse_port=config.processes > 1)
     if problem is None or problem[0] == _UNRESOLVED:
         try:
-            port = (
+            port = int(
                 server.add_secure_port(address, credentials) if credentials is not None
                 else server.add_insecure_port(address)
             )
@@ -197,11 +197,11 @@ async def serve(config: ServerConfig) -> None:
     except BaseException:
         await app.stop(0)
         raise
-    app.watcher = ModelWatcher(
+    watcher = app.watcher = ModelWatcher(
         app.engine, poll_s=config.model_poll_s,
         on_poll=app.certificates.reload_if_changed if app.certificates is not None else None,
     )
-    app.watcher.start()
+    watcher.start()
     if config.metrics_port >= 0:
         from prometheus_client import start_http_server
 
@@ -222,5 +222,5 @@ async def serve(config: ServerConfig) -> None:
         os.replace(partial, config.port_file)
     await stop.wait()
     log.info("shutting down: %.0fs for in-flight requests", config.shutdown_grace_s)
-    await app.watcher.close()  # no version swaps while draining
+    await watcher.close()  # no version swaps while draining
     await app.stop()

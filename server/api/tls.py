@@ -111,13 +111,14 @@ class ServerCertificates:
 
     def _files_stamp(self) -> tuple[tuple[int, int], ...]:
         paths = (self.files.cert, self.files.key, *((self.files.client_ca,) if self.files.client_ca else ()))
-        stamp = []
+        stamp: list[tuple[int, int]] = []
         for path in paths:
             try:
                 st = os.stat(path)  # follows symlinks: a Kubernetes Secret volume swaps a ..data link
             except OSError:
-                st = None
-            stamp.append((st.st_mtime_ns, st.st_size) if st else (0, -1))
+                stamp.append((0, -1))
+                continue
+            stamp.append((st.st_mtime_ns, st.st_size))
         return tuple(stamp)
 
     def reload_if_changed(self) -> bool:
