@@ -24,7 +24,7 @@ class FakeRuntime:
         self.delay = delay
         self.lock = threading.Lock()
 
-    def __call__(self, batch: Sequence[TokenSeq]) -> list[int]:
+    def __call__(self, batch: Sequence[TokenSeq], lone: bool = False) -> list[int]:
         time.sleep(self.delay)
         with self.lock:
             self.batches.append([s.length for s in batch])
@@ -105,7 +105,7 @@ async def test_cancelled_and_expired_inputs_never_reach_the_runtime() -> None:
 async def test_runtime_failure_fails_that_batch_only() -> None:
     calls = {"n": 0}
 
-    def flaky(batch: Sequence[TokenSeq]) -> list[int]:
+    def flaky(batch: Sequence[TokenSeq], lone: bool = False) -> list[int]:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("boom")
@@ -135,7 +135,7 @@ async def test_workers_run_batches_at_once() -> None:
     active = {"now": 0, "most": 0}
     lock = threading.Lock()
 
-    def slow(batch: Sequence[TokenSeq]) -> list[int]:
+    def slow(batch: Sequence[TokenSeq], lone: bool = False) -> list[int]:
         with lock:
             active["now"] += 1
             active["most"] = max(active["most"], active["now"])
@@ -196,8 +196,8 @@ async def test_removed_inputs_leave_the_queue_at_once() -> None:
 async def test_a_lone_small_batch_runs_inline_at_once() -> None:
     ran_on: list[str] = []
 
-    def record(batch: Sequence[TokenSeq]) -> list[int]:
-        ran_on.append(threading.current_thread().name)
+    def record(batch: Sequence[TokenSeq], lone: bool = False) -> list[int]:
+        ran_on.append(threading.current_thread().name if lone else "handed off")
         return [s.length for s in batch]
 
     b = Batcher("t", record, BatchLimits(max_batch_tokens=64, max_batch_size=8, inline_tokens=16))
@@ -207,7 +207,7 @@ async def test_a_lone_small_batch_runs_inline_at_once() -> None:
     big = await submit(b, [seq(32)], group=2)
     assert await big[0].future == 32
     await b.close()
-    assert ran_on[0] == threading.current_thread().name and ran_on[1].startswith("run-t")
+    assert ran_on == [threading.current_thread().name, "handed off"]
 
 
 async def test_batches_fill_from_oldest_requests_first() -> None:

@@ -28,8 +28,10 @@ from embedrank.server.runtime.base import TokenSeq
 
 log = logging.getLogger(__name__)
 
-# Runs one batch (blocking) and returns one result per input, in order.
-BatchFn = Callable[[Sequence[TokenSeq]], Sequence[Any]]
+# Runs one batch (blocking) and returns one result per input, in order. The flag says the batch
+# is a lone one, run on the loop thread while nothing else is queued or running: the runtime may
+# then use threads that spin (they would fight the loop for the cores under load).
+BatchFn = Callable[[Sequence[TokenSeq], bool], Sequence[Any]]
 
 
 @dataclasses.dataclass(eq=False, slots=True)
@@ -177,7 +179,7 @@ class Batcher:
         for item in batch:
             item.started = start
         try:
-            results = self._run_batch([item.seq for item in batch])
+            results = self._run_batch([item.seq for item in batch], True)
         except Exception as exc:  # a runtime failure fails this batch only
             self._fail(batch, exc)
         else:
@@ -192,7 +194,7 @@ class Batcher:
             for item in batch:
                 item.started = start
             try:
-                results = await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, seqs)
+                results = await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, seqs, False)
             except Exception as exc:  # a runtime failure fails this batch only
                 self._fail(batch, exc)
                 return

@@ -27,8 +27,8 @@ class EmbeddingModel(ServedModel):
         runtime = self.runtime
         has_pooled = "pooled_embedding" in runtime.outputs
 
-        def run(batch: Sequence[TokenSeq]) -> list[tuple[np.ndarray, np.ndarray | None]]:
-            out = runtime.run(batch)
+        def run(batch: Sequence[TokenSeq], lone: bool) -> list[tuple[np.ndarray, np.ndarray | None]]:
+            out = runtime.run(batch, lone=lone)
             final = out["sentence_embedding"]
             pooled = out["pooled_embedding"] if has_pooled else None
             return [(final[i], None if pooled is None else pooled[i]) for i in range(len(batch))]

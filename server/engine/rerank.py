@@ -34,8 +34,8 @@ class RerankModel(ServedModel):
     def _batch_fn(self):  # type: ignore[no-untyped-def]
         runtime = self.runtime
 
-        def run(batch: Sequence[TokenSeq]) -> np.ndarray:
-            return runtime.run(batch)["logits"]
+        def run(batch: Sequence[TokenSeq], lone: bool) -> np.ndarray:
+            return runtime.run(batch, lone=lone)["logits"]
 
         return run
 

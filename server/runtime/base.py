@@ -59,8 +59,9 @@ class Runtime(Protocol):
     @property
     def provider(self) -> str: ...
 
-    def run(self, batch: Sequence[TokenSeq]) -> dict[str, np.ndarray]:
-        """Outputs by name, first axis = the batch in order. Thread-safe, blocking."""
+    def run(self, batch: Sequence[TokenSeq], *, lone: bool = False) -> dict[str, np.ndarray]:
+        """Outputs by name, first axis = the batch in order. Thread-safe, blocking. ``lone``: nothing
+        else runs now (the runtime may spend the cores on this batch's latency)."""
         ...
 
     def health(self) -> bool: ...

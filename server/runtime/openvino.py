@@ -147,7 +147,7 @@ class OvRuntime:
     def provider(self) -> str:
         return "OpenVINO CPU"
 
-    def run(self, batch: Sequence[TokenSeq]) -> dict[str, np.ndarray]:
+    def run(self, batch: Sequence[TokenSeq], *, lone: bool = False) -> dict[str, np.ndarray]:
         feed = pad_batch(batch, self._pad, with_type_ids="token_type_ids" in self._inputs)
         try:
             request = self._requests.get_nowait()
