@@ -105,12 +105,16 @@ def prepare_models() -> dict[str, Path]:
         args = ["export", str(sources[src]), "--output", str(REPO / name), "--fidelity", *flags]
         export(name, [str(ROOT / ".venv/bin/embedrank"), *args])
         log(f"  done in {time.time() - t:.0f}s")
-    copies = {"embed": ST / "minilm", "rerank": ST / "minilm-rerank"}
-    for key, dst in copies.items():
-        if not dst.exists():
-            shutil.copytree(sources[key], dst, ignore=shutil.ignore_patterns("onnx", "openvino"))
-    return {"embed_src": sources["embed"], "rerank_src": sources["rerank"], "embed_st": copies["embed"],
-            "rerank_st": copies["rerank"]}
+    return {"embed_src": sources["embed"], "rerank_src": sources["rerank"]}
+
+
+def st_copy(label: str, source: Path) -> Path:
+    """A private copy of a checkpoint for one sentence-transformers venv: each venv's ST writes its
+    exports (and its own version's module paths) into it, which another version cannot read."""
+    dst = ST / label / source.name
+    if not dst.exists():
+        shutil.copytree(source, dst, ignore=shutil.ignore_patterns("onnx", "openvino"))
+    return dst
 
 
 def manifest(name: str) -> dict:
@@ -264,8 +268,8 @@ def run_st(python: Path, label: str, backends: list[str], cfg: argparse.Namespac
     """One sentence-transformers process; the main venv loads the packaged checkpoints as they are."""
     own = python == MAIN_PY
     cmd = [str(python), str(HERE / "st_baseline.py"), "--texts", str(texts), "--backends", ",".join(backends),
-           "--embed-model", str(paths["embed_src" if own else "embed_st"]),
-           "--rerank-model", str(paths["rerank_src" if own else "rerank_st"]),
+           "--embed-model", str(paths["embed_src"] if own else st_copy(label, paths["embed_src"])),
+           "--rerank-model", str(paths["rerank_src"] if own else st_copy(label, paths["rerank_src"])),
            "--seconds", str(cfg.seconds), "--batch-size", str(cfg.batch),
            "--chunk", str(cfg.batch * cfg.concurrency), "--docs", str(cfg.docs),
            "--latency-n", str(cfg.latency_n), "--fidelity-n", str(cfg.fidelity_n), "--dump-dir", str(WORK)]
