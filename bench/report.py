@@ -93,7 +93,7 @@ def graph(m: dict) -> str:
 def render(r: dict, png_name: str) -> str:
     env, cfg, er, man = r["env"], r["config"], r["embedrank"], r["manifests"]
     tuned = r.get("tuned", {})
-    tflags = f"`{cfg['tuned_flags']}`"
+    tflags = f"`{cfg['tuned_flags']}`" if cfg["tuned_flags"] else "other flags (not run this time: `--tuned-flags ''`)"
     bench_v, main_v = r["st"].get("bench", {}).get("versions", {}), r["st"]["main"]["versions"]
     out: list[str] = []
     w = out.append
