@@ -17,20 +17,14 @@ import dev.embedrank.v1.Precision;
 import dev.embedrank.v1.RerankGrpc;
 import dev.embedrank.v1.RerankRequest;
 import dev.embedrank.v1.RerankResponse;
-import io.grpc.CallCredentials;
-import io.grpc.CallOptions;
 import io.grpc.Channel;
 import io.grpc.ChannelCredentials;
-import io.grpc.ClientCall;
-import io.grpc.ClientInterceptor;
 import io.grpc.ClientInterceptors;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.Metadata;
-import io.grpc.MethodDescriptor;
-import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.TlsChannelCredentials;
 import io.grpc.stub.StreamObserver;
@@ -45,7 +39,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import java.util.function.Supplier;
@@ -398,54 +391,6 @@ public final class EmbedRankClient implements AutoCloseable {
         },
         MoreExecutors.directExecutor());
     return target;
-  }
-
-  /** Gives every call the default deadline and the credentials, unless it has its own. */
-  static final class DefaultsInterceptor implements ClientInterceptor {
-    private final Duration deadline;
-    private final CallCredentials credentials;
-
-    DefaultsInterceptor(Duration deadline, CallCredentials credentials) {
-      this.deadline = deadline;
-      this.credentials = credentials;
-    }
-
-    @Override
-    public <ReqT, RespT> ClientCall<ReqT, RespT> interceptCall(
-        MethodDescriptor<ReqT, RespT> method, CallOptions options, Channel next) {
-      if (deadline != null && options.getDeadline() == null) {
-        options = options.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
-      }
-      if (credentials != null && options.getCredentials() == null) {
-        options = options.withCallCredentials(credentials);
-      }
-      return next.newCall(method, options);
-    }
-  }
-
-  /** Adds {@code authorization: Bearer <token>} to every call. */
-  static final class BearerTokenCredentials extends CallCredentials {
-    private final Supplier<String> token;
-
-    BearerTokenCredentials(Supplier<String> token) {
-      this.token = token;
-    }
-
-    @Override
-    public void applyRequestMetadata(
-        RequestInfo requestInfo, Executor appExecutor, MetadataApplier applier) {
-      String t;
-      try {
-        t = token.get();
-      } catch (RuntimeException e) {
-        applier.fail(
-            Status.UNAUTHENTICATED.withDescription("could not get the bearer token").withCause(e));
-        return;
-      }
-      Metadata headers = new Metadata();
-      headers.put(AUTHORIZATION, "Bearer " + t);
-      applier.apply(headers);
-    }
   }
 
   /** Builds an {@link EmbedRankClient}. TLS by default; call {@link #usePlaintext()} for h2c. */
