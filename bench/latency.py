@@ -115,13 +115,14 @@ def lone(args: argparse.Namespace, sentences: list[str]) -> dict[str, object]:
                 lat.append(time.perf_counter() - t)
             got: dict[str, object] = dict(pcts(lat))
             if stages:
-                # Where a lone request's time goes (medians, ms): the server's own split, and the
-                # rest of the client-observed time (gRPC both ways, serialization, the client).
-                med = [float(np.median([s[i] for s in stages])) / 1e6 for i in range(4)]
+                # Where a lone request's time goes (medians of per-request values, ms): the server's
+                # own split, and the rest of each request's client-observed time (gRPC both ways,
+                # serialization, the client). Per request, since medians of sums do not add up.
+                split = np.array([(s[0], s[1], s[2], s[3] - s[0] - s[1] - s[2], x * 1e9 - s[3]) for s, x in zip(stages, lat, strict=True)]) / 1e6
+                med = np.median(split, axis=0)
                 got["stages_ms"] = {
-                    "tokenize": round(med[0], 3), "queue": round(med[1], 3), "inference": round(med[2], 3),
-                    "server_other": round(med[3] - med[0] - med[1] - med[2], 3),
-                    "transport_and_client": round(float(np.median(lat)) * 1e3 - med[3], 3),
+                    name: round(float(v), 3)
+                    for name, v in zip(("tokenize", "queue", "inference", "server_other", "transport_and_client"), med, strict=True)
                 }
             if label not in best or got["p50_ms"] < best[label]["p50_ms"]:  # type: ignore[operator]
                 best[label] = got

@@ -221,3 +221,19 @@ async def test_batches_fill_from_oldest_requests_first() -> None:
     await last[1].future
     await b.close()
     assert sorted(fake.seen[:4]) == [10, 11, 50, 51]  # both heads, though 12..15 are closer in length
+
+
+async def test_a_lone_request_is_spread_over_the_idle_workers() -> None:
+    """One request of 32 same-length texts on an idle 2-worker batcher runs as two batches of 16
+    (one single-threaded batch per core), unless all of it fits the inline lone-query path."""
+    runtime = FakeRuntime(delay=0.02)
+    b = Batcher("t", runtime, BatchLimits(max_batch_tokens=4096, max_batch_size=64, workers=2, inline_tokens=64))
+    b.start()
+    items = await submit(b, [seq(8, tag=i + 2) for i in range(32)], group=1)
+    assert await asyncio.gather(*(it.future for it in items)) == [8 + i + 1 for i in range(32)]
+    assert sorted(map(len, runtime.batches)) == [16, 16]
+    runtime.batches.clear()
+    small = await submit(b, [seq(8) for _ in range(4)], group=2)  # 32 tokens <= 64: inline, whole
+    assert all(it.future.done() for it in small)
+    assert runtime.batches == [[8, 8, 8, 8]]
+    await b.close()

@@ -36,15 +36,18 @@ def test_bad_settings_say_what_to_fix(args: list[str], words: str) -> None:
 
 
 def test_threads_and_workers_follow_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    for cores, threads, workers in ((2, 2, 1), (8, 4, 2), (16, 4, 4), (1, 1, 1)):
+    # One single-threaded batch per core; a lone query on its own session over up to 4 cores.
+    for cores, threads, workers, lone in ((2, 1, 2, 2), (8, 1, 8, 4), (16, 1, 16, 4), (1, 1, 1, 1)):
         monkeypatch.setattr(config.ServerConfig, "cores", property(lambda self, n=cores: n))
         cfg = config.ServerConfig(Path("/m"))
-        assert (cfg.runtime_threads, cfg.runtime_workers) == (threads, workers)
+        assert (cfg.runtime_threads, cfg.runtime_workers, cfg.lone_threads) == (threads, workers, lone)
+    assert config.ServerConfig(Path("/m"), small_batch_tokens=0).lone_threads == 0
     monkeypatch.setattr(config.ServerConfig, "cores", property(lambda self: 16))
+    assert config.ServerConfig(Path("/m"), workers=2).runtime_threads == 8
     cfg = config.ServerConfig(Path("/m"), threads=1)
     assert (cfg.runtime_threads, cfg.runtime_workers) == (1, 16)
     cuda = config.ServerConfig(Path("/m"), device=config.Device.CUDA)
-    assert (cuda.runtime_threads, cuda.runtime_workers) == (1, 4)
+    assert (cuda.runtime_threads, cuda.runtime_workers, cuda.lone_threads) == (1, 4, 0)
 
 
 def test_auth_token_file_errors(tmp_path: Path) -> None:

@@ -161,7 +161,12 @@ class Batcher:
             return
         while self._idle and self._size:
             alone = self._idle == self._limits.workers  # nothing else running
-            batch = self._next_batch()
+            rows = self._limits.max_batch_size
+            if self._idle > 1 and not (alone and self._fits_inline()):
+                # Spread what is queued over the idle workers (one single-threaded batch per
+                # core): a lone request of 32 texts then runs on every core, not on one.
+                rows = min(rows, -(-self._size // self._idle))
+            batch = self._next_batch(rows)
             if not batch:
                 return
             self._idle -= 1
@@ -173,6 +178,13 @@ class Batcher:
             task = asyncio.get_running_loop().create_task(self._run(batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+
+    def _fits_inline(self) -> bool:
+        """Everything queued fits one inline batch (the lone-query path)."""
+        budget = self._limits.inline_tokens
+        if self._size > budget:
+            return False
+        return self._size * max(item.length for queue in self._groups.values() for item in queue) <= budget
 
     def _run_inline(self, batch: list[WorkItem]) -> None:
         start = time.monotonic()
@@ -253,7 +265,7 @@ class Batcher:
         if dropped:
             self._set_size(self._size - dropped)
 
-    def _next_batch(self) -> list[WorkItem]:
+    def _next_batch(self, max_rows: int) -> list[WorkItem]:
         self._drop_dead(time.monotonic())
         if not self._groups:
             return []
@@ -261,10 +273,10 @@ class Batcher:
         anchor = anchor_queue[0]
         # Round robin: the anchor's caller goes to the back for the next anchor choice.
         self._groups.move_to_end(anchor_group)
-        if self._size == 1:
+        if self._size == 1 or max_rows == 1:
             batch = [anchor]
         else:
-            batch = self._fill(anchor)
+            batch = self._fill(anchor, max_rows)
         chosen = set(map(id, batch))
         for group in [g for g, q in self._groups.items() if any(id(it) in chosen for it in q)]:
             remaining = collections.deque(it for it in self._groups[group] if id(it) not in chosen)
@@ -275,7 +287,7 @@ class Batcher:
         self._set_size(self._size - len(batch))
         return batch
 
-    def _fill(self, anchor: WorkItem) -> list[WorkItem]:
+    def _fill(self, anchor: WorkItem, max_rows: int) -> list[WorkItem]:
         """The anchor plus queued inputs of the nearest lengths, under the budget and padding floor.
 
         First from every caller's oldest request (finishing requests first keeps latency low and
@@ -291,7 +303,7 @@ class Batcher:
         k = candidates.index(anchor)
         lo, hi = k, k + 1  # the batch is candidates[lo:hi], contiguous in length order
         width, real = anchor.length, anchor.length
-        budget, max_rows, min_fill = self._limits.max_batch_tokens, self._limits.max_batch_size, self._limits.min_fill
+        budget, min_fill = self._limits.max_batch_tokens, self._limits.min_fill
         while hi - lo < max_rows:
             left = candidates[lo - 1] if lo > 0 else None
             right = candidates[hi] if hi < len(candidates) else None

@@ -62,6 +62,7 @@ class Engine:
             openvino_cache_dir=None if c.openvino_cache_dir == "off"
             else Path(c.openvino_cache_dir) if c.openvino_cache_dir else default_openvino_cache(),
             small_batch_tokens=c.small_batch_tokens,
+            lone_threads=c.lone_threads,
             cpu_arena=c.cpu_arena,
             buckets=c.buckets,
             max_batch_tokens=c.batch_tokens,

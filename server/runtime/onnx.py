@@ -40,6 +40,7 @@ class OrtRuntime:
         precision: str,
         allow_fp16_on_cpu: bool = False,
         small_batch_tokens: int = 0,
+        lone_threads: int = 0,
         cpu_arena: bool = False,
         buckets: Sequence[int] = (),
         max_batch_tokens: int = 8192,
@@ -71,7 +72,7 @@ class OrtRuntime:
                 "CPUExecutionProvider",
             ]
 
-        def session(*, spin: bool) -> ort.InferenceSession:
+        def session(*, spin: bool, threads: int) -> ort.InferenceSession:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
@@ -88,12 +89,13 @@ class OrtRuntime:
                 options.add_session_config_entry("session.force_spinning_stop", "1")
             return ort.InferenceSession(str(path), sess_options=options, providers=providers)
 
-        # Bulk batches: threads sleep between operators, leaving the cores to the event loop,
-        # gRPC and the tokenizer, which share them under load (measured: faster overall).
-        self._session = session(spin=False)
-        # Small batches (a lone query): a second session whose threads spin during a run.
-        self._small_tokens = small_batch_tokens if device is Device.CPU and threads > 1 else 0
-        self._small = session(spin=True) if self._small_tokens else None
+        # Bulk batches: threads (if more than one) sleep between operators, leaving the cores to
+        # the event loop, gRPC and the tokenizer, which share them under load (measured: faster overall).
+        self._session = session(spin=False, threads=threads)
+        # A lone small batch: a second session over more cores (lone_threads), whose threads spin
+        # during a run. Worth it only with several threads.
+        self._small_tokens = small_batch_tokens if device is Device.CPU and lone_threads > 1 else 0
+        self._small = session(spin=True, threads=lone_threads) if self._small_tokens else None
         self._inputs = tuple(i.name for i in self._session.get_inputs())
         self._outputs = tuple(o.name for o in self._session.get_outputs())
         unknown = set(self._inputs) - {"input_ids", "attention_mask", "token_type_ids"}
@@ -105,7 +107,8 @@ class OrtRuntime:
         self._provider = self._session.get_providers()[0]
         log.info(
             "loaded %s on %s (%d threads%s): inputs %s", path, self._provider, threads,
-            f"; batches up to {self._small_tokens} tokens on a spinning session" if self._small else "", self._inputs,
+            f"; a lone batch up to {self._small_tokens} tokens on a {lone_threads}-thread spinning session"
+            if self._small else "", self._inputs,
         )
 
     @property

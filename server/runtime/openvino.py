@@ -20,8 +20,9 @@ refused on a CPU without native bf16 (AVX512-BF16 or AMX) unless forced: there O
 it or falls back to f32 (not measured: this CPU has native bf16), so neither the speed nor the
 figures measured at export would hold; ``int8`` is an NNCF-quantized graph whose remaining float layers run in
 bf16 where native, else f32. Threads and streams follow the server's settings: one stream per
-concurrent batch worker, ``threads`` per stream, threads not pinned (the cores are shared with
-the event loop, gRPC and the tokenizer).
+concurrent batch worker, ``threads`` per stream (by default one stream of one thread per core), threads
+not pinned (the cores are shared with the event loop, gRPC and the tokenizer); a lone query runs on a
+second model compiled as one stream over ``lone_threads``.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class OvRuntime:
         threads: int,
         streams: int,
         pad_token_id: int,
+        lone_threads: int = 0,
         precision: str,
         cache_dir: Path | None,
         allow_bf16_without_native: bool = False,
@@ -118,11 +120,14 @@ class OvRuntime:
             except OSError as exc:
                 raise ConfigError(f"OpenVINO cache dir {cache_dir}: cannot create it ({exc})") from None
             config["CACHE_DIR"] = str(cache_dir)
-        try:
-            # From the path, so the cache is keyed on the file and a restart skips compiling.
-            self._compiled = core.compile_model(str(path), "CPU", config)
-        except RuntimeError as exc:
-            raise ConfigError(f"{path}: OpenVINO cannot compile it ({str(exc).splitlines()[0]}); re-export it") from None
+        self._compiled = self._compile(core, path, config)
+        # A lone small batch (run on the event loop while nothing else runs): a second model
+        # compiled as one stream over more threads, when that is more than a stream of the first has.
+        per_stream = int(self._compiled.get_property("INFERENCE_NUM_THREADS")) // max(1, streams)
+        self._lone: Any = None
+        if lone_threads > max(1, per_stream):
+            lone = self._compile(core, path, {**config, "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": lone_threads})
+            self._lone = lone.create_infer_request()
         self._inputs = tuple(_name(i, _INPUTS) for i in self._compiled.inputs)
         self._outputs = tuple(_name(o, _OUTPUTS) for o in self._compiled.outputs)
         unknown = set(self._inputs) - _INPUTS
@@ -134,10 +139,19 @@ class OvRuntime:
         hint_type = self._compiled.get_property("INFERENCE_PRECISION_HINT")
         self.inference_precision = str(getattr(hint_type, "to_string", lambda: hint_type)())
         log.info(
-            "loaded %s on OpenVINO %s CPU (%s, inference precision %s, %s streams, %s threads, cache %s): inputs %s",
+            "loaded %s on OpenVINO %s CPU (%s, inference precision %s, %s streams, %s threads%s, cache %s): inputs %s",
             path, ov.__version__.split("-")[0], precision, self.inference_precision, self._compiled.get_property("NUM_STREAMS"),
-            self._compiled.get_property("INFERENCE_NUM_THREADS"), cache_dir or "off", self._inputs,
+            self._compiled.get_property("INFERENCE_NUM_THREADS"),
+            f"; a lone batch on {lone_threads} threads" if self._lone is not None else "", cache_dir or "off", self._inputs,
         )
+
+    @staticmethod
+    def _compile(core: Any, path: Path, config: dict[str, Any]) -> Any:
+        try:
+            # From the path, so the cache is keyed on the file and a restart skips compiling.
+            return core.compile_model(str(path), "CPU", config)
+        except RuntimeError as exc:
+            raise ConfigError(f"{path}: OpenVINO cannot compile it ({str(exc).splitlines()[0]}); re-export it") from None
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -149,6 +163,9 @@ class OvRuntime:
 
     def run(self, batch: Sequence[TokenSeq], *, lone: bool = False) -> dict[str, np.ndarray]:
         feed = pad_batch(batch, self._pad, with_type_ids="token_type_ids" in self._inputs)
+        if lone and self._lone is not None:  # only ever on the event-loop thread: one request
+            result = self._lone.infer(feed, share_inputs=True, share_outputs=False)
+            return {name: np.asarray(result[i]) for i, name in enumerate(self._outputs)}
         try:
             request = self._requests.get_nowait()
         except queue.Empty:

@@ -26,6 +26,7 @@ class RuntimeSettings:
     allow_bf16_without_native: bool = False
     openvino_cache_dir: Path | None = None
     small_batch_tokens: int = 0
+    lone_threads: int = 0  # threads of the lone-query session; 0 = none
     cpu_arena: bool = False
     buckets: tuple[int, ...] = ()  # padded lengths (CUDA); empty = exact lengths
     max_batch_tokens: int = 8192
@@ -49,6 +50,7 @@ def open_runtime(path: Path, graph: Graph, *, pad_token_id: int, settings: Runti
             path,
             threads=settings.threads,
             streams=settings.workers,
+            lone_threads=settings.lone_threads if settings.small_batch_tokens else 0,
             pad_token_id=pad_token_id,
             precision=graph.precision,
             cache_dir=settings.openvino_cache_dir,
@@ -64,6 +66,7 @@ def open_runtime(path: Path, graph: Graph, *, pad_token_id: int, settings: Runti
         precision=graph.precision,
         allow_fp16_on_cpu=settings.allow_fp16_on_cpu,
         small_batch_tokens=settings.small_batch_tokens,
+        lone_threads=settings.lone_threads,
         cpu_arena=settings.cpu_arena,
         buckets=settings.buckets,
         max_batch_tokens=settings.max_batch_tokens,
