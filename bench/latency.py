@@ -127,7 +127,33 @@ def lone(args: argparse.Namespace, sentences: list[str]) -> dict[str, object]:
             if label not in best or got["p50_ms"] < best[label]["p50_ms"]:  # type: ignore[operator]
                 best[label] = got
     client.close()
+    best["grpc_floor"] = _grpc_floor(args.target, gap_s=best["embedrank"]["stages_ms"]["inference"] / 1e3)  # type: ignore[index]
     return best
+
+
+def _grpc_floor(target: str, *, gap_s: float, n: int = 300) -> dict[str, object]:
+    """What any unary gRPC call costs on this box, with no model: grpc.health.v1 Check round trips
+    (the same Python sync client and grpc.aio server), back to back and after both processes sat
+    idle for ``gap_s`` (a lone Encode's inference): waking sleeping threads and vCPUs after a pause
+    is part of every lone request's transport time."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        check = health_pb2_grpc.HealthStub(channel).Check
+        request = health_pb2.HealthCheckRequest()
+        out: dict[str, object] = {"gap_ms": round(gap_s * 1e3, 2)}
+        for label, pause in (("back_to_back", 0.0), ("after_gap", gap_s)):
+            for _ in range(30):
+                check(request)
+            lat = []
+            for _ in range(n):
+                if pause:
+                    time.sleep(pause)
+                t = time.perf_counter()
+                check(request)
+                lat.append(time.perf_counter() - t)
+            out[label] = pcts(lat)
+    return out
 
 
 def _background(args: argparse.Namespace, mode: str, seconds: float) -> subprocess.Popen[str]:

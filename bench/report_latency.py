@@ -26,7 +26,7 @@ def render(r: dict, w: Callable[[str], None], embed_names: list[str]) -> None:
     for name in rows:
         lone = er[name]["lone"]
         mine = lone["embedrank"]
-        alone = [v for k, v in lone.items() if k != "embedrank"]
+        alone = [v for k, v in lone.items() if k not in ("embedrank", "grpc_floor")]
         fastest = min(alone, key=lambda v: v["p50_ms"])
         gap = mine["p50_ms"] - fastest["p50_ms"]
         ratio = mine["p99_ms"] / mine["p50_ms"]
@@ -46,6 +46,15 @@ def render(r: dict, w: Callable[[str], None], embed_names: list[str]) -> None:
             total = sum(st.values())
             w(f"| `{name}` | {st['tokenize']:.3f} | {st['queue']:.3f} | {st['inference']:.3f} | "
               f"{st['server_other']:.3f} | {st['transport_and_client']:.3f} | {total:.2f} |")
+    floors = [(n, er[n]["lone"]["grpc_floor"]) for n in rows if "grpc_floor" in er[n]["lone"]]
+    if floors:
+        w("\nThe floor under \"transport + client\": a `grpc.health.v1` Check (no model, same client and server) "
+          "back to back, and after both sides sat idle for as long as that variant's inference (a lone request's "
+          "threads and vCPUs fall asleep while the model runs, and waking them is paid on the way back):\n")
+        w("| variant | Check back to back p50 / p99 ms | Check after an idle gap p50 / p99 ms | gap ms |")
+        w("|---|---:|---:|---:|")
+        for name, fl in floors:
+            w(f"| `{name}` | {_pp(fl['back_to_back'])} | {_pp(fl['after_gap'])} | {fl['gap_ms']:.2f} |")
     loaded = [n for n in rows if "loaded" in er[n]]
     if loaded:
         w("\nUnder load (a second process drives the server): a lone sentence at half of the peak rate (open loop, "
