@@ -34,8 +34,9 @@ demo: install-demo
 serve: install-demo
 	$(BIN)/embedrank serve --model-repository $(MODEL_REPO)
 
-# Generated code is current, then every test (Python, and the Go and Java clients against a live server).
-test: install
+# The chart check (below), generated code is current, then every test (Python, and the Go and Java
+# clients against a live server). CI runs exactly this (.ci/run).
+test: install chart-check
 	PYTHON=$(BIN)/python bash protos/generate.sh --check
 	$(BIN)/python -m pytest -ra
 
@@ -46,7 +47,9 @@ bench: install
 	bash bench/run.sh
 
 # The Helm chart (deploy/helm/embedrank) rendered with each value set and every manifest validated
-# offline. Not in `make test`: building helm with `go install` takes minutes on a small box (once).
+# offline; part of `make test`, needs Go (no venv). helm is built with `go install` into .tools/ once
+# per clone: about 10 s with Go's module and build caches (~/go, ~/.cache/go-build) warm, 7-8 min
+# on a 2-core box when they are cold.
 HELM_VERSION := v3.22.0
 .tools/bin/helm:
 	GOBIN=$(CURDIR)/.tools/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Render the chart with each value set and validate every manifest offline (`make chart-check`).
-# helm is built with `go install` at a pinned version into .tools/ (once; several minutes on a
-# 2-core box, which is why this is not part of `make test`); manifests are checked by kubecheck
+# Render the chart with each value set and validate every manifest offline (`make chart-check`,
+# part of `make test` and so of CI). helm is built with `go install` at a pinned version into
+# .tools/ (once per clone; seconds with Go's caches warm); manifests are checked by kubecheck
 # (deploy/helm/kubecheck: strict decoding into k8s.io/api types), since kubeconform fetches its
 # JSON schemas from GitHub at run time.
 set -euo pipefail
