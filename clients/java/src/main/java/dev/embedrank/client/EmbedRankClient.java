@@ -418,7 +418,8 @@ public final class EmbedRankClient implements AutoCloseable {
 
     /**
      * Several replicas as "host:port" addresses: calls are balanced round-robin over them and,
-     * with retry on (the default), UNAVAILABLE is retried on the next one. The list is fixed; for
+     * with retry on (the default), UNAVAILABLE is retried on the next one; one whose grpc.health.v1
+     * status is NOT_SERVING gets no new calls ({@link HealthChecking}). The list is fixed; for
      * replicas behind one DNS name use {@code target("dns:///name:port")}, balanced the same way.
      * With TLS, the first address's host is the name checked against the certificate.
      */
@@ -528,17 +529,21 @@ public final class EmbedRankClient implements AutoCloseable {
 
     public EmbedRankClient build() {
       ManagedChannelBuilder<?> b = channelBuilder;
+      Map<String, Object> serviceConfig = retry ? retryServiceConfig(maxAttempts) : Map.of();
       if (b == null) {
         if (target == null) {
           throw new IllegalStateException("target is not set");
         }
         b = Grpc.newChannelBuilder(target, credentials());
-        // Every address the target resolves to (replicas) takes calls in turn.
-        b.defaultLoadBalancingPolicy("round_robin");
+        // Every address the target resolves to (replicas) takes calls in turn, unless NOT_SERVING.
+        serviceConfig = HealthChecking.serviceConfig(serviceConfig);
       }
       b.maxInboundMessageSize(maxInboundMessageSize);
+      if (!serviceConfig.isEmpty()) {
+        b.defaultServiceConfig(serviceConfig);
+      }
       if (retry) {
-        b.defaultServiceConfig(retryServiceConfig(maxAttempts)).enableRetry();
+        b.enableRetry();
       } else {
         b.disableRetry();
       }

@@ -43,6 +43,14 @@ class ServiceConfigTest {
   }
 
   @Test
+  void healthCheckingAddsRoundRobinAndKeepsTheRetries() {
+    Map<String, Object> config = HealthChecking.serviceConfig(EmbedRankClient.retryServiceConfig(4));
+    assertEquals(List.of(Map.of("round_robin", Map.of())), config.get("loadBalancingConfig"));
+    assertEquals(Map.of("serviceName", ""), config.get("healthCheckConfig"));
+    assertEquals(EmbedRankClient.retryServiceConfig(4).get("methodConfig"), config.get("methodConfig"));
+  }
+
+  @Test
   void needsAtLeastTwoAttempts() {
     assertThrows(IllegalArgumentException.class, () -> EmbedRankClient.retryServiceConfig(1));
     assertThrows(IllegalArgumentException.class, () -> EmbedRankClient.builder().maxAttempts(6));
