@@ -107,6 +107,8 @@ async def main() -> None:
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--server-pid", type=int)
     ap.add_argument("--out")
+    ap.add_argument("--start-at", type=float, default=0.0,
+                    help="encode/rerank: begin the measured window at this Unix time (several clients at once)")
     args = ap.parse_args()
     with open(args.texts, encoding="utf-8") as fh:
         pools = json.load(fh)
@@ -155,6 +157,8 @@ async def main() -> None:
             for values in timing.values():
                 values.clear()
             tokens.clear()
+        if args.start_at:
+            await asyncio.sleep(max(0.0, args.start_at - time.time()))
         with Window(args.server_pid) as win:
             if latency_mode:
                 latencies = []

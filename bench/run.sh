@@ -7,10 +7,21 @@
 # optimum-onnx, which pins transformers<4.58 and so an older sentence-transformers than the
 # main venv's; and .venv-bench-ov for its OpenVINO backend (optimum-intel, with its own pins).
 # Every venv's versions are written into the report.
+#
+# On a GPU:   bash bench/run.sh --device cuda [bench/gpu.py options]   -> docs/benchmarks-gpu.md
+#             bash bench/run.sh --device cuda --smoke-cpu              (its code path on the CPU, ~3 min)
+# runs bench/gpu.py in .venv (or, without one, in $PYTHON: a GPU machine's own Python with
+# onnxruntime-gpu, torch and sentence-transformers; docs/gpu-run.md), and makes no other venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON="${PYTHON:-python3}"
+for arg in "$@"; do
+  if [ "$arg" = "--device" ] || [ "${arg#--device=}" != "$arg" ]; then
+    if [ -x .venv/bin/python ]; then exec .venv/bin/python bench/gpu.py "$@"; fi
+    exec "$PYTHON" bench/gpu.py "$@"
+  fi
+done
 if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import embedrank.exporter.export, sentence_transformers" 2>/dev/null; then
   echo "bench: .venv with embedrank[export] is missing; set it up first:" >&2
   echo "  $PYTHON -m venv .venv && .venv/bin/pip install -e '.[export,dev,bench]'" >&2
