@@ -179,6 +179,7 @@ async def test_removed_inputs_leave_the_queue_at_once() -> None:
     b = Batcher("t", fake, BatchLimits(max_batch_tokens=16, max_batch_size=1))
     b.start()
     first = await submit(b, [seq(4, tag=2)], group=1)
+    await asyncio.sleep(0)  # the first starts running
     queued = await submit(b, [seq(4, tag=3), seq(4, tag=4)], group=2)
     assert b.queued == 2
     b.remove(queued)
@@ -203,7 +204,8 @@ async def test_a_lone_small_batch_runs_inline_at_once() -> None:
     b = Batcher("t", record, BatchLimits(max_batch_tokens=64, max_batch_size=8, inline_tokens=16))
     b.start()
     small = await submit(b, [seq(4)], group=1)
-    assert small[0].future.done()  # answered during submit: no batching window, no thread hop
+    await asyncio.sleep(0)
+    assert small[0].future.done()  # answered one loop turn later: no batching window, no thread hop
     big = await submit(b, [seq(32)], group=2)
     assert await big[0].future == 32
     await b.close()
@@ -234,6 +236,18 @@ async def test_a_lone_request_is_spread_over_the_idle_workers() -> None:
     assert sorted(map(len, runtime.batches)) == [16, 16]
     runtime.batches.clear()
     small = await submit(b, [seq(8) for _ in range(4)], group=2)  # 32 tokens <= 64: inline, whole
+    await asyncio.sleep(0)
     assert all(it.future.done() for it in small)
     assert runtime.batches == [[8, 8, 8, 8]]
+    await b.close()
+
+
+async def test_a_burst_of_small_requests_is_batched_not_run_one_by_one_inline() -> None:
+    """Requests that arrive in the same loop turn are queued before any runs: they batch together."""
+    runtime = FakeRuntime()
+    b = Batcher("t", runtime, BatchLimits(max_batch_tokens=4096, max_batch_size=64, workers=1, inline_tokens=64))
+    b.start()
+    requests = [await submit(b, [seq(8), seq(8)], group=g) for g in range(10)]
+    assert await asyncio.gather(*(it.future for items in requests for it in items)) == [8] * 20
+    assert runtime.batches == [[8] * 20]
     await b.close()

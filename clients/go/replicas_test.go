@@ -53,13 +53,16 @@ func TestDialReplicasSkipsNotServing(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	for range 30 {
+	// Round robin uses a replica once its connection and health watch are up: on a busy box that
+	// can take longer than a few calls, so call until replica 0 takes one (or 10 s pass).
+	for deadline := time.Now().Add(10 * time.Second); fakes[0].callCount() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("replica 0 took no call while serving")
+		}
 		if _, err := c.Encode(ctx, "e", []string{"warm"}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if fakes[0].callCount() == 0 {
-		t.Fatal("replica 0 took no call while serving")
+		time.Sleep(5 * time.Millisecond)
 	}
 	healths[0].SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	time.Sleep(200 * time.Millisecond) // the Watch stream carries the change

@@ -85,6 +85,7 @@ class Batcher:
         self._running: set[asyncio.Task[None]] = set()
         self._started = False
         self._closed = False
+        self._kick_soon = False
         self.batches_run = 0
         self.inputs_run = 0
 
@@ -123,7 +124,12 @@ class Batcher:
             item.enqueued = now
             self._groups.setdefault(item.group, collections.deque()).append(item)
         self._set_size(self._size + len(items))
-        self._kick()
+        if not self._kick_soon:
+            # One loop turn later, not now: the other requests that arrived together (a burst,
+            # already read by gRPC) are queued by then, so they batch together instead of each
+            # running alone, inline, one after another. A truly lone request waits one turn.
+            self._kick_soon = True
+            asyncio.get_running_loop().call_soon(self._deferred_kick)
 
     def remove(self, items: Iterable[WorkItem]) -> None:
         """Take these inputs out of the queue now (their caller left); running ones finish."""
@@ -154,6 +160,10 @@ class Batcher:
     def _set_size(self, size: int) -> None:
         self._size = size
         metrics.QUEUED.labels(self._name).set(size)
+
+    def _deferred_kick(self) -> None:
+        self._kick_soon = False
+        self._kick()
 
     def _kick(self) -> None:
         """Start batches while there is queued work and a free worker."""
