@@ -105,8 +105,13 @@ class ServerConfig:
 
     @property
     def cores(self) -> int:
-        """The cores one server process may use: this machine's (its affinity), shared by --processes."""
+        """The cores one server process may use, shared by --processes: its CPU affinity, capped by a
+        cgroup CPU quota (a container's CPU limit, e.g. Kubernetes `resources.limits.cpu`, which the
+        affinity does not show)."""
         total = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        quota = cgroup_cpu_limit()
+        if quota is not None:
+            total = min(total, quota)
         return max(1, total // self.processes)
 
     # The device's defaults for the settings left at "auto". On CPU a bigger batch is not faster
@@ -193,6 +198,15 @@ class ServerConfig:
         if self.device is not Device.CPU or not self.small_batch_tokens:
             return 0
         return max(self.runtime_threads, min(self.cores, 4))
+
+
+def cgroup_cpu_limit(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> int | None:
+    """CPUs allowed by a cgroup v2 quota ("200000 100000" = 2), rounded up; None without a quota."""
+    try:
+        quota, period = path.read_text(encoding="ascii").split()[:2]
+        return None if quota == "max" else max(1, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        return None
 
 
 # name -> help. Type and default come from the dataclass; the env var is EMBEDRANK_<NAME>.

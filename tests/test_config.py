@@ -57,3 +57,21 @@ def test_auth_token_file_errors(tmp_path: Path) -> None:
         config.ServerConfig(Path("/m"), auth_token_file=str(empty)).auth_token()
     with pytest.raises(ConfigError, match="cannot read it"):
         config.ServerConfig(Path("/m"), auth_token_file=str(tmp_path / "missing")).auth_token()
+
+
+def test_a_container_cpu_limit_caps_the_cores(tmp_path: Path) -> None:
+    """cgroup v2 cpu.max: a quota of 1.5 CPUs counts as 2; "max" or no file means no limit."""
+    limit = tmp_path / "cpu.max"
+    limit.write_text("150000 100000\n")
+    assert config.cgroup_cpu_limit(limit) == 2
+    limit.write_text("max 100000\n")
+    assert config.cgroup_cpu_limit(limit) is None
+    assert config.cgroup_cpu_limit(tmp_path / "missing") is None
+    limit.write_text("garbage")
+    assert config.cgroup_cpu_limit(limit) is None
+
+
+def test_cores_follow_the_cgroup_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "cgroup_cpu_limit", lambda: 1)
+    cfg = config.ServerConfig(Path("/m"))
+    assert (cfg.cores, cfg.runtime_threads, cfg.runtime_workers) == (1, 1, 1)
