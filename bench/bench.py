@@ -154,23 +154,51 @@ def token_stats(texts_path: Path) -> dict[str, float]:
 
 
 class Server:
-    def __init__(self, flags: list[str]) -> None:
-        port_file = WORK / "port"
+    """`embedrank serve` on a free loopback port, its output in WORK/<name>.log. With ``serving``,
+    also wait for health SERVING (every model loaded and warmed, e.g. CUDA's length buckets)."""
+
+    def __init__(self, flags: list[str], *, repo: Path = REPO, name: str = "server", serving: bool = False,
+                 timeout: float = 300) -> None:
+        port_file = WORK / f"{name}-port"
         port_file.unlink(missing_ok=True)
-        cmd = [str(ROOT / ".venv/bin/embedrank"), "serve", "--model-repository", str(REPO), "--host", "127.0.0.1",
-               "--port", "0", "--port-file", str(port_file), *flags]
-        self.log = open(WORK / "server.log", "a")
+        # This interpreter's embedrank: .venv's here, a GPU machine's python3 with carried wheels there.
+        cmd = [sys.executable, "-m", "embedrank.server.cli", "serve", "--model-repository", str(repo),
+               "--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file), *flags]
+        self.log_path = WORK / f"{name}.log"
+        self.log = open(self.log_path, "a")
+        self.log.write(f"\n$ {' '.join(cmd)}\n")
+        self.log.flush()
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 300
+        deadline = time.time() + timeout
         while not (port_file.exists() and port_file.read_text().strip()):
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise SystemExit(f"server did not start; see {WORK / 'server.log'}")
+            self._check(deadline, "did not start")
             time.sleep(0.2)
         self.target = f"127.0.0.1:{port_file.read_text().strip()}"
+        if serving:
+            self._wait_serving(deadline)
+
+    def _check(self, deadline: float, what: str) -> None:
+        if self.proc.poll() is not None or time.time() > deadline:
+            raise SystemExit(f"server {what}; see {self.log_path}")
+
+    def _wait_serving(self, deadline: float) -> None:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        with grpc.insecure_channel(self.target) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                try:
+                    if stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except grpc.RpcError:
+                    pass
+                self._check(deadline, "never turned SERVING")
+                time.sleep(0.5)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
+        self.proc.wait(timeout=120)
         self.log.close()
 
 
@@ -240,8 +268,8 @@ def run_server_phase(cfg: argparse.Namespace, texts: Path, flags: list[str], var
 LOADED_LATENCY = ("minilm", "minilm-int8")
 
 
-def version_dir(name: str) -> Path:
-    return max((REPO / name).glob("*/manifest.json"), key=lambda p: int(p.parent.name)).parent
+def version_dir(name: str, repo: Path = REPO) -> Path:
+    return max((repo / name).glob("*/manifest.json"), key=lambda p: int(p.parent.name)).parent
 
 
 def latency(server: Server, texts: Path, mode: str, model: str, **opts: object) -> dict:

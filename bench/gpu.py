@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -122,47 +121,6 @@ class GpuMemory:
         }
 
 
-class Server:
-    def __init__(self, device: str, flags: list[str]) -> None:
-        port_file = WORK / "gpu-port"
-        port_file.unlink(missing_ok=True)
-        cmd = [PY, "-m", "embedrank.server.cli", "serve", "--model-repository", str(REPO), "--host", "127.0.0.1",
-               "--port", "0", "--port-file", str(port_file), "--device", device, *flags]
-        self.log = open(WORK / "gpu-server.log", "a")
-        self.log.write(f"\n$ {' '.join(cmd)}\n")
-        self.log.flush()
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 600
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if self.proc.poll() is not None or time.time() > deadline:
-                raise SystemExit(f"server did not start; see {WORK / 'gpu-server.log'}")
-            time.sleep(0.2)
-        self.target = f"127.0.0.1:{port_file.read_text().strip()}"
-        self._wait_serving(deadline)
-
-    def _wait_serving(self, deadline: float) -> None:
-        """Health SERVING: every model loaded and every length bucket warmed."""
-        import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        with grpc.insecure_channel(self.target) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            while True:
-                try:
-                    if stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                if self.proc.poll() is not None or time.time() > deadline:
-                    raise SystemExit(f"server never turned SERVING; see {WORK / 'gpu-server.log'}")
-                time.sleep(0.5)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=120)
-        self.log.close()
-
-
 def prepare_models(smoke: bool) -> Path:
     """Export fp32 (O2) and fp16 (O4) into REPO; the smoke run borrows the CPU benchmark's fp32 export."""
     stamp = bench.exporter_stamp()
@@ -194,7 +152,7 @@ def prepare_models(smoke: bool) -> Path:
 
 
 def version_dir(name: str) -> Path:
-    return max((REPO / name).glob("*/manifest.json"), key=lambda p: int(p.parent.name)).parent
+    return bench.version_dir(name, REPO)
 
 
 def load(target: str, texts: Path, mode: str, model: str, **opts: object) -> dict:
@@ -212,7 +170,7 @@ def load_cmd(target: str, texts: Path, mode: str, model: str, **opts: object) ->
 def one_process(cfg: argparse.Namespace, texts: Path, flags: list[str]) -> dict:
     log(f"embedrank serve --device {cfg.device} {' '.join(flags)} (loading, warming every bucket)")
     t = time.time()
-    server = Server(cfg.device, flags)
+    server = bench.Server(["--device", cfg.device, *flags], repo=REPO, name="gpu-server", serving=True, timeout=600)
     out: dict = {"flags": flags, "start_s": round(time.time() - t, 1)}
     log(f"  SERVING on {server.target} after {out['start_s']}s")
     try:
@@ -239,7 +197,7 @@ def many_processes(cfg: argparse.Namespace, texts: Path, flags: list[str]) -> di
     clients, per_client = 2 * cfg.processes, max(1, cfg.concurrency // 2)
     log(f"embedrank serve --device {cfg.device} {' '.join(flags)}")
     t = time.time()
-    server = Server(cfg.device, flags)
+    server = bench.Server(["--device", cfg.device, *flags], repo=REPO, name="gpu-server", serving=True, timeout=600)
     out: dict = {"flags": flags, "clients": clients, "per_client_in_flight": per_client, "start_s": round(time.time() - t, 1)}
     try:
         for name in VARIANTS:
@@ -287,9 +245,7 @@ def st(cfg: argparse.Namespace, texts: Path, src: Path) -> dict:
 
 
 def cosines(ref_path: str, path: str) -> dict[str, float]:
-    ref, got = np.load(ref_path), np.load(path)
-    cos = (ref * got).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1))
-    return {"mean": float(cos.mean()), "min": float(cos.min())}
+    return bench.cosines(np.load(ref_path), path)
 
 
 def environment(cfg: argparse.Namespace) -> dict:

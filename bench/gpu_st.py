@@ -12,11 +12,10 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
-from st_baseline import pct, timed_loop, versions, window
+from st_baseline import lone_latency, timed_loop, versions, window
 
 
 def main() -> None:
@@ -64,15 +63,7 @@ def main() -> None:
                 step = lambda i, pool=pool, chunk=chunk, batch=batch: len(model.encode(window(pool, i, chunk), batch_size=batch))  # noqa: E731
                 res[kind], _ = timed_loop(args.seconds, step)
             entry[f"batch_{batch}"] = res
-        sentences = pools["sentences"]
-        for i in range(30):
-            model.encode([sentences[i]])
-        times = []
-        for i in range(args.latency_n):
-            t = time.perf_counter()
-            model.encode([sentences[i % len(sentences)]])
-            times.append(time.perf_counter() - t)
-        entry["latency"] = pct(times)
+        entry["latency"] = lone_latency(model, pools["sentences"], args.latency_n, warmup=30)
         if cuda:
             entry["torch_max_reserved_mib"] = round(torch.cuda.max_memory_reserved() / 2**20, 1)
             entry["torch_max_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)

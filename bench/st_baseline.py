@@ -101,16 +101,20 @@ def bench_embed(model, pools: dict, args: argparse.Namespace) -> dict:  # type: 
         step = lambda i: len(model.encode(window(pool, i, args.chunk), batch_size=args.batch_size))  # noqa: E731
         model.encode(pool[: args.batch_size], batch_size=args.batch_size)  # warm-up
         out[kind], _ = timed_loop(args.seconds, step)
-    sentences = pools["sentences"]
-    for i in range(20):
+    out["latency"] = lone_latency(model, pools["sentences"], args.latency_n)
+    return out
+
+
+def lone_latency(model, sentences: list[str], n: int, warmup: int = 20) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """One sentence per encode call, one after another: p50/p99 of n calls after a warm-up."""
+    for i in range(warmup):
         model.encode([sentences[i]])
     times = []
-    for i in range(args.latency_n):
+    for i in range(n):
         t = time.perf_counter()
         model.encode([sentences[i % len(sentences)]])
         times.append(time.perf_counter() - t)
-    out["latency"] = pct(times)
-    return out
+    return pct(times)
 
 
 def bench_rerank(model, pools: dict, args: argparse.Namespace) -> dict:  # type: ignore[no-untyped-def]

@@ -164,17 +164,19 @@ class OvRuntime:
     def run(self, batch: Sequence[TokenSeq], *, lone: bool = False) -> dict[str, np.ndarray]:
         feed = pad_batch(batch, self._pad, with_type_ids="token_type_ids" in self._inputs)
         if lone and self._lone is not None:  # only ever on the event-loop thread: one request
-            result = self._lone.infer(feed, share_inputs=True, share_outputs=False)
-            return {name: np.asarray(result[i]) for i, name in enumerate(self._outputs)}
+            return self._infer(self._lone, feed)
         try:
             request = self._requests.get_nowait()
         except queue.Empty:
             request = self._compiled.create_infer_request()
         try:
-            result = request.infer(feed, share_inputs=True, share_outputs=False)
-            return {name: np.asarray(result[i]) for i, name in enumerate(self._outputs)}
+            return self._infer(request, feed)
         finally:
             self._requests.put(request)
+
+    def _infer(self, request: Any, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        result = request.infer(feed, share_inputs=True, share_outputs=False)
+        return {name: np.asarray(result[i]) for i, name in enumerate(self._outputs)}
 
     def health(self) -> bool:
         return True

@@ -50,7 +50,7 @@ def open_runtime(path: Path, graph: Graph, *, pad_token_id: int, settings: Runti
             path,
             threads=settings.threads,
             streams=settings.workers,
-            lone_threads=settings.lone_threads if settings.small_batch_tokens else 0,
+            lone_threads=settings.lone_threads,
             pad_token_id=pad_token_id,
             precision=graph.precision,
             cache_dir=settings.openvino_cache_dir,

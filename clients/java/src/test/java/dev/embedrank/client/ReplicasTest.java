@@ -59,6 +59,14 @@ class ReplicasTest {
     return "127.0.0.1:" + s.getPort();
   }
 
+  private static EmbedRankClient client(List<String> addresses) {
+    return EmbedRankClient.builder()
+        .addresses(addresses)
+        .usePlaintext()
+        .defaultDeadline(Duration.ofSeconds(10))
+        .build();
+  }
+
   @AfterEach
   void stop() throws InterruptedException {
     for (Server s : servers) {
@@ -69,12 +77,7 @@ class ReplicasTest {
   @Test
   void balancesOverEveryAddressAndRetriesPastADeadOne() throws Exception {
     List<String> addresses = List.of(start(), start(), start());
-    try (EmbedRankClient client =
-        EmbedRankClient.builder()
-            .addresses(addresses)
-            .usePlaintext()
-            .defaultDeadline(Duration.ofSeconds(10))
-            .build()) {
+    try (EmbedRankClient client = client(addresses)) {
       for (int i = 0; i < 30; i++) { // every subchannel connects
         client.listModels();
       }
@@ -98,12 +101,7 @@ class ReplicasTest {
   @Test
   void noCallsToAReplicaWhileItIsNotServing() throws Exception {
     List<String> addresses = List.of(start(), start());
-    try (EmbedRankClient client =
-        EmbedRankClient.builder()
-            .addresses(addresses)
-            .usePlaintext()
-            .defaultDeadline(Duration.ofSeconds(10))
-            .build()) {
+    try (EmbedRankClient client = client(addresses)) {
       for (int i = 0; i < 20; i++) {
         client.listModels();
       }
