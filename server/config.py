@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import enum
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -103,7 +104,7 @@ class ServerConfig:
             raise ConfigError(f"--auth-token-file {self.auth_token_file}: the file is empty")
         return token
 
-    @property
+    @functools.cached_property
     def cores(self) -> int:
         """The cores one server process may use, shared by --processes: its CPU affinity, capped by a
         cgroup CPU quota (a container's CPU limit, e.g. Kubernetes `resources.limits.cpu`, which the
@@ -177,9 +178,10 @@ class ServerConfig:
         if self.workers:
             return max(1, self.cores // self.workers)
         # One single-threaded batch per core: no thread hand-offs inside a run. Measured on 2 cores
-        # against one 2-thread batch at a time (2026-11-30, sentences/s, 4 x 32 in flight): ORT fp32
-        # 233 vs 222, OpenVINO bf16 391 vs 364, OpenVINO f32 236 vs 146. A lone query still gets
-        # every core: it runs on its own session (lone_threads).
+        # against one 2-thread batch at a time, in one `make bench` run (docs/benchmarks.md,
+        # 2026-11-30, sentences/s): ORT fp32 232 vs 208, int8 451 vs 396, OpenVINO bf16 389 vs 356,
+        # OpenVINO f32 240 vs 235. A lone query still gets every core: it runs on its own session
+        # (lone_threads).
         return 1
 
     @property
