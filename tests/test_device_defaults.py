@@ -16,7 +16,7 @@ from embedrank.server.runtime.onnx import OrtRuntime
 
 def test_cuda_picks_gpu_defaults_unless_set() -> None:
     cpu = config.parse(["--model-repository", "/m"])
-    assert (cpu.batch_tokens, cpu.batch_size, cpu.batch_fill, cpu.buckets) == (8192, 128, 0.9, ())
+    assert (cpu.batch_tokens, cpu.batch_size, cpu.batch_fill, cpu.buckets) == (8192, 128, 0.95, ())
     cuda = config.parse(["--model-repository", "/m", "--device", "cuda"])
     assert (cuda.batch_tokens, cuda.batch_size, cuda.batch_fill) == (65536, 512, 0.0)
     assert cuda.buckets == (16, 32, 64, 128, 256, 512)

@@ -175,7 +175,10 @@ class OvRuntime:
             self._requests.put(request)
 
     def _infer(self, request: Any, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        result = request.infer(feed, share_inputs=True, share_outputs=False)
+        # Inputs copied into the request's own tensors (a few KB a batch): with share_inputs=True a
+        # request keeps pointing at numpy memory freed after the call, and a benchmark script that
+        # then dropped such requests died of heap corruption in 2 of 3 runs (openvino 2026.4.1).
+        result = request.infer(feed, share_inputs=False, share_outputs=False)
         return {name: np.asarray(result[i]) for i, name in enumerate(self._outputs)}
 
     def health(self) -> bool:
