@@ -35,6 +35,7 @@ class ServerConfig:
     gpu_mem_limit_mb: int = 0
     small_batch_tokens: int = 512
     cpu_arena: bool = False
+    runtime_nice: int = 5
     max_inputs_per_request: int = 1024
     max_input_chars: int = 50_000
     max_inflight_inputs: int = 8192
@@ -73,6 +74,8 @@ class ServerConfig:
             raise ConfigError(f"--port must be 0..65535, got {self.port}")
         if self.threads < 0 or self.workers < 0:
             raise ConfigError("--threads and --workers must be >= 0 (0 = decided from the cores)")
+        if not 0 <= self.runtime_nice <= 19:
+            raise ConfigError(f"--runtime-nice must be 0..19 (0 = same priority as the event loop), got {self.runtime_nice}")
         if self.small_batch_tokens < 0:
             raise ConfigError(f"--small-batch-tokens must be >= 0 (0 = off), got {self.small_batch_tokens}")
         for name in ("max_batch_tokens", "max_batch_size", "gpu_mem_limit_mb"):
@@ -169,6 +172,7 @@ class ServerConfig:
             "max_batch_tokens": self.batch_tokens, "max_batch_size": self.batch_size,
             "min_batch_fill": self.batch_fill, "length_buckets": ",".join(map(str, self.buckets)) or "none",
             "small_batch_tokens": self.small_batch_tokens if self.lone_threads else 0,
+            "runtime_nice": self.runtime_nice,
             "gpu_mem_limit_mb": (self.gpu_mem_limit_mb or "auto") if self.device is Device.CUDA else "-",
         }
 
@@ -241,6 +245,9 @@ _HELP: dict[str, str] = {
     "with min(cores, 4) threads (ONNX Runtime: threads that spin during a run instead of waking per operator; "
     "OpenVINO: a latency-compiled model). It holds a second copy of the weights (about 90 MB for "
     "all-MiniLM-L6-v2 fp32). 0 = off.",
+    "runtime_nice": "How much lower (nice) the threads that run batches are scheduled than the event loop, 0..19 "
+    "(Linux): under full load the loop still answers at once (health checks, over-cap refusals, new requests "
+    "read and tokenized). 0 = the same priority.",
     "cpu_arena": "Keep ONNX Runtime's CPU memory arena: it holds on to its peak (a burst of long texts leaves "
     "hundreds of MB behind). Off by default: freed memory is handed back when the server goes idle.",
     "max_batch_tokens": "Token budget of one batch (longest input x rows, as padded). Larger batches "

@@ -25,6 +25,7 @@ def test_flags_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--max-batch-tokens", "-1"], "--max-batch-tokens must be >= 0"),
         (["--port", "70000"], "--port must be 0..65535"),
         (["--min-batch-fill", "1.5"], "--min-batch-fill must be within 0..1"),
+        (["--runtime-nice", "20"], "--runtime-nice must be 0..19"),
         (["--max-inputs-per-request", "100", "--max-inflight-inputs", "10"], "could never be admitted"),
         (["--threads", "x"], "--threads: cannot read 'x'"),
     ],

@@ -25,6 +25,7 @@ from typing import Any
 from embedrank.server import metrics
 from embedrank.server.errors import DeadlineExceeded, Unavailable
 from embedrank.server.runtime.base import TokenSeq
+from embedrank.server.runtime.priority import lower_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class BatchLimits:
     # running, runs on the event-loop thread itself: no hand-off to an executor thread and
     # back (the runtime releases the GIL). 0 = always hand off.
     inline_tokens: int = 0
+    # The executor threads run this much lower than the event loop (runtime/priority.py).
+    nice: int = 0
 
 
 class Batcher:
@@ -80,7 +83,9 @@ class Batcher:
         self._size = 0
         # `workers` batches at once: on a CPU, one single-threaded run per core beats one run
         # spread over the cores for the small batches serving sees.
-        self._executor = concurrent.futures.ThreadPoolExecutor(limits.workers, thread_name_prefix=f"run-{name}")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            limits.workers, thread_name_prefix=f"run-{name}", initializer=lower_this_thread, initargs=(limits.nice,)
+        )
         self._idle = limits.workers
         self._running: set[asyncio.Task[None]] = set()
         self._started = False

@@ -46,6 +46,7 @@ class Engine:
                 min_fill=config.batch_fill,
                 workers=config.runtime_workers,
                 inline_tokens=config.small_batch_tokens,
+                nice=config.runtime_nice,
             ),
             chunks=ChunkLimits(per_text=config.max_chunks_per_text, per_request=min(config.max_chunks_per_request, config.max_inflight_inputs)),
         )
@@ -67,6 +68,7 @@ class Engine:
             buckets=c.buckets,
             max_batch_tokens=c.batch_tokens,
             gpu_mem_limit_mb=c.gpu_mem_limit_mb,
+            nice=c.runtime_nice,
         )
         runtime = open_runtime(
             version.directory / m.graph.file, m.graph, pad_token_id=m.tokenizer.pad_token_id, settings=settings

@@ -15,6 +15,7 @@ from embedrank.server.config import Device
 from embedrank.server.errors import ConfigError
 from embedrank.server.manifest import Graph, RuntimeKind
 from embedrank.server.runtime.base import Runtime
+from embedrank.server.runtime.priority import on_lowered_thread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,7 @@ class RuntimeSettings:
     buckets: tuple[int, ...] = ()  # padded lengths (CUDA); empty = exact lengths
     max_batch_tokens: int = 8192
     gpu_mem_limit_mb: int = 0  # CUDA arena bound; 0 = sized from the model
+    nice: int = 0  # how much lower the runtime's own threads run than the caller (priority.py)
 
 
 def default_openvino_cache() -> Path:
@@ -40,6 +42,11 @@ def default_openvino_cache() -> Path:
 
 
 def open_runtime(path: Path, graph: Graph, *, pad_token_id: int, settings: RuntimeSettings) -> Runtime:
+    """Built on a thread lowered by ``settings.nice``, so the threads the runtime starts run lowered."""
+    return on_lowered_thread(settings.nice, lambda: _open(path, graph, pad_token_id=pad_token_id, settings=settings))
+
+
+def _open(path: Path, graph: Graph, *, pad_token_id: int, settings: RuntimeSettings) -> Runtime:
     if graph.runtime is RuntimeKind.OPENVINO:
         if settings.device is not Device.CPU:
             raise ConfigError(f"{path}: an OpenVINO model runs on the CPU only, not on {settings.device.value}; "

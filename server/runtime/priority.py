@@ -1,0 +1,58 @@
+"""Scheduling priority of the threads that run batches.
+
+Compute threads run a notch below the event loop (``--runtime-nice``): on a loaded CPU the loop
+then gets a core the moment it has work — a health check, an over-cap refusal, a new request to
+read and tokenize — instead of waiting out a compute thread's time slice. Measured on 2 cores,
+16 callers over the admission cap (2026-11-30): refusals p50/p99 3.6/15.7 ms at nice 0, 2.2/11.2 at
+5, 1.8/8.6 at 19; sentences/s unchanged (within noise). Linux only: there ``setpriority`` on a thread
+id changes that one thread, and threads inherit their creator's nice value, so a runtime built on a
+lowered thread starts its own pools (ONNX Runtime's intra-op threads, OpenVINO's streams) lowered too.
+Elsewhere it would lower the whole process, so it does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SUPPORTED = sys.platform.startswith("linux")
+
+
+def lower_this_thread(nice: int) -> None:
+    """Raise the calling thread's nice value by ``nice`` (capped at 19); no-op where unsupported."""
+    if not nice or not SUPPORTED:
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError as exc:  # e.g. a seccomp profile that forbids it: run at the loop's priority
+        log.warning("could not lower the priority of a runtime thread (%s); it runs at the event loop's", exc)
+
+
+def on_lowered_thread(nice: int, build: Callable[[], T]) -> T:
+    """``build()`` on a new thread lowered by ``nice``: the threads it starts inherit that priority."""
+    if not nice or not SUPPORTED:
+        return build()
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        lower_this_thread(nice)
+        try:
+            box["value"] = build()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="runtime-build")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]  # type: ignore[return-value]
