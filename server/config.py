@@ -120,12 +120,12 @@ class ServerConfig:
 
     # The device's defaults for the settings left at "auto". On CPU a bigger batch is not faster
     # per token and padding is pure waste: with one single-threaded batch per core, 4-16 rows run
-    # as fast per token as 32 (ORT fp32, 1 thread: 130/136/132/124 sentences/s at 4/8/16/32 rows), so
-    # the fill floor is 0.95: against 0.9, in turns on 2026-11-30 (4 x 32 in flight), sentences
-    # 229-235 -> 240-246/s (batches of 9.5 rows at fill 0.93 -> 6 rows at 0.97) and paragraphs
-    # 62 -> 70-74/s; 0.97-0.98 gave no more (fewer rows per batch). On a GPU padding is cheap and big batches win, and
-    # every new sequence length costs a slow first run (issue #9: fp16 up to 1.5 s), so lengths
-    # are padded up to a few buckets, each warmed at load.
+    # at least as fast per token as 32 (ORT fp32, 1 thread: 130/136/132/124 sentences/s at
+    # 4/8/16/32 rows), so the fill floor is 0.95: against 0.9, in turns on 2026-11-30 (4 x 32 in
+    # flight), sentences 229-235 -> 240-246/s (batches of 9.5 rows at fill 0.93 -> 6 rows at 0.97)
+    # and paragraphs 62 -> 70-74/s; 0.97-0.98 gave no more (fewer rows per batch). On a GPU
+    # padding is cheap and big batches win, and every new sequence length costs a slow first run
+    # (issue #9: fp16 up to 1.5 s), so lengths are padded up to a few buckets, each warmed at load.
     _AUTO = {
         Device.CPU: {"max_batch_tokens": 8192, "max_batch_size": 128, "min_batch_fill": 0.95, "length_buckets": ""},
         Device.CUDA: {"max_batch_tokens": 65536, "max_batch_size": 512, "min_batch_fill": 0.0,
