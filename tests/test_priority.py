@@ -22,15 +22,19 @@ from embedrank.server.runtime.select import RuntimeSettings, open_runtime
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="per-thread nice is Linux's")
 
 
-def nice_of(tid: int, pid: int | None = None) -> int:
+def stat(tid: int, pid: int | None = None) -> list[str]:
+    """The fields of /proc/PID/task/TID/stat after the command name (field 3 onwards)."""
     with open(f"/proc/{pid or os.getpid()}/task/{tid}/stat", encoding="ascii") as fh:
-        return int(fh.read().rsplit(")", 1)[1].split()[16])  # field 19: nice
+        return fh.read().rsplit(")", 1)[1].split()
+
+
+def nice_of(tid: int, pid: int | None = None) -> int:
+    return int(stat(tid, pid)[16])  # field 19: nice
 
 
 def cpu_ticks(pid: int, tid: int) -> int:
-    with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    fields = stat(tid, pid)
+    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 async def test_batches_run_on_threads_below_the_loop() -> None:

@@ -14,6 +14,7 @@ Elsewhere it would lower the whole process, so it does nothing.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import os
 import sys
@@ -43,18 +44,7 @@ def on_lowered_thread(nice: int, build: Callable[[], T]) -> T:
     """``build()`` on a new thread lowered by ``nice``: the threads it starts inherit that priority."""
     if not nice or not SUPPORTED:
         return build()
-    box: dict[str, object] = {}
-
-    def run() -> None:
-        lower_this_thread(nice)
-        try:
-            box["value"] = build()
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
-            box["error"] = exc
-
-    thread = threading.Thread(target=run, name="runtime-build")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box["value"]  # type: ignore[return-value]
+    with concurrent.futures.ThreadPoolExecutor(
+        1, thread_name_prefix="runtime-build", initializer=lower_this_thread, initargs=(nice,)
+    ) as pool:
+        return pool.submit(build).result()
