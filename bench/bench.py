@@ -1,6 +1,6 @@
 """The embedrank benchmark: exports, server + load generator, sentence-transformers baselines, report.
 
-    bash bench/run.sh            # full run (~10 min on 2 cores), writes docs/benchmarks.md + PNG
+    bash bench/run.sh            # full run (~20 min on 2 cores), writes docs/benchmarks.md + PNG
     bash bench/run.sh --quick    # ~3 min smoke run, writes .cache/bench/work/benchmarks.md
 
 Everything it makes lives under .cache/bench/ (git-ignored): repo/ (the model repository),
@@ -292,7 +292,8 @@ def run_refusals(cfg: argparse.Namespace, texts: Path) -> dict:
         server.stop()
 
 
-def run_st(python: Path, label: str, backends: list[str], cfg: argparse.Namespace, texts: Path, paths: dict) -> dict:
+def run_st(python: Path, label: str, backends: list[str], cfg: argparse.Namespace, texts: Path, paths: dict,
+           extra: tuple[str, ...] = ()) -> dict:
     """One sentence-transformers process; the main venv loads the packaged checkpoints as they are."""
     own = python == MAIN_PY
     cmd = [str(python), str(HERE / "st_baseline.py"), "--texts", str(texts), "--backends", ",".join(backends),
@@ -300,12 +301,48 @@ def run_st(python: Path, label: str, backends: list[str], cfg: argparse.Namespac
            "--rerank-model", str(paths["rerank_src"] if own else st_copy(label, paths["rerank_src"])),
            "--seconds", str(cfg.seconds), "--batch-size", str(cfg.batch),
            "--chunk", str(cfg.batch * cfg.concurrency), "--docs", str(cfg.docs),
-           "--latency-n", str(cfg.latency_n), "--fidelity-n", str(cfg.fidelity_n), "--dump-dir", str(WORK)]
-    log(f"sentence-transformers in-process ({label}): {', '.join(backends)}")
+           "--latency-n", str(cfg.latency_n), "--fidelity-n", str(cfg.fidelity_n), "--dump-dir", str(WORK), *extra]
+    log(f"sentence-transformers in-process ({label}): {', '.join(backends)}{' ' + ' '.join(extra) if extra else ''}")
     with open(WORK / f"st-{label}.log", "w") as err:
         out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=err, text=True,
                              env={**os.environ, "TOKENIZERS_PARALLELISM": "true"})
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# The sentence targets measured again in rounds, each side right after the other: the single pass
+# above measures embedrank and ST minutes apart, and this box's speed drifts by up to ±10% in that
+# time (2026-11-30), as much as the margins of the targets. (what, ST venv or embedrank) in order;
+# every other round runs in the reverse order so that a steady drift favours neither side.
+PAIRED = [("onnx", BENCH_PY), ("minilm", None), ("minilm-ov-bf16", None), ("openvino", BENCH_OV_PY)]
+
+
+def run_paired(cfg: argparse.Namespace, texts: Path, paths: dict) -> list[dict[str, float]]:
+    """Sentences/s of each PAIRED entry, per round; the server serves only the paired variants."""
+    repo = WORK / "paired-repo"
+    shutil.rmtree(repo, ignore_errors=True)
+    repo.mkdir(parents=True)
+    for name, python in PAIRED:
+        if python is None:
+            (repo / name).symlink_to(REPO / name)
+    log(f"the sentence targets in {cfg.rounds} rounds, in turns: {', '.join(name for name, _ in PAIRED)}")
+    server = Server(cfg.server_flags.split(), repo=repo, name="paired")
+    rounds = []
+    try:
+        for i in range(cfg.rounds):
+            got: dict[str, float] = {}
+            for name, python in PAIRED if i % 2 == 0 else PAIRED[::-1]:
+                if python is None:
+                    log(f"round {i + 1}: embedrank {name}")
+                    res = load(server, texts, "encode", name, kind="sentences", batch=cfg.batch,
+                               concurrency=cfg.concurrency, seconds=cfg.seconds)
+                else:
+                    res = run_st(python, "openvino" if python == BENCH_OV_PY else "bench", [name], cfg, texts, paths,
+                                 ("--sentences-only",))["backends"][name]["embed"]["sentences"]
+                got[name] = res["items_per_s"]
+            rounds.append(got)
+    finally:
+        server.stop()
+    return rounds
 
 
 def cosines(ref: np.ndarray, path: str) -> dict[str, float]:
@@ -353,9 +390,11 @@ def main() -> None:
     ap.add_argument("--tuned-flags", default="--threads 2 --workers 1",
                     help="flags of a second, throughput-only server run, the alternative set-up ('' to skip; default: "
                     "%(default)s, one batch over both cores: the CPU default before 2026-11-30)")
+    ap.add_argument("--rounds", type=int, help="rounds of the sentence targets in turns (default 3, quick 1; 0 skips)")
     ap.add_argument("--out", type=Path, help="markdown report (default docs/benchmarks.md; quick: .cache/bench/work/benchmarks.md)")
     cfg = ap.parse_args()
     cfg.seconds = cfg.seconds or (3.0 if cfg.quick else 10.0)
+    cfg.rounds = (1 if cfg.quick else 3) if cfg.rounds is None else cfg.rounds
     cfg.latency_n = 100 if cfg.quick else 300
     cfg.rerank_latency_n = 3 if cfg.quick else 8
     cfg.fidelity_n = 256
@@ -388,6 +427,8 @@ def main() -> None:
     bench_backends = ["onnx"] if cfg.quick else ["onnx", "onnx-o2", "onnx-int8"]
     results["st"]["bench"] = run_st(BENCH_PY, "bench", bench_backends, cfg, texts, paths)
     results["st"]["openvino"] = run_st(BENCH_OV_PY, "openvino", ["openvino"], cfg, texts, paths)
+    if cfg.rounds:
+        results["paired"] = run_paired(cfg, texts, paths)
 
     ref = np.load(results["st"]["main"]["backends"]["torch"]["dump"])  # the exporter's reference too
     for name, res in results["embedrank"].items():

@@ -93,14 +93,15 @@ def window(pool: list[str], i: int, size: int) -> list[str]:
     return (pool + pool)[start : start + size]
 
 
+def throughput(model, pool: list[str], args: argparse.Namespace) -> dict:  # type: ignore[no-untyped-def]
+    """Calls of --chunk texts (ST sorts each call by length), --batch-size texts per forward pass."""
+    model.encode(pool[: args.batch_size], batch_size=args.batch_size)  # warm-up
+    summary, _ = timed_loop(args.seconds, lambda i: len(model.encode(window(pool, i, args.chunk), batch_size=args.batch_size)))
+    return summary
+
+
 def bench_embed(model, pools: dict, args: argparse.Namespace) -> dict:  # type: ignore[no-untyped-def]
-    out: dict = {}
-    for kind in ("sentences", "paragraphs"):
-        pool = pools[kind]
-        # Calls of --chunk texts (ST sorts each call by length), --batch-size texts per forward pass.
-        step = lambda i: len(model.encode(window(pool, i, args.chunk), batch_size=args.batch_size))  # noqa: E731
-        model.encode(pool[: args.batch_size], batch_size=args.batch_size)  # warm-up
-        out[kind], _ = timed_loop(args.seconds, step)
+    out: dict = {kind: throughput(model, pools[kind], args) for kind in ("sentences", "paragraphs")}
     out["latency"] = lone_latency(model, pools["sentences"], args.latency_n)
     return out
 
@@ -144,6 +145,8 @@ def main() -> None:
     ap.add_argument("--latency-n", type=int, default=300)
     ap.add_argument("--fidelity-n", type=int, default=1000)
     ap.add_argument("--dump-dir", required=True, help="embeddings of the first --fidelity-n sentences go here")
+    ap.add_argument("--sentences-only", action="store_true",
+                    help="only the sentence throughput of each backend (bench.py's rounds in turns with the server)")
     args = ap.parse_args()
 
     import torch
@@ -156,6 +159,9 @@ def main() -> None:
     for backend in args.backends.split(","):
         print(f"  st {backend}: embeddings", file=sys.stderr, flush=True)
         model = load(SentenceTransformer, args.embed_model, backend)
+        if args.sentences_only:
+            result["backends"][backend] = {"embed": {"sentences": throughput(model, pools["sentences"], args)}}
+            continue
         emb = model.encode(pools["sentences"][: args.fidelity_n], batch_size=args.batch_size)
         dump = os.path.join(args.dump_dir, f"st-{result['versions']['sentence-transformers']}-{backend}.npy")
         np.save(dump, emb)
