@@ -17,7 +17,7 @@ $(VENV)/.demo: pyproject.toml
 	$(PIP_INSTALL) -e '.[export]'
 	touch $@
 
-# Everything: the demo's packages, plus pytest, grpcio-tools, mypy-protobuf, tqdm and matplotlib.
+# Everything: the demo's packages, plus pytest, grpcio-tools, mypy-protobuf, mypy, tqdm and matplotlib.
 $(VENV)/.installed: $(VENV)/.demo
 	$(PIP_INSTALL) -e '.[export,dev,bench]'
 	touch $@
@@ -34,10 +34,11 @@ demo: install-demo
 serve: install-demo
 	$(BIN)/embedrank serve --model-repository $(MODEL_REPO)
 
-# The chart check (below), generated code is current, then every test (Python, and the Go and Java
-# clients against a live server). CI runs exactly this (.ci/run).
+# The chart check (below), generated code is current, mypy --strict over the package, then every
+# test (Python, and the Go and Java clients against a live server). CI runs exactly this (.ci/run).
 test: install chart-check
 	PYTHON=$(BIN)/python bash protos/generate.sh --check
+	PYTHON=$(BIN)/python bash .ci/typecheck
 	$(BIN)/python -m pytest -ra
 
 protos: install

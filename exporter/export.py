@@ -76,7 +76,7 @@ def export_onnx(source: Source, path: Path) -> list[str]:
         types[:, 8:] = 1 if source.kind is ModelKind.RERANK else 0
         sample["token_type_ids"] = types
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
-    dynamic = {n: {0: "batch", 1: "sequence"} for n in names}
+    dynamic: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
     dynamic.update({o: {0: "batch"} for o in outputs})
     with torch.inference_mode(), warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -117,7 +117,7 @@ def quantize_int8(src: Path, dst_xml: Path, tokenizer: TextTokenizer, inputs: Se
     except ImportError as exc:
         raise ConfigError(f"--precision int8 with --runtime openvino needs NNCF ({exc}); install it with: "
                           f"{INSTALL_LINE}") from None
-    items = list(texts)[:CALIBRATION_ITEMS]
+    items = texts[:CALIBRATION_ITEMS]
     seqs, _ = tokenizer.encode(items, truncate=Truncate.END, field="calibration")
     samples = [pad_batch([seq], pad_token_id, with_type_ids="token_type_ids" in inputs) for seq in seqs]
     model = ov.Core().read_model(str(src))

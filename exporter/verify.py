@@ -22,7 +22,8 @@ from embedrank.server.manifest import Activation
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     num = (a.astype(np.float64) * b).sum(axis=1)
     den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return num / np.maximum(den, 1e-12)
+    out: np.ndarray = num / np.maximum(den, 1e-12)
+    return out
 
 
 def reference_embeddings(source: Source, texts: list[str]) -> np.ndarray:

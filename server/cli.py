@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from embedrank.server import config as config_mod
 from embedrank.server.errors import EmbedRankError
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     config_mod.add_arguments(serve)
 
     export = sub.add_parser("export", help="Export a sentence-transformers checkpoint into a model repository.")
+    add_export_arguments: Callable[[argparse.ArgumentParser], None] | None
     try:
         from embedrank.exporter.cli import add_arguments as add_export_arguments
     except ImportError:  # the server-only install has no exporter

@@ -14,7 +14,7 @@ from embedrank.server.errors import Unauthenticated
 _OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
-class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has no types
     def __init__(self, token: str) -> None:
         self._expected = f"Bearer {token}".encode()
 

@@ -13,7 +13,7 @@ from typing import Any
 from grpc_health.v1 import health, health_pb2
 
 
-class HealthServicer(health.aio.HealthServicer):
+class HealthServicer(health.aio.HealthServicer):  # type: ignore[misc]  # grpc_health has no types
     def __init__(self) -> None:
         super().__init__()
         self._ended = asyncio.Event()

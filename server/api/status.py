@@ -39,7 +39,7 @@ def new_request_id() -> str:
 def code_for(exc: errors.EmbedRankError) -> grpc.StatusCode:
     for cls in type(exc).__mro__:
         if cls in STATUS_TABLE:
-            return STATUS_TABLE[cls]  # type: ignore[index]
+            return STATUS_TABLE[cls]
     return grpc.StatusCode.INTERNAL
 
 

@@ -25,7 +25,8 @@ class OutputPrecision(enum.Enum):
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     # Same clamp as torch.nn.functional.normalize (eps 1e-12).
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    out: np.ndarray = (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    return out
 
 
 def shape_embeddings(x: np.ndarray, *, dimensions: int, normalize: bool) -> np.ndarray:

@@ -15,14 +15,15 @@ from embedrank.server.runtime.base import TokenSeq
 
 
 def activate(logits: np.ndarray, activation: Activation) -> np.ndarray:
+    out: np.ndarray = logits
     if activation is Activation.SIGMOID:
-        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
-    if activation is Activation.SOFTMAX:
+        out = 1.0 / (1.0 + np.exp(-logits))
+    elif activation is Activation.SOFTMAX:
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
-    if activation is Activation.TANH:
-        return np.tanh(logits).astype(np.float32)
-    return logits.astype(np.float32)
+        out = shifted / shifted.sum(axis=1, keepdims=True)
+    elif activation is Activation.TANH:
+        out = np.tanh(logits)
+    return out.astype(np.float32)
 
 
 class RerankModel(ServedModel):

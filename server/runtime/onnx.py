@@ -19,8 +19,9 @@ from embedrank.server.runtime.base import TokenSeq, pad_batch
 log = logging.getLogger(__name__)
 
 try:  # glibc only; elsewhere memory stays with the allocator
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
-    _LIBC.malloc_trim.argtypes = [ctypes.c_size_t]
+    _libc = ctypes.CDLL("libc.so.6")
+    _libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    _LIBC: ctypes.CDLL | None = _libc
 except (OSError, AttributeError):
     _LIBC = None
 
@@ -104,7 +105,7 @@ class OrtRuntime:
         self._pad = pad_token_id
         self._buckets = sorted(set(buckets))
         self._max_tokens = max_batch_tokens
-        self._provider = self._session.get_providers()[0]
+        self._provider: str = self._session.get_providers()[0]
         log.info(
             "loaded %s on %s (%d threads%s): inputs %s", path, self._provider, threads,
             f"; a lone batch up to {self._small_tokens} tokens on a {lone_threads}-thread spinning session"

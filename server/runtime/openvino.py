@@ -52,7 +52,7 @@ _OUTPUTS = {"sentence_embedding", "pooled_embedding", "logits"}
 def _name(port: Any, known: set[str]) -> str:
     """The port's name embedrank uses: a tensor can carry several (the ONNX output's and its producer's)."""
     names = port.get_names()
-    return next((n for n in sorted(names) if n in known), port.any_name)
+    return str(next((n for n in sorted(names) if n in known), port.any_name))
 
 
 def load_openvino() -> ModuleType:

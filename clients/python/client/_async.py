@@ -47,7 +47,10 @@ class AsyncClient:
             raise EmbedRankError.from_rpc_error(err) from None
 
     async def encode_raw(self, model: str, texts: Sequence[str], *, timeout: float | None = None, **options: Any) -> embed_pb2.EncodeResponse:
-        return await self._call(self._embed.Encode, _codec.encode_request(model, texts, **options), timeout)
+        response: embed_pb2.EncodeResponse = await self._call(
+            self._embed.Encode, _codec.encode_request(model, texts, **options), timeout
+        )
+        return response
 
     @overload
     async def encode(

@@ -18,7 +18,7 @@ _PRECISION = {
     "binary": embed_pb2.PRECISION_BINARY,
     "ubinary": embed_pb2.PRECISION_UBINARY,
 }
-_DTYPE = {
+_DTYPE: dict[int, np.dtype[Any]] = {
     embed_pb2.PRECISION_FLOAT32: np.dtype("<f4"),
     embed_pb2.PRECISION_INT8: np.dtype(np.int8),
     embed_pb2.PRECISION_UINT8: np.dtype(np.uint8),
@@ -97,10 +97,8 @@ def decode_chunked(resp: embed_pb2.EncodeResponse, texts: Sequence[str]) -> Chun
 
 def _matrix(emb: embed_pb2.Embeddings) -> np.ndarray:
     dtype = _DTYPE[emb.precision]
-    data = np.frombuffer(emb.data, dtype=dtype)
-    if emb.rows == 0:
-        return data.reshape(0, emb.dimensions)
-    return data.reshape(emb.rows, -1)
+    data: np.ndarray = np.frombuffer(emb.data, dtype=dtype)
+    return data.reshape(0, emb.dimensions) if emb.rows == 0 else data.reshape(emb.rows, -1)
 
 
 def rerank_request(

@@ -51,7 +51,8 @@ class Client:
 
     def encode_raw(self, model: str, texts: Sequence[str], **options: Any) -> embed_pb2.EncodeResponse:
         """The whole EncodeResponse (token counts, truncated flags, timing metadata)."""
-        return self._call(self._embed.Encode, _codec.encode_request(model, texts, **options))
+        response: embed_pb2.EncodeResponse = self._call(self._embed.Encode, _codec.encode_request(model, texts, **options))
+        return response
 
     @overload
     def encode(self, model: str, texts: Sequence[str], *, return_chunks: Literal[False] = False, **options: Any) -> np.ndarray: ...
