@@ -313,7 +313,8 @@ def run_st(python: Path, label: str, backends: list[str], cfg: argparse.Namespac
 # above measures embedrank and ST minutes apart, and this box's speed drifts by up to ±10% in that
 # time (2026-11-30), as much as the margins of the targets. (what, ST venv or embedrank) in order;
 # every other round runs in the reverse order so that a steady drift favours neither side.
-PAIRED = [("onnx", BENCH_PY), ("minilm", None), ("minilm-ov-bf16", None), ("openvino", BENCH_OV_PY)]
+PAIRED = [("onnx", BENCH_PY), ("minilm", None), ("minilm-ov-fp32", None), ("minilm-ov-bf16", None),
+          ("openvino", BENCH_OV_PY)]
 
 
 def run_paired(cfg: argparse.Namespace, texts: Path, paths: dict) -> list[dict[str, float]]:
