@@ -23,6 +23,12 @@ bf16 where native, else f32. Threads and streams follow the server's settings: o
 concurrent batch worker, ``threads`` per stream (by default one stream of one thread per core), threads
 not pinned (the cores are shared with the event loop, gRPC and the tokenizer); a lone query runs on a
 second model compiled as one stream over ``lone_threads``.
+
+Where a bf16 batch's time goes (all-MiniLM-L6-v2, 6 rows x 25 tokens, one thread, PERF_COUNT,
+2026-11-30): FullyConnected 86% at ~200 GFLOP/s, this core's bf16 peak (Zen 4 AVX512-BF16, no AMX);
+attention 9%; the rest under 5%. Outside the kernels, every change of input shape costs about 1 ms
+(shapes and memory re-planned over ~200 nodes; the same when alternating between two shapes, with
+bounded dynamic dimensions, or with Snippets off), so batches of a few rows pay it noticeably.
 """
 
 from __future__ import annotations
