@@ -33,6 +33,7 @@ CACHE = ROOT / ".cache" / "bench"
 REPO, SRC, ST, WORK = CACHE / "repo", CACHE / "src", CACHE / "st", CACHE / "work"
 MAIN_PY, BENCH_PY = ROOT / ".venv" / "bin" / "python", ROOT / ".venv-bench" / "bin" / "python"
 BENCH_OV_PY = ROOT / ".venv-bench-ov" / "bin" / "python"  # ST's OpenVINO backend (optimum-intel)
+ST_VENVS = {"main": MAIN_PY, "bench": BENCH_PY, "openvino": BENCH_OV_PY}  # run_st's label -> its python
 HERE = Path(__file__).resolve().parent
 
 # model name -> (checkpoint, export flags). All get --fidelity so every variant has a report.
@@ -292,9 +293,11 @@ def run_refusals(cfg: argparse.Namespace, texts: Path) -> dict:
         server.stop()
 
 
-def run_st(python: Path, label: str, backends: list[str], cfg: argparse.Namespace, texts: Path, paths: dict,
+def run_st(label: str, backends: list[str], cfg: argparse.Namespace, texts: Path, paths: dict,
            extra: tuple[str, ...] = ()) -> dict:
-    """One sentence-transformers process; the main venv loads the packaged checkpoints as they are."""
+    """One sentence-transformers process in the venv ``label`` names (ST_VENVS); the main venv loads
+    the packaged checkpoints as they are."""
+    python = ST_VENVS[label]
     own = python == MAIN_PY
     cmd = [str(python), str(HERE / "st_baseline.py"), "--texts", str(texts), "--backends", ",".join(backends),
            "--embed-model", str(paths["embed_src"] if own else st_copy(label, paths["embed_src"])),
@@ -311,10 +314,10 @@ def run_st(python: Path, label: str, backends: list[str], cfg: argparse.Namespac
 
 # The sentence targets measured again in rounds, each side right after the other: the single pass
 # above measures embedrank and ST minutes apart, and this box's speed drifts by up to ±10% in that
-# time (2026-11-30), as much as the margins of the targets. (what, ST venv or embedrank) in order;
-# every other round runs in the reverse order so that a steady drift favours neither side.
-PAIRED = [("onnx", BENCH_PY), ("minilm", None), ("minilm-ov-fp32", None), ("minilm-ov-bf16", None),
-          ("openvino", BENCH_OV_PY)]
+# time (2026-11-30), as much as the margins of the targets. (what, ST venv label or None for
+# embedrank) in order; every other round runs in reverse so that a steady drift favours neither side.
+PAIRED = [("onnx", "bench"), ("minilm", None), ("minilm-ov-fp32", None), ("minilm-ov-bf16", None),
+          ("openvino", "openvino")]
 
 
 def run_paired(cfg: argparse.Namespace, texts: Path, paths: dict) -> list[dict[str, float]]:
@@ -322,8 +325,8 @@ def run_paired(cfg: argparse.Namespace, texts: Path, paths: dict) -> list[dict[s
     repo = WORK / "paired-repo"
     shutil.rmtree(repo, ignore_errors=True)
     repo.mkdir(parents=True)
-    for name, python in PAIRED:
-        if python is None:
+    for name, venv in PAIRED:
+        if venv is None:
             (repo / name).symlink_to(REPO / name)
     log(f"the sentence targets in {cfg.rounds} rounds, in turns: {', '.join(name for name, _ in PAIRED)}")
     server = Server(cfg.server_flags.split(), repo=repo, name="paired")
@@ -331,13 +334,13 @@ def run_paired(cfg: argparse.Namespace, texts: Path, paths: dict) -> list[dict[s
     try:
         for i in range(cfg.rounds):
             got: dict[str, float] = {}
-            for name, python in PAIRED if i % 2 == 0 else PAIRED[::-1]:
-                if python is None:
+            for name, venv in PAIRED if i % 2 == 0 else PAIRED[::-1]:
+                if venv is None:
                     log(f"round {i + 1}: embedrank {name}")
                     res = load(server, texts, "encode", name, kind="sentences", batch=cfg.batch,
                                concurrency=cfg.concurrency, seconds=cfg.seconds)
                 else:
-                    res = run_st(python, "openvino" if python == BENCH_OV_PY else "bench", [name], cfg, texts, paths,
+                    res = run_st(venv, [name], cfg, texts, paths,
                                  ("--sentences-only",))["backends"][name]["embed"]["sentences"]
                 got[name] = res["items_per_s"]
             rounds.append(got)
@@ -424,10 +427,10 @@ def main() -> None:
     results["refusals"] = run_refusals(cfg, texts)
     if cfg.tuned_flags:
         results["tuned"] = run_server_phase(cfg, texts, cfg.tuned_flags.split(), tuned_variants, full=False)
-    results["st"] = {"main": run_st(MAIN_PY, "main", ["torch"], cfg, texts, paths)}
+    results["st"] = {"main": run_st("main", ["torch"], cfg, texts, paths)}
     bench_backends = ["onnx"] if cfg.quick else ["onnx", "onnx-o2", "onnx-int8"]
-    results["st"]["bench"] = run_st(BENCH_PY, "bench", bench_backends, cfg, texts, paths)
-    results["st"]["openvino"] = run_st(BENCH_OV_PY, "openvino", ["openvino"], cfg, texts, paths)
+    results["st"]["bench"] = run_st("bench", bench_backends, cfg, texts, paths)
+    results["st"]["openvino"] = run_st("openvino", ["openvino"], cfg, texts, paths)
     if cfg.rounds:
         results["paired"] = run_paired(cfg, texts, paths)
 

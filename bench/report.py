@@ -156,7 +156,7 @@ def render(r: dict, png_name: str) -> str:
         for i, x in enumerate(rounds, 1):
             w(f"| {i}{' (reversed)' if i % 2 == 0 else ''} | " + " | ".join(f"{x[n]:.0f}" for n in names) + " |")
     others = other_load(r)
-    w(f"\nRead these with the machine in mind: 2 cores, shared"
+    w("\nRead these with the machine in mind: 2 cores, shared"
       + (f" — other work on the box took {others:.0f}% of one core on average during the embedrank runs, and "
          "the ST runs saw the same (their machine CPU column is at ~200% too)" if others is not None else "")
       + ". Both sides ran under the same conditions, one after the other, but single numbers can move by tens of "
