@@ -81,8 +81,28 @@ def exporter_stamp() -> str:
     return digest.hexdigest()[:16]
 
 
-def prepare_models() -> dict[str, Path]:
-    """The reranker checkpoint, the embedrank exports, and sentence-transformers' private copies."""
+def cpu_features() -> dict[str, list[str]]:
+    """What this CPU offers that the variants' speed hangs on: the host under this box changes from
+    day to day (2026-11-30 a Zen 4 with AVX-512, VNNI and BF16; 2026-12-01 a Zen 3 with AVX2 only)."""
+    from embedrank.server.runtime.openvino import cpu_capabilities
+
+    flags = set(next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split(":", 1)[1].split())
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]
+    return {"isa": isa, "openvino": list(cpu_capabilities())}
+
+
+def unsupported(features: dict[str, list[str]]) -> dict[str, str]:
+    """Variants this CPU cannot run as meant, with the reason: skipped, and the report says so."""
+    if "BF16" in features["openvino"]:
+        return {}
+    why = (f"this CPU has no native bf16 (OpenVINO CPU capabilities: {', '.join(features['openvino'])}): "
+           "`embedrank export` refuses bf16 here, and OpenVINO would run a forced bf16 as f32 (its compiled model "
+           "reports inference precision f32), so there is no bf16 to measure")
+    return {name: why for name, (_, flags) in VARIANTS.items() if "bf16" in flags}
+
+
+def prepare_models(skip: dict[str, str]) -> dict[str, Path]:
+    """The reranker checkpoint, the embedrank exports but ``skip``'s, and sentence-transformers' private copies."""
     sources = {"embed": minilm_path(), "rerank": SRC / "minilm-rerank"}
     if not (sources["rerank"] / "config.json").exists():
         log("building the reranker checkpoint (all-MiniLM-L6-v2 + seeded head, tests/checkpoints.py)")
@@ -99,7 +119,7 @@ def prepare_models() -> dict[str, Path]:
     REPO.mkdir(parents=True, exist_ok=True)
     stamp_file.write_text(stamp + "\n")
     for name, (src, flags) in VARIANTS.items():
-        if list((REPO / name).glob("*/manifest.json")):
+        if name in skip or list((REPO / name).glob("*/manifest.json")):
             continue
         log(f"exporting {name} ({' '.join(flags) or 'default: O2 fp32'})")
         t = time.time()
@@ -320,21 +340,22 @@ PAIRED = [("onnx", "bench"), ("minilm", None), ("minilm-ov-fp32", None), ("minil
           ("openvino", "openvino")]
 
 
-def run_paired(cfg: argparse.Namespace, texts: Path, paths: dict) -> list[dict[str, float]]:
-    """Sentences/s of each PAIRED entry, per round; the server serves only the paired variants."""
+def run_paired(cfg: argparse.Namespace, texts: Path, paths: dict, skip: dict[str, str]) -> list[dict[str, float]]:
+    """Sentences/s of each PAIRED entry but ``skip``'s, per round; the server serves only the paired variants."""
     repo = WORK / "paired-repo"
     shutil.rmtree(repo, ignore_errors=True)
     repo.mkdir(parents=True)
-    for name, venv in PAIRED:
+    paired = [(name, venv) for name, venv in PAIRED if name not in skip]
+    for name, venv in paired:
         if venv is None:
             (repo / name).symlink_to(REPO / name)
-    log(f"the sentence targets in {cfg.rounds} rounds, in turns: {', '.join(name for name, _ in PAIRED)}")
+    log(f"the sentence targets in {cfg.rounds} rounds, in turns: {', '.join(name for name, _ in paired)}")
     server = Server(cfg.server_flags.split(), repo=repo, name="paired")
     rounds = []
     try:
         for i in range(cfg.rounds):
             got: dict[str, float] = {}
-            for name, venv in PAIRED if i % 2 == 0 else PAIRED[::-1]:
+            for name, venv in paired if i % 2 == 0 else paired[::-1]:
                 if venv is None:
                     log(f"round {i + 1}: embedrank {name}")
                     res = load(server, texts, "encode", name, kind="sentences", batch=cfg.batch,
@@ -406,16 +427,23 @@ def main() -> None:
         cfg.out = WORK / "benchmarks.md" if cfg.quick else ROOT / "docs" / "benchmarks.md"
     if not BENCH_PY.exists() or not BENCH_OV_PY.exists():
         raise SystemExit("no .venv-bench or .venv-bench-ov: run bench/run.sh, which creates them")
+    features = cpu_features()
+    skip = unsupported(features)
+    for name, why in skip.items():
+        log(f"skipping {name}: {why}")
     variants = ["minilm", "minilm-int8", "minilm-ov-bf16", "minilm-rerank"] if cfg.quick else list(VARIANTS)
+    variants = [name for name in variants if name not in skip]
     tuned_variants = ["minilm"] if cfg.quick else ["minilm", "minilm-int8", "minilm-ov-fp32", "minilm-ov-bf16"]
+    tuned_variants = [name for name in tuned_variants if name not in skip]
 
     started = time.time()
     env = environment()
-    paths = prepare_models()
+    env["cpu_features"] = features
+    paths = prepare_models(skip)
     texts = write_texts()
     (WORK / "server.log").unlink(missing_ok=True)
     results = {"env": env, "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()},
-               "tokens": token_stats(texts), "manifests": {name: manifest(name) for name in variants}}
+               "skipped": skip, "tokens": token_stats(texts), "manifests": {name: manifest(name) for name in variants}}
     log("ceiling: embedrank's graphs straight in ONNX Runtime, 1 and 2 threads")
     ceiling = subprocess.run([str(MAIN_PY), str(HERE / "ceiling.py"), "--repo", str(REPO), "--texts", str(texts),
                               "--batch", str(cfg.batch), "--seconds", str(min(cfg.seconds, 4))],
@@ -432,7 +460,7 @@ def main() -> None:
     results["st"]["bench"] = run_st("bench", bench_backends, cfg, texts, paths)
     results["st"]["openvino"] = run_st("openvino", ["openvino"], cfg, texts, paths)
     if cfg.rounds:
-        results["paired"] = run_paired(cfg, texts, paths)
+        results["paired"] = run_paired(cfg, texts, paths, skip)
 
     ref = np.load(results["st"]["main"]["backends"]["torch"]["dump"])  # the exporter's reference too
     for name, res in results["embedrank"].items():

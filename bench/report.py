@@ -124,6 +124,7 @@ def render(r: dict, png_name: str) -> str:
       "(see [where the time goes](#where-the-time-goes)); the targets are judged on the defaults. The exact fp32 "
       "target is met when either exact runtime meets it: ONNX Runtime (`minilm`) or OpenVINO f32 (`minilm-ov-fp32`).\n")
     rounds = r.get("paired") or []
+    skipped = r.get("skipped") or {}
     if rounds:
         w(f"\"in turns\": the sentence targets measured again in {len(rounds)} rounds after the single pass, each side "
           "right after the other (every other round in reverse order): the median of the rounds' ratios, and their "
@@ -138,6 +139,8 @@ def render(r: dict, png_name: str) -> str:
         turns = paired_ratios(r, name, what, backend)
         judged = statistics.median(turns) if turns else ra
         verdict = "–" if judged is None else ("met" if judged >= target else "**missed**")
+        if name in skipped:
+            verdict = "not measured on this CPU (no native bf16)" if "bf16" in name else "not measured on this CPU"
         if judged is not None and judged < target and rb is not None and rb >= target:
             verdict += " (met by the alternative)"
         digits = 3 if judged is not None and judged < target and round(judged, 2) >= target else 2
@@ -165,6 +168,14 @@ def render(r: dict, png_name: str) -> str:
     w("## Machine and versions\n")
     w(f"- CPU: {env['cpu']}, {env['cores']} cores, {env['memory_gib']} GiB memory, no GPU; Python {env['python']}; "
       f"embedrank at git `{env['embedrank_sha']}`.")
+    feats = env.get("cpu_features")
+    if feats:
+        w(f"- What the CPU offers that the variants' speed hangs on: {', '.join(feats['isa']) or 'none of AVX2/AVX-512'} "
+          f"(of avx2, avx512f, avx512_vnni, avx512_bf16, amx_bf16); OpenVINO's CPU capabilities: "
+          f"{', '.join(feats['openvino'])}. The host under this box changes from day to day: compare runs only "
+          "on the same CPU.")
+    for name, why in skipped.items():
+        w(f"- **`{name}` was not measured**: {why}.")
     w(f"- A shared box: before the run the machine was {env['busy_pct_at_start']:.0f}% busy (% of one core, "
       f"{100 * env['cores']}% = all); load average {env['loadavg_at_start'][0]:.2f} at the start and "
       f"{env.get('loadavg_at_end', [0])[0]:.2f} at the end. The \"machine CPU\" columns below show how much of the "
