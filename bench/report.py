@@ -140,12 +140,12 @@ def render(r: dict, png_name: str) -> str:
         judged = statistics.median(turns) if turns else ra
         verdict = "–" if judged is None else ("met" if judged >= target else "**missed**")
         if name in skipped:
-            verdict = "not measured on this CPU (no native bf16)" if "bf16" in name else "not measured on this CPU"
+            verdict = "not measured on this CPU (see [machine](#machine-and-versions))"
         if judged is not None and judged < target and rb is not None and rb >= target:
             verdict += " (met by the alternative)"
         digits = 3 if judged is not None and judged < target and round(judged, 2) >= target else 2
         paired = f"{statistics.median(turns):.{digits}f}× ({min(turns):.2f}–{max(turns):.2f})" if turns else "–"
-        w(f"| {label} | {fmt(ra, digits)}× | {paired} | {fmt(rb, 2)}{'×' if rb else ''} | ≥ {target}× | {verdict} |")
+        w(f"| {label} | {fmt(ra, digits)}{'×' if ra else ''} | {paired} | {fmt(rb, 2)}{'×' if rb else ''} | ≥ {target}× | {verdict} |")
     for label, (name, what), backend in CONTEXT:
         base = st_rate(r, backend, what)
         a, b = er_rate(er.get(name), what), er_rate(tuned.get(name), what)

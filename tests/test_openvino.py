@@ -25,9 +25,10 @@ TINY = ("tiny-bert", "tiny-mpnet", "tiny-xlmr", "tiny-rerank")
 # The host under the test machine changes: on a CPU without native bf16 (AVX512-BF16 or AMX)
 # OpenVINO runs a bf16 hint as f32, so nothing about bf16 can be tested there; what can is that
 # export and serve refuse it (test_bf16_refused_on_this_cpu).
-NATIVE_BF16 = "BF16" in cpu_capabilities()
+CAPABILITIES = cpu_capabilities()
+NATIVE_BF16 = "BF16" in CAPABILITIES
 needs_bf16 = pytest.mark.skipif(
-    not NATIVE_BF16, reason=f"this CPU has no native bf16 (OpenVINO CPU capabilities: {', '.join(cpu_capabilities())})"
+    not NATIVE_BF16, reason=f"this CPU has no native bf16 (OpenVINO CPU capabilities: {', '.join(CAPABILITIES)})"
 )
 
 
@@ -191,7 +192,7 @@ def test_bf16_gate_refuses_a_bad_variant(sources: dict[str, Path], workdir: Path
 
 
 def test_bf16_refused_without_native_bf16() -> None:
-    assert "FP32" in cpu_capabilities()
+    assert "FP32" in CAPABILITIES
     with pytest.raises(ConfigError) as info:
         check_bf16(("FP32", "INT8"), allow=False, where="model x")
     assert "native bf16" in info.value.message and "--allow-bf16-without-native" in info.value.message
