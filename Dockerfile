@@ -10,8 +10,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY protos ./protos
+COPY model ./model
 COPY server ./server
 COPY exporter ./exporter
+COPY cli ./cli
 COPY clients/python ./clients/python
 RUN pip install . && useradd --uid 1000 --no-create-home embedrank
 

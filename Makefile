@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 MODEL_REPO ?= models
 # setuptools prints a warning block on every editable install; it is about folders shadowing the
-# package, which this layout (embedrank.* mapped onto server/, exporter/, ...) does not have.
+# package, which this layout (source roots model/, server/, exporter/, ... each holding embedrank/) does not have.
 PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q
 
 .PHONY: install install-demo demo serve test protos bench chart-check
@@ -34,11 +34,13 @@ demo: install-demo
 serve: install-demo
 	$(BIN)/embedrank serve --model-repository $(MODEL_REPO)
 
-# The chart check (below), generated code is current, mypy --strict over the package, then every
+# The chart check (below), generated code is current, mypy --strict over the package, the import
+# layers (lint-imports, [tool.importlinter] in pyproject.toml), then every
 # test (Python, and the Go and Java clients against a live server). CI runs exactly this (.ci/run).
 test: install chart-check
 	PYTHON=$(BIN)/python bash protos/generate.sh --check
 	PYTHON=$(BIN)/python bash .ci/typecheck
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -ra
 
 protos: install

@@ -84,7 +84,7 @@ def exporter_stamp() -> str:
 def cpu_features() -> dict[str, list[str]]:
     """What this CPU offers that the variants' speed hangs on: the host under this box changes from
     day to day (2026-11-30 a Zen 4 with AVX-512, VNNI and BF16; 2026-12-01 a Zen 3 with AVX2 only)."""
-    from embedrank.server.runtime.openvino import cpu_capabilities
+    from embedrank.model.runtime.openvino import cpu_capabilities
 
     flags = set(next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split(":", 1)[1].split())
     isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]
@@ -183,7 +183,7 @@ class Server:
         port_file = WORK / f"{name}-port"
         port_file.unlink(missing_ok=True)
         # This interpreter's embedrank: .venv's here, a GPU machine's python3 with carried wheels there.
-        cmd = [sys.executable, "-m", "embedrank.server.cli", "serve", "--model-repository", str(repo),
+        cmd = [sys.executable, "-m", "embedrank.cli", "serve", "--model-repository", str(repo),
                "--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file), *flags]
         self.log_path = WORK / f"{name}.log"
         self.log = open(self.log_path, "a")

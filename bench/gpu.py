@@ -143,7 +143,7 @@ def prepare_models(smoke: bool) -> Path:
         log(f"exporting {name} ({' '.join(flags) or 'default: O2 fp32'})")
         t = time.time()
         with open(WORK / f"gpu-export-{name}.log", "a") as out:
-            code = subprocess.run([PY, "-m", "embedrank.server.cli", "export", str(src), "--output", str(REPO / name),
+            code = subprocess.run([PY, "-m", "embedrank.cli", "export", str(src), "--output", str(REPO / name),
                                    "--no-fidelity", *flags], stdout=out, stderr=subprocess.STDOUT).returncode
         if code != 0:
             raise SystemExit(f"export of {name} failed; see {WORK / f'gpu-export-{name}.log'}")

@@ -47,8 +47,8 @@ def proc_cpu_s(pid: int) -> float:
 
 def _runtime_alone(graph: Path, threads: int) -> dict[str, object]:
     """Callables that run one token sequence on the graph alone, by setting."""
-    from embedrank.server.manifest import Manifest
-    from embedrank.server.runtime.base import TokenSeq
+    from embedrank.model.manifest import Manifest
+    from embedrank.model.runtime.base import TokenSeq
 
     manifest = Manifest.load(graph)
     out: dict[str, object] = {}
@@ -71,8 +71,9 @@ def _runtime_alone(graph: Path, threads: int) -> dict[str, object]:
 
             out[label] = run
     else:
-        from embedrank.server.config import Device
-        from embedrank.server.runtime.select import RuntimeSettings, open_runtime
+        from embedrank.model.runtime.settings import Device
+        from embedrank.model.runtime.select import open_runtime
+        from embedrank.model.runtime.settings import RuntimeSettings
 
         runtime = open_runtime(
             graph / manifest.graph.file, manifest.graph, pad_token_id=manifest.tokenizer.pad_token_id,

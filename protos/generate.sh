@@ -9,7 +9,7 @@ py=${PYTHON:-python}
 protos=(protos/embedrank/v1/*.proto)
 
 gen_python() {
-  local out=clients/python/gen
+  local out=protos/python
   rm -f "$out"/embedrank/v1/*_pb2*.py "$out"/embedrank/v1/*_pb2*.pyi
   "$py" -m grpc_tools.protoc -I protos --python_out="$out" --pyi_out="$out" \
     --grpc_python_out="$out" "${protos[@]}"
@@ -42,11 +42,11 @@ for lang in $langs; do "gen_$lang"; done
 # same protos/ (clients/java/pom.xml), so nothing of Java is committed.
 
 if [ "$check" = 1 ]; then
-  if ! git diff --exit-code --stat -- clients/python/gen clients/go/gen; then
+  if ! git diff --exit-code --stat -- protos/python clients/go/gen; then
     echo "generated code differs from protos/: run protos/generate.sh and commit" >&2
     exit 1
   fi
-  untracked=$(git ls-files --others --exclude-standard -- clients/python/gen clients/go/gen)
+  untracked=$(git ls-files --others --exclude-standard -- protos/python clients/go/gen)
   if [ -n "$untracked" ]; then
     echo "generated files not committed: $untracked" >&2
     exit 1

@@ -16,7 +16,7 @@ from tests import checkpoints
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-EMBEDRANK = [sys.executable, "-m", "embedrank.server.cli"]
+EMBEDRANK = [sys.executable, "-m", "embedrank.cli"]
 
 
 def export(source: Path, output: Path, *extra: str) -> subprocess.CompletedProcess[str]:

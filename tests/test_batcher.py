@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from embedrank.server.engine.batcher import Batcher, BatchLimits, WorkItem
-from embedrank.server.errors import DeadlineExceeded
-from embedrank.server.runtime.base import TokenSeq
+from embedrank.model.errors import DeadlineExceeded
+from embedrank.model.runtime.base import TokenSeq
 
 
 class FakeRuntime:

@@ -288,7 +288,7 @@ def test_bad_rerank_chunk_options(target: str) -> None:
 
 def test_chunk_limits_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from embedrank.server import config
-    from embedrank.server.errors import ConfigError
+    from embedrank.model.errors import ConfigError
 
     monkeypatch.setenv("EMBEDRANK_MAX_CHUNKS_PER_TEXT", "7")
     cfg = config.parse(["--model-repository", "/m", "--max-chunks-per-request", "99"])

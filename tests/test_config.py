@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from embedrank.server import config
-from embedrank.server.errors import ConfigError
+from embedrank.model.errors import ConfigError
 
 
 def test_flags_and_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from embedrank.server import config
-from embedrank.server.engine.tokenize import TextTokenizer, Truncate
-from embedrank.server.errors import ConfigError
-from embedrank.server.manifest import Manifest
-from embedrank.server.runtime.onnx import OrtRuntime
+from embedrank.model.tokenize import TextTokenizer, Truncate
+from embedrank.model.errors import ConfigError
+from embedrank.model.manifest import Manifest
+from embedrank.model.runtime.onnx import OrtRuntime
 
 
 def test_cuda_picks_gpu_defaults_unless_set() -> None:
@@ -59,7 +59,7 @@ class _Shapes:
 
 def test_buckets_give_the_same_vectors_in_few_shapes(repo: Path) -> None:
     from embedrank.exporter import corpus
-    from embedrank.server.config import Device
+    from embedrank.model.runtime.settings import Device
 
     version = repo / "minilm" / "1"
     manifest = Manifest.load(version)

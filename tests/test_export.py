@@ -9,7 +9,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-from embedrank.server.manifest import Manifest
+from embedrank.model.kinds.rerank import RerankSpec
+from embedrank.model.manifest import Manifest
 from tests.conftest import export
 
 
@@ -33,8 +34,9 @@ def test_manifest_records_what_and_how_faithful(repo: Path) -> None:
 
 def test_reranker_manifest(repo: Path) -> None:
     m = Manifest.load(repo / "minilm-rerank" / "1")
-    assert m.kind.value == "rerank" and m.rerank is not None
-    assert m.rerank.num_labels == 1 and m.rerank.activation.value == "sigmoid"
+    assert m.kind.value == "rerank"
+    spec = m.spec_as(RerankSpec)
+    assert spec.num_labels == 1 and spec.activation.value == "sigmoid"
     report = m.raw["fidelity"]["parity"]
     assert report["max_abs_diff"] <= 1e-4 and report["same_ranking"] is True
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from embedrank.exporter.workspace import PUBLISH_PREFIX, WORK_PREFIX
-from embedrank.server.manifest import Manifest
+from embedrank.model.manifest import Manifest
 from tests.conftest import EMBEDRANK
 
 STEP = re.compile(r"^\[(\d+)/(\d+)\] (.*)")

@@ -240,7 +240,7 @@ def test_metrics_port_in_use_is_one_line(repo: Path, workdir: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "embedrank.server.cli", "--log-level", "ERROR", "serve", "--model-repository",
+            [sys.executable, "-m", "embedrank.cli", "--log-level", "ERROR", "serve", "--model-repository",
              str(only), "--host", "127.0.0.1", "--port", "0", "--metrics-port", str(port)],
             capture_output=True, text=True, timeout=120,
         )

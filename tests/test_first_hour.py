@@ -20,7 +20,7 @@ import pytest
 
 from embedrank.client import Client
 from embedrank.server import config
-from embedrank.server.cli import build_parser
+from embedrank.cli import build_parser
 from embedrank.v1 import embed_pb2, models_pb2, models_pb2_grpc
 from tests.conftest import EMBEDRANK, export
 

@@ -16,9 +16,9 @@ import pytest
 
 from embedrank.client import Client
 from embedrank.exporter import corpus
-from embedrank.server.errors import ConfigError
-from embedrank.server.manifest import Manifest, RuntimeKind
-from embedrank.server.runtime.openvino import check_bf16, cpu_capabilities
+from embedrank.model.errors import ConfigError
+from embedrank.model.manifest import Manifest, RuntimeKind
+from embedrank.model.runtime.openvino import check_bf16, cpu_capabilities
 from tests.conftest import EMBEDRANK, ServerProcess, export
 
 TINY = ("tiny-bert", "tiny-mpnet", "tiny-xlmr", "tiny-rerank")
@@ -163,8 +163,9 @@ def test_batched_equals_single_across_concurrent_requests(ov_repo: Path) -> None
     """One compiled model, two streams, batches from four threads at once: every row as if run alone."""
     import concurrent.futures
 
-    from embedrank.server.engine.tokenize import TextTokenizer, Truncate
-    from embedrank.server.runtime.select import RuntimeSettings, open_runtime
+    from embedrank.model.tokenize import TextTokenizer, Truncate
+    from embedrank.model.runtime.select import open_runtime
+    from embedrank.model.runtime.settings import RuntimeSettings
 
     folder = ov_repo / "tiny-bert" / "1"
     m = Manifest.load(folder)
@@ -245,7 +246,7 @@ def test_missing_openvino_names_the_install_line(ov_repo: Path, sources: dict[st
     only = workdir / "ov-only"
     shutil.copytree(ov_repo / "tiny-bert", only / "tiny-bert")
     # sys.modules[name] = None makes `import openvino` raise ImportError, as in an install without it.
-    blocked = "import sys; sys.modules['openvino'] = sys.modules['nncf'] = None; from embedrank.server.cli import main; sys.exit(main())"
+    blocked = "import sys; sys.modules['openvino'] = sys.modules['nncf'] = None; from embedrank.cli import main; sys.exit(main())"
     serve = subprocess.run([sys.executable, "-c", blocked, "serve", "--model-repository", str(only), "--port", "0"],
                            capture_output=True, text=True, timeout=120)
     assert serve.returncode == 2

@@ -13,11 +13,12 @@ import pytest
 
 from embedrank.client import Client
 from embedrank.exporter import corpus
-from embedrank.server.config import Device
+from embedrank.model.runtime.settings import Device
 from embedrank.server.engine.batcher import Batcher, BatchLimits, WorkItem
-from embedrank.server.manifest import Manifest
-from embedrank.server.runtime.base import TokenSeq
-from embedrank.server.runtime.select import RuntimeSettings, open_runtime
+from embedrank.model.manifest import Manifest
+from embedrank.model.runtime.base import TokenSeq
+from embedrank.model.runtime.select import open_runtime
+from embedrank.model.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="per-thread nice is Linux's")
 

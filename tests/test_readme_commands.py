@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from embedrank.server.cli import build_parser
+from embedrank.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 READMES = [ROOT / "README.md", *sorted((ROOT / "clients").glob("*/README.md")), *sorted((ROOT / "docs").glob("*.md"))]

@@ -125,7 +125,7 @@ def test_empty_repository_refuses_to_start(workdir: Path) -> None:
     empty = workdir / "repo-empty"
     empty.mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "embedrank.server.cli", "serve", "--model-repository", str(empty), "--port", "0"],
+        [sys.executable, "-m", "embedrank.cli", "serve", "--model-repository", str(empty), "--port", "0"],
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 2

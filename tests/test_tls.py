@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 
 from embedrank.client import Client, EmbedRankError, tls_credentials
 from embedrank.server.config import ServerConfig
-from embedrank.server.errors import ConfigError
+from embedrank.model.errors import ConfigError
 from tests.conftest import EMBEDRANK, ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -78,7 +78,7 @@ def test_fp16_graph_refused_on_cpu(variants: Path, workdir: Path) -> None:
     only = workdir / "fp16-only"
     shutil.copytree(variants / "bert-fp16", only / "bert-fp16")
     result = subprocess.run(
-        [sys.executable, "-m", "embedrank.server.cli", "serve", "--model-repository", str(only), "--port", "0"],
+        [sys.executable, "-m", "embedrank.cli", "serve", "--model-repository", str(only), "--port", "0"],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2
@@ -118,7 +118,7 @@ def test_cuda_requested_without_provider_says_how_to_fix(repo: Path) -> None:
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has CUDA")
     result = subprocess.run(
-        [sys.executable, "-m", "embedrank.server.cli", "serve", "--model-repository", str(repo), "--port", "0", "--device", "cuda"],
+        [sys.executable, "-m", "embedrank.cli", "serve", "--model-repository", str(repo), "--port", "0", "--device", "cuda"],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2

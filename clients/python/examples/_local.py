@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-CLI = [sys.executable, "-m", "embedrank.server.cli"]
+CLI = [sys.executable, "-m", "embedrank.cli"]
 # Before anything imports transformers: its "Loading weights" / "Writing model shards" bars would
 # bury the examples' output (the exporter's own step progress stays).
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

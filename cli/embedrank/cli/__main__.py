@@ -1,0 +1,7 @@
+"""`python -m embedrank.cli` = the `embedrank` command."""
+
+import sys
+
+from embedrank.cli import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""`embedrank export`: flags and the entry point (heavy imports happen in run())."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from embedrank.model.errors import ConfigError
+
+OPTIMIZE_CHOICES = ["none", "O1", "O2", "O3", "O4"]
+QUANTIZE_CHOICES = ["none", "avx2", "avx512", "avx512-vnni", "arm64"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="A local sentence-transformers or Hugging Face model folder (or a hub id, where the hub is reachable).")
+    parser.add_argument("--output", required=True, type=Path, help="REPO/NAME: the model's folder in a model repository; each export adds the next version.")
+    parser.add_argument("--kind", choices=["embedding", "rerank"], help="Model kind; detected from the checkpoint when omitted.")
+    parser.add_argument("--optimize", help="Graph optimization (ONNX Runtime): none, O1, O2 (fusions; default), O3 (+GELU approximation), O4 (+fp16, CUDA only). OpenVINO exports keep the plain graph (none).")
+    parser.add_argument("--quantize", default="none", help="Dynamic int8: none (default), avx2, avx512, avx512-vnni, arm64.")
+    parser.add_argument("--runtime", choices=["onnxruntime", "openvino"], default="onnxruntime", help="The runtime the server runs this model with, verified here and recorded in the manifest (default onnxruntime). openvino needs: pip install 'embedrank[openvino]'.")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], help="--runtime openvino: fp32 (exact, default), bf16 (needs a CPU with native bf16; gated at 0.9999 min cosine on the fidelity corpus), int8 (NNCF static quantization). ONNX Runtime's precision follows --optimize/--quantize.")
+    parser.add_argument("--allow-bf16-without-native", action="store_true", help="Export --precision bf16 on a CPU without native bf16 (AVX512-BF16 or AMX) anyway: OpenVINO emulates it there or falls back to f32, and the figures measured are that run's.")
+    parser.add_argument("--min-cosine", type=float, help="Fail below this cosine to sentence-transformers (default: 0.99999 min for fp32, 0.9999 for O3, 0.99 mean for int8).")
+    parser.add_argument("--min-top1", type=float, default=0.9, help="Rerankers, lossy variants: fail below this top-1 agreement with CrossEncoder (default 0.9).")
+    parser.add_argument("--calibration", type=Path, help="Text file, one text per line, for int8 output ranges and the fidelity report (default: built-in English corpus).")
+    parser.add_argument("--corpus-size", type=int, default=1000, help="Texts from the built-in corpus for calibration and fidelity (default 1000).")
+    parser.add_argument("--fidelity", action=argparse.BooleanOptionalAction, default=None, help="Measure fidelity on the corpus (default: for lossy variants only).")
+
+
+def run(args: argparse.Namespace) -> int:
+    from embedrank.exporter.optimize import OptimizeLevel
+    from embedrank.exporter.options import ExportOptions
+    from embedrank.exporter.pipeline import ExportFailed, run_export
+    from embedrank.exporter.quantize import QuantizePreset
+    from embedrank.model.kinds import ModelKind
+    from embedrank.model.manifest import RuntimeKind
+
+    try:
+        level = OptimizeLevel(args.optimize) if args.optimize is not None else None
+    except ValueError:
+        raise ConfigError(f"--optimize {args.optimize!r}: unknown preset; choose one of {', '.join(OPTIMIZE_CHOICES)}") from None
+    try:
+        preset = QuantizePreset(args.quantize)
+    except ValueError:
+        raise ConfigError(f"--quantize {args.quantize!r}: unknown preset; choose one of {', '.join(QUANTIZE_CHOICES)}") from None
+    if level is OptimizeLevel.O4 and preset is not QuantizePreset.NONE:
+        raise ConfigError("--optimize O4 (fp16) and --quantize (int8) exclude each other; pick one")
+    if args.corpus_size < 20:
+        raise ConfigError("--corpus-size must be at least 20")
+    opts = ExportOptions(
+        source=args.source,
+        output=args.output,
+        kind=ModelKind(args.kind) if args.kind else None,
+        optimize=level,
+        quantize=preset,
+        runtime=RuntimeKind(args.runtime),
+        precision=args.precision,
+        allow_bf16_without_native=args.allow_bf16_without_native,
+        min_cosine=args.min_cosine,
+        min_top1=args.min_top1,
+        calibration=args.calibration,
+        corpus_size=args.corpus_size,
+        fidelity=args.fidelity,
+    )
+    try:
+        final = run_export(opts)
+    except ExportFailed as exc:
+        print(f"embedrank export: FAILED fidelity check: {exc}", file=sys.stderr)
+        return 1
+    print(f"exported {final}")
+    return 0

@@ -1,0 +1,36 @@
+"""What `embedrank export` was asked for (the flags, parsed), shared by the pipeline and the kinds."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from embedrank.exporter.optimize import OptimizeLevel
+from embedrank.exporter.quantize import QuantizePreset
+from embedrank.model.kinds import ModelKind
+from embedrank.model.manifest import RuntimeKind
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    source: str
+    output: Path
+    kind: ModelKind | None = None
+    optimize: OptimizeLevel | None = None  # None: O2 for onnxruntime, none for openvino
+    quantize: QuantizePreset = QuantizePreset.NONE
+    runtime: RuntimeKind = RuntimeKind.ONNXRUNTIME
+    precision: str | None = None  # None: fp32 for openvino; implied by optimize/quantize for onnxruntime
+    allow_bf16_without_native: bool = False
+    min_cosine: float | None = None
+    min_top1: float = 0.9
+    calibration: Path | None = None
+    corpus_size: int = 1000
+    fidelity: bool | None = None  # None: only for optimized-lossy or quantized graphs
+
+    @property
+    def lossy(self) -> bool:
+        return (
+            self.quantize is not QuantizePreset.NONE
+            or self.optimize in (OptimizeLevel.O3, OptimizeLevel.O4)
+            or self.precision in ("bf16", "int8")
+        )

@@ -1,0 +1,22 @@
+"""The kind registry: one module per model kind (embedding.py, rerank.py), found by its ModelKind.
+
+Adding a kind: a module here (its manifest section, graph output, comparison, warm-up inputs), its
+entry below, then one module per layer above: the exporter's (embedrank.exporter.kinds), the
+engine's served model (embedrank.server.engine) and the api's servicer (embedrank.server.api),
+plus its proto.
+"""
+
+from __future__ import annotations
+
+from embedrank.model.kinds.base import Kind, ModelKind
+from embedrank.model.kinds.embedding import EMBEDDING
+from embedrank.model.kinds.rerank import RERANK
+
+REGISTRY: dict[ModelKind, Kind] = {k.kind: k for k in (EMBEDDING, RERANK)}
+
+
+def kind_of(kind: ModelKind) -> Kind:
+    return REGISTRY[kind]
+
+
+__all__ = ["REGISTRY", "Kind", "ModelKind", "kind_of"]

@@ -1,0 +1,49 @@
+"""Bearer-token authentication as a server interceptor. Health and reflection stay open."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from embedrank.server.api.status import new_request_id, to_grpc_status
+from embedrank.model.errors import Unauthenticated
+
+_OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has no types
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}".encode()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(_OPEN):
+            return handler
+        metadata = dict(details.invocation_metadata or ())
+        sent = metadata.get("authorization", "")
+        if hmac.compare_digest(sent.encode() if isinstance(sent, str) else sent, self._expected):
+            return handler
+        return _refusal(handler, "missing or wrong bearer token (metadata authorization: Bearer <token>)" if sent
+                        else "this server needs a bearer token (metadata authorization: Bearer <token>)")
+
+
+def _refusal(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
+    status = to_grpc_status(Unauthenticated(message), new_request_id())
+
+    async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(status.code, status.details)
+
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(refuse)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(refuse)
+    if handler.response_streaming:
+        return grpc.unary_stream_rpc_method_handler(refuse)
+    return grpc.unary_unary_rpc_method_handler(refuse)

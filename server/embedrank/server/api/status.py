@@ -1,0 +1,116 @@
+"""The one table from domain errors to gRPC status codes, and the one place that applies it."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from embedrank.model import errors
+from embedrank.server import metrics
+from embedrank.server.api.drain import Calls
+
+log = logging.getLogger(__name__)
+
+STATUS_TABLE: dict[type[errors.EmbedRankError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    errors.ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+T = TypeVar("T")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def code_for(exc: errors.EmbedRankError) -> grpc.StatusCode:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_TABLE:
+            return STATUS_TABLE[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+def code_name(code: int) -> str:
+    return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
+
+
+def _details(exc: errors.EmbedRankError) -> list[any_pb2.Any]:
+    packed: list[any_pb2.Any] = []
+    if isinstance(exc, errors.InvalidArgument):
+        detail = error_details_pb2.BadRequest(
+            field_violations=[error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.description)]
+        )
+    elif isinstance(exc, errors.ResourceExhausted):
+        seconds = exc.retry_after_s
+        detail = error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(seconds=int(seconds), nanos=int((seconds % 1) * 1e9))
+        )
+    else:
+        return packed
+    item = any_pb2.Any()
+    item.Pack(detail)
+    packed.append(item)
+    return packed
+
+
+def to_grpc_status(exc: BaseException, request_id: str) -> grpc.Status:
+    """The status for any exception; unexpected ones are logged and hidden behind INTERNAL."""
+    if isinstance(exc, errors.EmbedRankError):
+        code, message, details = code_for(exc), exc.message, _details(exc)
+    else:
+        log.error("request %s failed", request_id, exc_info=exc)
+        code, message, details = grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})", []
+    proto = status_pb2.Status(code=code.value[0], message=message, details=details)
+    return rpc_status.to_status(proto)
+
+
+def stream_error_fields(exc: BaseException, request_id: str) -> tuple[int, str, str]:
+    """(code, message, field) of an error item in a stream."""
+    status = to_grpc_status(exc, request_id)
+    field = exc.field if isinstance(exc, errors.InvalidArgument) else ""
+    return status.code.value[0], status.details, field
+
+
+async def guarded(
+    context: grpc.aio.ServicerContext,
+    request_id: str,
+    call: Callable[[], Awaitable[T]],
+    *,
+    rpc: str,
+    calls: Calls | None = None,
+) -> T:
+    """Run a handler body; any error ends the RPC with its status from the table. With ``calls``,
+    the call counts as in flight for the drain (and is refused once draining)."""
+    start = time.monotonic()
+    try:
+        if calls is None:
+            result = await call()
+        else:
+            with calls.track():
+                result = await call()
+    except Exception as exc:  # every exception gets a status; unexpected ones are logged as bugs
+        status = to_grpc_status(exc, request_id)
+    else:
+        metrics.REQUESTS.labels(rpc, "OK").inc()
+        metrics.REQUEST_SECONDS.labels(rpc).observe(time.monotonic() - start)
+        return result
+    metrics.REQUESTS.labels(rpc, status.code.name).inc()
+    await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
+    raise AssertionError("unreachable: abort raises")
+
+
+assert code_pb2.INVALID_ARGUMENT == grpc.StatusCode.INVALID_ARGUMENT.value[0]

@@ -1,0 +1,226 @@
+"""Building, starting and stopping the gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import signal
+import socket
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from embedrank.server.api.auth import BearerTokenInterceptor
+from embedrank.server.api.drain import Calls
+from embedrank.server.api.health import HealthServicer
+from embedrank.server.api.malformed import Registrar
+from embedrank.server.api.embed import EmbedServicer
+from embedrank.server.api.models import ModelsServicer
+from embedrank.server.api.rerank import RerankServicer
+from embedrank.server.api.tls import ServerCertificates, TlsFiles
+from embedrank.server.config import ServerConfig
+from embedrank.server.engine.engine import Engine
+from embedrank.server.engine.reload import ModelWatcher
+from embedrank.model.errors import ConfigError
+from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2, rerank_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+# Seconds between health NOT_SERVING and the listener closing, at least (see App.stop).
+DRAIN_NOTICE_S = 0.5
+
+SERVICES = (
+    embed_pb2.DESCRIPTOR.services_by_name["Embed"].full_name,
+    rerank_pb2.DESCRIPTOR.services_by_name["Rerank"].full_name,
+    models_pb2.DESCRIPTOR.services_by_name["Models"].full_name,
+)
+
+
+class App:
+    """A built server: bound to its port, not yet started, models not yet loaded."""
+
+    def __init__(
+        self, config: ServerConfig, server: grpc.aio.Server, port: int, engine: Engine,
+        certificates: ServerCertificates | None = None,
+    ) -> None:
+        self.config = config
+        self.server = server
+        self.port = port
+        self.engine = engine
+        self.certificates = certificates
+        self.watcher: ModelWatcher | None = None  # set once the models are loaded (serve)
+        self.health = HealthServicer()
+        self.calls = Calls()
+
+    async def start(self) -> None:
+        """Start answering (health NOT_SERVING), load and warm every model, then SERVING."""
+        for name in ("", *SERVICES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.start()
+        log.info("settings: %s", ", ".join(f"{k}={v}" for k, v in self.config.effective().items()))
+        await self.engine.load()
+        for name in ("", *SERVICES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving %d model(s) on port %d", len(self.engine.models), self.port)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the TLS files (new connections get them; open ones keep theirs) and
+        scan the model repository for new, broken or removed versions."""
+        log.info("SIGHUP: reloading")
+        if self.certificates is not None:
+            self.certificates.reload()
+        if self.watcher is not None:
+            self.watcher.wake()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain: health NOT_SERVING, new calls UNAVAILABLE, every call already received answered
+        if it can be within ``grace`` seconds; what cannot is answered UNAVAILABLE (retryable),
+        never CANCELLED. Returns as soon as the work is done, not after the whole grace."""
+        grace = self.config.shutdown_grace_s if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        self.calls.start_drain()
+        # Clients that watch health (the Python client does) stop sending here within
+        # milliseconds; a call that still reaches grpc once server.stop has begun is cancelled
+        # (CANCELLED, not retried), so server.stop waits for this notice to pass.
+        notice = asyncio.ensure_future(asyncio.sleep(min(grace, DRAIN_NOTICE_S)))
+        if not await self.calls.wait_idle(grace):
+            log.warning("shutdown: %d call(s) still running after %.1fs; answering them UNAVAILABLE",
+                        self.calls.active, grace)
+        await self.engine.close()  # fails whatever is still queued with Unavailable
+        await self.calls.wait_idle(1.0)  # those handlers answer
+        await notice
+        self.health.end_watches()
+        # Nothing is left but answers on their way out: stop waits for them (not the whole grace).
+        await self.server.stop(2.0)
+
+
+def build_server(config: ServerConfig) -> App:
+    max_bytes = config.max_message_mb * 1024 * 1024
+    token = config.auth_token()
+    tls_files = TlsFiles.from_flags(config.tls_cert, config.tls_key, config.tls_client_ca)
+    certificates = ServerCertificates(tls_files) if tls_files is not None else None  # checked before binding
+    options: list[tuple[str, int]] = [
+        ("grpc.max_receive_message_length", max_bytes),
+        ("grpc.max_send_message_length", max_bytes),
+        ("grpc.so_reuseport", 1 if config.processes > 1 else 0),
+    ]
+    if config.max_connection_age_s > 0:
+        # GOAWAY after the age (grpc adds +-10% jitter, so replicas' clients do not reconnect in
+        # step); calls in flight then get the shutdown grace to finish on the old connection.
+        options += [
+            ("grpc.max_connection_age_ms", int(config.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(max(config.shutdown_grace_s, 1.0) * 1000)),
+        ]
+    server = grpc.aio.server(interceptors=[BearerTokenInterceptor(token)] if token else None, options=options)
+    engine = Engine(config.engine_settings, config.runtime_settings)
+    app_port = _bind(server, config, certificates.credentials() if certificates is not None else None)
+    app = App(config, server, app_port, engine, certificates)
+    registrar = Registrar(server)  # malformed payloads -> INVALID_ARGUMENT, not grpc's traceback
+    embed_pb2_grpc.add_EmbedServicer_to_server(
+        EmbedServicer(engine, calls=app.calls, stream_max_inflight=config.stream_max_inflight), registrar
+    )
+    rerank_pb2_grpc.add_RerankServicer_to_server(
+        RerankServicer(engine, calls=app.calls, stream_max_inflight=config.stream_max_inflight), registrar
+    )
+    models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(engine), registrar)
+    health_pb2_grpc.add_HealthServicer_to_server(app.health, server)
+    reflection.enable_server_reflection(
+        (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
+    )
+    return app
+
+
+def _bind(server: grpc.aio.Server, config: ServerConfig, credentials: grpc.ServerCredentials | None = None) -> int:
+    """Listen on --host:--port (TLS with ``credentials``); a port in use is one line that names the
+    flag, not grpc's traceback."""
+    address = f"{config.host}:{config.port}"
+    # Probed first, so that grpc does not log its own error line as well; a name that our resolver
+    # cannot resolve is still left to grpc's.
+    problem = _bind_problem(config.host, config.port, reuse_port=config.processes > 1)
+    if problem is None or problem[0] == _UNRESOLVED:
+        try:
+            port = int(
+                server.add_secure_port(address, credentials) if credentials is not None
+                else server.add_insecure_port(address)
+            )
+        except RuntimeError:  # grpc: "Failed to bind to address ..."
+            port = 0
+        if port:
+            return port
+        problem = problem or ("grpc could not bind it", _FIX_PORT)
+    why, fix = problem
+    raise ConfigError(f"cannot listen on {address}: {why}; {fix}")
+
+
+_FIX_PORT = "choose another port with --port or EMBEDRANK_PORT (0 picks a free one)"
+_UNRESOLVED = "the host name does not resolve"
+_FIX_HOST = "choose another address with --host or EMBEDRANK_HOST (0.0.0.0: all of this machine's)"
+
+
+def _bind_problem(host: str, port: int, *, reuse_port: bool = False) -> tuple[str, str] | None:
+    """Why a socket cannot listen on host:port, and which setting to change; None when it can."""
+    try:
+        addresses = socket.getaddrinfo(host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return _UNRESOLVED, _FIX_HOST
+    for family, kind, proto, _, sockaddr in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as grpc does
+            if reuse_port:  # --processes: the port is shared with the other server processes
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return "the port is in use (another server?)", _FIX_PORT
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    return "the address is not one of this machine's", _FIX_HOST
+                if exc.errno == errno.EACCES:
+                    return "permission denied (ports below 1024 need privileges)", _FIX_PORT
+                return exc.strerror or str(exc), _FIX_PORT
+    return None
+
+
+async def serve(config: ServerConfig) -> None:
+    """Run until SIGINT/SIGTERM, then shut down gracefully."""
+    app = build_server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, app.reload)
+    try:
+        await app.start()
+    except BaseException:
+        await app.stop(0)
+        raise
+    watcher = app.watcher = ModelWatcher(
+        app.engine, poll_s=config.model_poll_s,
+        on_poll=app.certificates.reload_if_changed if app.certificates is not None else None,
+    )
+    watcher.start()
+    if config.metrics_port >= 0:
+        from prometheus_client import start_http_server
+
+        try:
+            metrics_server, _ = start_http_server(config.metrics_port, addr=config.host)
+        except OSError as exc:
+            await app.stop(0)
+            raise ConfigError(
+                f"--metrics-port {config.metrics_port}: cannot listen on it ({exc.strerror or exc}); choose another "
+                "with --metrics-port or EMBEDRANK_METRICS_PORT (0 picks a free one, -1 turns metrics off)"
+            ) from None
+        log.info("metrics on http://%s:%d/metrics", config.host, metrics_server.server_port)
+    print(f"embedrank listening on {config.host}:{app.port}", flush=True)
+    if config.port_file:  # written whole, then renamed: a reader never sees it half-written
+        partial = f"{config.port_file}.{os.getpid()}.tmp"
+        with open(partial, "w", encoding="utf-8") as fh:
+            fh.write(f"{app.port}\n")
+        os.replace(partial, config.port_file)
+    await stop.wait()
+    log.info("shutting down: %.0fs for in-flight requests", config.shutdown_grace_s)
+    await watcher.close()  # no version swaps while draining
+    await app.stop()

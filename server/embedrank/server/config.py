@@ -1,0 +1,483 @@
+"""Server configuration: every setting declared once (flag, env var, help) -> a frozen dataclass."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from embedrank.model import flags
+from embedrank.model.errors import ConfigError
+from embedrank.model.flags import setting
+from embedrank.model.runtime.settings import Device, RuntimeSettings, default_openvino_cache
+from embedrank.server.engine.batcher import BatchLimits
+from embedrank.server.engine.chunking import ChunkLimits
+from embedrank.server.engine.served import Limits
+from embedrank.server.engine.settings import EngineSettings
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerConfig:
+    model_repository: Path = setting(
+        help=(
+            "Folder of models: REPO/<name>/<version>/{model.onnx,tokenizer.json,manifest.json}."
+        ),
+    )
+    host: str = setting(
+        "0.0.0.0",
+        help=(
+            "Address to listen on (127.0.0.1 for local only)."
+        ),
+    )
+    port: int = setting(
+        50051,
+        help=(
+            "Port to listen on; 0 picks a free one (printed at start and written to --port-file)."
+        ),
+    )
+    device: Device = setting(
+        Device.CPU,
+        help=(
+            "cpu, or cuda for the CUDA execution provider (needs onnxruntime-gpu instead of onnxruntime)."
+        ),
+    )
+    threads: int = setting(
+        0,
+        help=(
+            "Intra-op threads of one batch run; 0 = 1 on CPU (one single-threaded batch per core, see "
+            "--workers; cores / --workers when that is set), 1 on CUDA. A lone query runs on its own "
+            "session with min(cores, 4) threads (--small-batch-tokens)."
+        ),
+    )
+    workers: int = setting(
+        0,
+        help=(
+            "Batches of one model run at once (OpenVINO: its streams); 0 = cores / --threads on CPU (one "
+            "per core by default), 4 on CUDA. An idle server splits a lone request over the idle workers."
+        ),
+    )
+    processes: int = setting(
+        1,
+        help=(
+            "Server processes sharing the port (SO_REUSEPORT; the kernel spreads connections over them), "
+            "each with its own runtime and an equal share of the cores: one Python process (gRPC, "
+            "tokenizing, numpy) cannot feed a GPU or many cores. SIGTERM drains them all; each serves "
+            "/metrics on --metrics-port + its index."
+        ),
+    )
+    max_batch_tokens: int = setting(
+        0,
+        help=(
+            "Token budget of one batch (longest input x rows, as padded). Larger batches do not raise CPU "
+            "throughput; they raise latency. 0 = the device's default: 8192 on CPU, 65536 on CUDA."
+        ),
+    )
+    max_batch_size: int = setting(
+        0,
+        help=(
+            "Most inputs in one batch, whatever their length. 0 = the device's default: 128 on CPU, 512 "
+            "on CUDA."
+        ),
+    )
+    min_batch_fill: float = setting(
+        -1.0,
+        help=(
+            "A batch stops growing when its real tokens / padded tokens would fall below this (0..1); "
+            "padding is wasted work on CPU. -1 = the device's default: 0.95 on CPU, 0 on CUDA (padding is "
+            "cheap there)."
+        ),
+    )
+    length_buckets: str = setting(
+        "auto",
+        help=(
+            "Pad each batch's length up to the next of these token counts (comma-separated) and run each "
+            "once at load: on CUDA every new length is slow the first time. auto = 16,32,64,128,256,512 "
+            "on CUDA, none on CPU (exact lengths are fastest there); none = exact lengths."
+        ),
+    )
+    gpu_mem_limit_mb: int = setting(
+        0,
+        help=(
+            "CUDA: most GPU memory ONNX Runtime's arena may hold per model, which grows only as "
+            "requested; 0 = sized from the model (4 x its file + 1 GiB)."
+        ),
+    )
+    small_batch_tokens: int = setting(
+        512,
+        help=(
+            "Batches of at most this many tokens (rows x longest; a lone query) take the low-latency "
+            "path: run at once on the event-loop thread when nothing else is queued or running, on a "
+            "second session with min(cores, 4) threads (ONNX Runtime: threads that spin during a run "
+            "instead of waking per operator; OpenVINO: a latency-compiled model). It holds a second copy "
+            "of the weights (about 90 MB for all-MiniLM-L6-v2 fp32). 0 = off."
+        ),
+    )
+    cpu_arena: bool = setting(
+        False,
+        help=(
+            "Keep ONNX Runtime's CPU memory arena: it holds on to its peak (a burst of long texts leaves "
+            "hundreds of MB behind). Off by default: freed memory is handed back when the server goes "
+            "idle."
+        ),
+    )
+    runtime_nice: int = setting(
+        5,
+        help=(
+            "How much lower (nice) the threads that run batches are scheduled than the event loop, 0..19 "
+            "(Linux): under full load the loop still answers at once (health checks, over-cap refusals, "
+            "new requests read and tokenized). 0 = the same priority."
+        ),
+    )
+    max_inputs_per_request: int = setting(
+        1024,
+        help=(
+            "Most texts (Encode) or documents (Rerank) in one request."
+        ),
+    )
+    max_input_chars: int = setting(
+        50_000,
+        help=(
+            "Longest text in characters; longer ones are refused before tokenizing."
+        ),
+    )
+    max_inflight_inputs: int = setting(
+        8192,
+        help=(
+            "Admission bound: inputs queued or running across all requests. Past it requests get "
+            "RESOURCE_EXHAUSTED at once instead of waiting in an ever-longer queue."
+        ),
+    )
+    max_chunks_per_text: int = setting(
+        64,
+        help=(
+            "long_input CHUNK: most token windows one text (or document) may split into; a longer one is "
+            "refused with INVALID_ARGUMENT. Each window is a full model run."
+        ),
+    )
+    max_chunks_per_request: int = setting(
+        1024,
+        help=(
+            "long_input CHUNK: most token windows in one request, all texts together (admission counts "
+            "windows, not texts); --max-inflight-inputs caps it too."
+        ),
+    )
+    stream_max_inflight: int = setting(
+        16,
+        help=(
+            "Requests of one stream being worked on at once; the stream reads no further until one is "
+            "answered."
+        ),
+    )
+    max_message_mb: int = setting(
+        32,
+        help=(
+            "Largest gRPC message, in MiB, both ways."
+        ),
+    )
+    shutdown_grace_s: float = setting(
+        10.0,
+        help=(
+            "On SIGTERM: seconds in-flight requests get to finish."
+        ),
+    )
+    allow_fp16_on_cpu: bool = setting(
+        False,
+        help=(
+            "Serve fp16 graphs on the CPU provider anyway (slow; meant for CUDA)."
+        ),
+    )
+    auth_token_file: str = setting(
+        "",
+        help=(
+            "File holding a bearer token every call must send (authorization: Bearer <token>); health "
+            "checks and reflection stay open. Empty = no authentication. Use TLS (--tls-cert) when set."
+        ),
+    )
+    metrics_port: int = setting(
+        -1,
+        help=(
+            "Port of the Prometheus /metrics endpoint (embedrank_* series); -1 = off, 0 = any free port."
+        ),
+    )
+    allow_bf16_without_native: bool = setting(
+        False,
+        help=(
+            "Serve OpenVINO bf16 models on a CPU without native bf16 (AVX512-BF16 or AMX) anyway: there "
+            "OpenVINO emulates bf16 or falls back to f32."
+        ),
+    )
+    openvino_cache_dir: str = setting(
+        "",
+        help=(
+            "OpenVINO compiled-model cache, so a restart does not compile again; empty = "
+            "$XDG_CACHE_HOME/embedrank/openvino (~/.cache/...), 'off' = no cache."
+        ),
+    )
+    port_file: str = setting(
+        "",
+        help=(
+            "Write the bound port to this file once serving (useful with --port 0); empty = none."
+        ),
+    )
+    tls_cert: str = setting(
+        "",
+        help=(
+            "PEM certificate (chain) of the server; with --tls-key the server speaks TLS only. Re-read on "
+            "SIGHUP, and every --model-poll-s when the files changed (a rotated Kubernetes Secret): new "
+            "connections get the new one, open ones keep theirs. Empty = plaintext."
+        ),
+    )
+    tls_key: str = setting(
+        "",
+        help=(
+            "PEM private key of --tls-cert (re-read with it on SIGHUP)."
+        ),
+    )
+    tls_client_ca: str = setting(
+        "",
+        help=(
+            "Mutual TLS: PEM CA certificate(s); every client must present a certificate signed by one of "
+            "them (re-read on SIGHUP). Empty = clients need no certificate."
+        ),
+    )
+    max_connection_age_s: float = setting(
+        0.0,
+        help=(
+            "Close each client connection (GOAWAY, in-flight calls finish) after about this many seconds, "
+            "so that clients reconnect and rebalance across replicas added since; 0 = never. A few "
+            "minutes suits replicas behind a headless Service."
+        ),
+    )
+    model_poll_s: float = setting(
+        0.0,
+        help=(
+            "Check the model repository for new, broken or removed versions every this many seconds (also "
+            "on SIGHUP); a new version is loaded and warmed before it takes new requests. 0 = only on "
+            "SIGHUP."
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        positive = (
+            "max_inputs_per_request", "processes",
+            "max_input_chars", "max_inflight_inputs", "stream_max_inflight", "max_message_mb",
+            "max_chunks_per_text", "max_chunks_per_request",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be > 0, got {getattr(self, name)}")
+        if self.max_inputs_per_request > self.max_inflight_inputs:
+            raise ConfigError(
+                f"--max-inputs-per-request ({self.max_inputs_per_request}) must not exceed --max-inflight-inputs "
+                f"({self.max_inflight_inputs}): such a request could never be admitted"
+            )
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be 0..65535, got {self.port}")
+        if self.threads < 0 or self.workers < 0:
+            raise ConfigError("--threads and --workers must be >= 0 (0 = decided from the cores)")
+        if not 0 <= self.runtime_nice <= 19:
+            raise ConfigError(f"--runtime-nice must be 0..19 (0 = same priority as the event loop), got {self.runtime_nice}")
+        if self.small_batch_tokens < 0:
+            raise ConfigError(f"--small-batch-tokens must be >= 0 (0 = off), got {self.small_batch_tokens}")
+        for name in ("max_batch_tokens", "max_batch_size", "gpu_mem_limit_mb"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0 (0 = the device's default), got {getattr(self, name)}")
+        if self.min_batch_fill != -1.0 and not 0.0 <= self.min_batch_fill <= 1.0:
+            raise ConfigError(f"--min-batch-fill must be within 0..1 (-1 = the device's default), got {self.min_batch_fill}")
+        self.buckets  # noqa: B018 - validates --length-buckets
+        if self.shutdown_grace_s < 0:
+            raise ConfigError("--shutdown-grace-s must be >= 0")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("TLS needs both --tls-cert and --tls-key (EMBEDRANK_TLS_CERT, EMBEDRANK_TLS_KEY); one is missing")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ConfigError("--tls-client-ca (mutual TLS) needs the server's own --tls-cert and --tls-key too")
+        if self.max_connection_age_s < 0:
+            raise ConfigError(f"--max-connection-age-s must be >= 0 (0 = no limit), got {self.max_connection_age_s}")
+        if self.model_poll_s < 0:
+            raise ConfigError(f"--model-poll-s must be >= 0 (0 = only on SIGHUP), got {self.model_poll_s}")
+
+    def auth_token(self) -> str | None:
+        """The bearer token, read from auth_token_file; None when authentication is off."""
+        if not self.auth_token_file:
+            return None
+        try:
+            token = Path(self.auth_token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"--auth-token-file {self.auth_token_file}: cannot read it ({exc})") from None
+        if not token:
+            raise ConfigError(f"--auth-token-file {self.auth_token_file}: the file is empty")
+        return token
+
+    @functools.cached_property
+    def cores(self) -> int:
+        """The cores one server process may use, shared by --processes: its CPU affinity, capped by a
+        cgroup CPU quota (a container's CPU limit, e.g. Kubernetes `resources.limits.cpu`, which the
+        affinity does not show)."""
+        total = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        quota = cgroup_cpu_limit()
+        if quota is not None:
+            total = min(total, quota)
+        return max(1, total // self.processes)
+
+    # The device's defaults for the settings left at "auto". On CPU a bigger batch is not faster
+    # per token and padding is pure waste: with one single-threaded batch per core, 4-16 rows run
+    # at least as fast per token as 32 (ORT fp32, 1 thread: 130/136/132/124 sentences/s at
+    # 4/8/16/32 rows), so the fill floor is 0.95: against 0.9, in turns on 2026-11-30 (4 x 32 in
+    # flight), sentences 229-235 -> 240-246/s (batches of 9.5 rows at fill 0.93 -> 6 rows at 0.97)
+    # and paragraphs 62 -> 70-74/s; 0.97-0.98 gave no more (fewer rows per batch). On a GPU
+    # padding is cheap and big batches win, and every new sequence length costs a slow first run
+    # (issue #9: fp16 up to 1.5 s), so lengths are padded up to a few buckets, each warmed at load.
+    _AUTO = {
+        Device.CPU: {"max_batch_tokens": 8192, "max_batch_size": 128, "min_batch_fill": 0.95, "length_buckets": ""},
+        Device.CUDA: {"max_batch_tokens": 65536, "max_batch_size": 512, "min_batch_fill": 0.0,
+                      "length_buckets": "16,32,64,128,256,512"},
+    }
+
+    def _auto(self, name: str) -> Any:
+        value = getattr(self, name)
+        unset = value == "auto" if name == "length_buckets" else (value == -1.0 if name == "min_batch_fill" else not value)
+        return self._AUTO[self.device][name] if unset else value
+
+    @property
+    def batch_tokens(self) -> int:
+        return int(self._auto("max_batch_tokens"))
+
+    @property
+    def batch_size(self) -> int:
+        return int(self._auto("max_batch_size"))
+
+    @property
+    def batch_fill(self) -> float:
+        return float(self._auto("min_batch_fill"))
+
+    @property
+    def buckets(self) -> tuple[int, ...]:
+        """Padded lengths, ascending; empty = exact lengths."""
+        text = str(self._auto("length_buckets")).strip()
+        if text.lower() in ("", "none", "off"):
+            return ()
+        try:
+            values = sorted({int(part) for part in text.split(",") if part.strip()})
+        except ValueError:
+            raise ConfigError(f"--length-buckets: {text!r} is not a comma-separated list of token counts "
+                              "(e.g. 32,64,128,256,512), 'auto' or 'none'") from None
+        if not values or values[0] <= 0:
+            raise ConfigError(f"--length-buckets: {text!r}: every bucket must be a positive token count")
+        return tuple(values)
+
+    def effective(self) -> dict[str, object]:
+        """The batching and runtime settings actually in force (logged at start)."""
+        return {
+            "device": self.device.value, "threads": self.runtime_threads, "workers": self.runtime_workers,
+            "lone_threads": self.lone_threads,
+            "max_batch_tokens": self.batch_tokens, "max_batch_size": self.batch_size,
+            "min_batch_fill": self.batch_fill, "length_buckets": ",".join(map(str, self.buckets)) or "none",
+            "small_batch_tokens": self.small_batch_tokens if self.lone_threads else 0,
+            "runtime_nice": self.runtime_nice,
+            "gpu_mem_limit_mb": (self.gpu_mem_limit_mb or "auto") if self.device is Device.CUDA else "-",
+        }
+
+    @property
+    def runtime_threads(self) -> int:
+        """Intra-op threads of one batch run."""
+        if self.threads:
+            return self.threads
+        if self.device is Device.CUDA:
+            return 1
+        if self.workers:
+            return max(1, self.cores // self.workers)
+        # One single-threaded batch per core: no thread hand-offs inside a run. Measured on 2 cores
+        # against one 2-thread batch at a time, in one `make bench` run (docs/benchmarks.md,
+        # 2026-11-30, sentences/s): ORT fp32 232 vs 208, int8 451 vs 396, OpenVINO bf16 389 vs 356,
+        # OpenVINO f32 240 vs 235. A lone query still gets every core: it runs on its own session
+        # (lone_threads).
+        return 1
+
+    @property
+    def runtime_workers(self) -> int:
+        """Batches of one model that run at once."""
+        if self.workers:
+            return self.workers
+        if self.device is Device.CUDA:
+            return 4  # overlap host-side batch preparation with the GPU (4 measured best on an H100)
+        return max(1, self.cores // self.runtime_threads)
+
+    @functools.cached_property
+    def runtime_settings(self) -> RuntimeSettings:
+        """What every model's runtime is opened with (the "auto" values resolved for this device)."""
+        cache = self.openvino_cache_dir
+        return RuntimeSettings(
+            device=self.device,
+            threads=self.runtime_threads,
+            workers=self.runtime_workers,
+            allow_fp16_on_cpu=self.allow_fp16_on_cpu,
+            allow_bf16_without_native=self.allow_bf16_without_native,
+            openvino_cache_dir=None if cache == "off" else Path(cache) if cache else default_openvino_cache(),
+            small_batch_tokens=self.small_batch_tokens,
+            lone_threads=self.lone_threads,
+            cpu_arena=self.cpu_arena,
+            buckets=self.buckets,
+            max_batch_tokens=self.batch_tokens,
+            gpu_mem_limit_mb=self.gpu_mem_limit_mb,
+            nice=self.runtime_nice,
+        )
+
+    @functools.cached_property
+    def engine_settings(self) -> EngineSettings:
+        """The engine's limits: per request, per batch, and in flight."""
+        return EngineSettings(
+            repository=self.model_repository,
+            limits=Limits(
+                max_inputs=self.max_inputs_per_request,
+                max_chars=self.max_input_chars,
+                batch=BatchLimits(
+                    self.batch_tokens,
+                    self.batch_size,
+                    min_fill=self.batch_fill,
+                    workers=self.runtime_workers,
+                    inline_tokens=self.small_batch_tokens,
+                    nice=self.runtime_nice,
+                ),
+                chunks=ChunkLimits(
+                    per_text=self.max_chunks_per_text,
+                    per_request=min(self.max_chunks_per_request, self.max_inflight_inputs),
+                ),
+            ),
+            max_inflight_inputs=self.max_inflight_inputs,
+        )
+
+    @property
+    def lone_threads(self) -> int:
+        """Threads of the low-latency session a lone small batch runs on (0 = no such session):
+        the cores, up to 4 (one short input scales poorly past that)."""
+        if self.device is not Device.CPU or not self.small_batch_tokens:
+            return 0
+        return max(self.runtime_threads, min(self.cores, 4))
+
+
+def cgroup_cpu_limit(path: Path = Path("/sys/fs/cgroup/cpu.max")) -> int | None:
+    """CPUs allowed by a cgroup v2 quota ("200000 100000" = 2), rounded up; None without a quota."""
+    try:
+        quota, period = path.read_text(encoding="ascii").split()[:2]
+        return None if quota == "max" else max(1, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every ServerConfig field as a flag whose default is read from its env var."""
+    flags.add_arguments(parser, ServerConfig)
+
+
+def from_namespace(ns: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(**flags.values_from(ns, ServerConfig))
+
+
+def parse(argv: Sequence[str] | None = None) -> ServerConfig:
+    parser = argparse.ArgumentParser(prog="embedrank serve")
+    add_arguments(parser)
+    return from_namespace(parser.parse_args(argv))

@@ -1,0 +1,131 @@
+"""The engine: the loaded models by name, admission, and the kind checks."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+
+from embedrank.model.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from embedrank.model.kinds import ModelKind, kind_of
+from embedrank.model.repository import ModelVersion, check_model_name, scan
+from embedrank.model.runtime.select import open_runtime
+from embedrank.model.runtime.settings import RuntimeSettings
+from embedrank.model.selfcheck import run_self_check
+from embedrank.model.tokenize import TextTokenizer
+from embedrank.server.engine.embedding import EmbeddingModel
+from embedrank.server.engine.inflight import VersionAdmission
+from embedrank.server.engine.kinds import served_class
+from embedrank.server.engine.rerank import RerankModel
+from embedrank.server.engine.served import Admission, ServedModel
+from embedrank.server.engine.settings import EngineSettings
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(self, settings: EngineSettings, runtime: RuntimeSettings) -> None:
+        self.settings = settings
+        self.runtime_settings = runtime
+        self.models: dict[str, ServedModel] = {}
+        self.problems: list[str] = []
+        self.ready = False
+        self.admission = Admission(settings.max_inflight_inputs)
+        # id(model) -> its inputs in flight (a replaced version closes when they are answered)
+        self.inflight: dict[int, VersionAdmission] = {}
+        self._tokenize_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="tokenize")
+
+    def _build(self, version: ModelVersion) -> ServedModel:
+        m = version.manifest
+        runtime = open_runtime(
+            version.directory / m.graph.file, m.graph, pad_token_id=m.tokenizer.pad_token_id,
+            settings=self.runtime_settings,
+        )
+        tokenizer = TextTokenizer(
+            str(version.directory / m.tokenizer.file),
+            max_tokens=m.tokenizer.max_tokens,
+            with_type_ids="token_type_ids" in m.graph.inputs,
+        )
+        if m.self_check is None:
+            log.warning("model %s version %d has no self check (exported before self checks); re-export it",
+                        m.name, m.version)
+        else:
+            run_self_check(m.self_check, m.kind, runtime, tokenizer, where=f"model {m.name} version {m.version}")
+        inflight = VersionAdmission(self.admission)
+        model = served_class(m.kind)(
+            m, runtime, tokenizer, limits=self.settings.limits, admission=inflight, tokenize_pool=self._tokenize_pool
+        )
+        self.inflight[id(model)] = inflight
+        return model
+
+    async def load(self) -> None:
+        """Load every servable model, warm each up, then mark the engine ready."""
+        loop = asyncio.get_running_loop()
+        versions, self.problems = await loop.run_in_executor(None, scan, self.settings.repository)
+        for version in versions:
+            start = time.monotonic()
+            try:
+                model = await loop.run_in_executor(None, self._build, version)
+            except ConfigError as exc:
+                if "--device" in exc.message:
+                    raise  # the whole server is misconfigured, not this model
+                self.problems.append(exc.message)
+                log.error("model %s skipped: %s", version.manifest.name, exc.message)
+                continue
+            model.batcher.start()
+            await model.warm_up()
+            self.models[model.name] = model
+            log.info(
+                "model %s version %d (%s, %s) ready in %.1fs",
+                model.name, version.manifest.version, model.manifest.kind.value,
+                model.manifest.graph.precision, time.monotonic() - start,
+            )
+        if not self.models:
+            raise ConfigError(
+                f"no servable model in {self.settings.repository}: "
+                + ("; ".join(self.problems) or "it is empty; run `embedrank export` into it")
+            )
+        self.ready = True
+
+    async def close(self) -> None:
+        self.ready = False
+        for model in self.models.values():
+            await model.batcher.close()
+        self._tokenize_pool.shutdown(wait=False)
+
+    def get(self, name: str) -> ServedModel:
+        if not self.ready:
+            raise Unavailable("models are loading; retry shortly")
+        check_model_name(name)
+        model = self.models.get(name)
+        if model is None:
+            raise NotFound(f"model {name!r} is not loaded (loaded: {', '.join(sorted(self.models))})")
+        return model
+
+    def resolve(self, name: str, kind: ModelKind) -> ServedModel:
+        """The model for an RPC of ``kind``; an empty name means the only model of that kind."""
+        if not name:
+            if not self.ready:
+                raise Unavailable("models are loading; retry shortly")
+            of_kind = [m for m in self.models.values() if m.manifest.kind is kind]
+            if len(of_kind) != 1:
+                raise InvalidArgument("model", f"is required: the server has {len(of_kind)} {kind.value} models")
+            return of_kind[0]
+        model = self.get(name)
+        if model.manifest.kind is not kind:
+            raise FailedPrecondition(
+                f"model {name!r} is a {model.manifest.kind.value} model; call "
+                f"{kind_of(model.manifest.kind).rpc} for it"
+            )
+        return model
+
+    def embedding(self, name: str) -> EmbeddingModel:
+        model = self.resolve(name, ModelKind.EMBEDDING)
+        assert isinstance(model, EmbeddingModel)
+        return model
+
+    def reranker(self, name: str) -> RerankModel:
+        model = self.resolve(name, ModelKind.RERANK)
+        assert isinstance(model, RerankModel)
+        return model

@@ -1,0 +1,20 @@
+"""The engine's per-kind registry: the served model (facade) of each model kind.
+
+A new kind adds its facade module beside embedding.py and rerank.py, and one line here.
+"""
+
+from __future__ import annotations
+
+from embedrank.model.kinds import ModelKind
+from embedrank.server.engine.embedding import EmbeddingModel
+from embedrank.server.engine.rerank import RerankModel
+from embedrank.server.engine.served import ServedModel
+
+SERVED: dict[ModelKind, type[ServedModel]] = {
+    ModelKind.EMBEDDING: EmbeddingModel,
+    ModelKind.RERANK: RerankModel,
+}
+
+
+def served_class(kind: ModelKind) -> type[ServedModel]:
+    return SERVED[kind]

@@ -1,0 +1,220 @@
+"""What every served model shares: input checks, tokenizing, admission, batching, timing."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import dataclasses
+import itertools
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from embedrank.server import metrics
+from embedrank.server.engine.batcher import Batcher, BatchFn, BatchLimits, WorkItem
+from embedrank.server.engine.chunking import ChunkLimits
+from embedrank.server.engine.requests import Timing, Usage
+from embedrank.model.tokenize import TextTokenizer, Truncate
+from embedrank.model.errors import InvalidArgument, ResourceExhausted
+from embedrank.model.kinds import kind_of
+from embedrank.model.manifest import Manifest
+from embedrank.model.runtime.base import Runtime, TokenSeq
+
+_groups = itertools.count()
+
+# The caller a request's inputs are queued under, for the batcher's round robin: every
+# request of one stream shares one (see ``one_caller``); a unary request gets its own.
+_caller: contextvars.ContextVar[int | None] = contextvars.ContextVar("embedrank_caller", default=None)
+
+
+def one_caller() -> None:
+    """From here on in this task (and the tasks it starts), requests queue as one caller: the
+    batcher then favours the oldest of them, so a stream's head is never starved by its tail."""
+    _caller.set(next(_groups))
+
+# A replacement tokenize step: inputs -> (sequences, truncated flags), any number of sequences.
+TokenizeFn = Callable[[Sequence[Any]], tuple[list[TokenSeq], list[bool]]]
+
+# Below this many characters a request is tokenized on the event loop: handing it to a
+# thread would cost more than the tokenizing.
+INLINE_TOKENIZE_CHARS = 2048
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    max_inputs: int
+    max_chars: int
+    batch: BatchLimits
+    chunks: ChunkLimits = ChunkLimits()
+
+
+class Admission:
+    """Bounds inputs in flight across all models; over the bound, refuse at once."""
+
+    def __init__(self, max_inputs: int) -> None:
+        self.max_inputs = max_inputs
+        self.in_flight = 0
+
+    def acquire(self, n: int) -> None:
+        if self.in_flight + n > self.max_inputs:
+            raise ResourceExhausted(
+                f"server busy: {self.in_flight} inputs in flight, limit {self.max_inputs}; retry with backoff"
+            )
+        self.in_flight += n
+        metrics.IN_FLIGHT.set(self.in_flight)
+
+    def release(self, n: int) -> None:
+        self.in_flight -= n
+        metrics.IN_FLIGHT.set(self.in_flight)
+
+
+# What a text must contain to be non-empty: a character that is not whitespace, a control
+# character (NUL and friends) or an invisible format character (zero-width space/joiners,
+# word joiner, BOM, bidi marks). One definition, used for every text field.
+_VISIBLE = re.compile(r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
+
+
+def is_blank(text: str) -> bool:
+    """True for a text with nothing a model could read: empty, whitespace, control or zero-width only."""
+    return _VISIBLE.search(text) is None
+
+
+def check_texts(texts: Sequence[str], field: str, limits: Limits) -> int:
+    """Empty lists, empty strings, too many or too long inputs. Returns the characters."""
+    if not texts:
+        raise InvalidArgument(field, "is empty; send at least one")
+    if len(texts) > limits.max_inputs:
+        raise InvalidArgument(field, f"has {len(texts)} items, over the limit of {limits.max_inputs}; split the request")
+    chars = 0
+    for i, text in enumerate(texts):
+        n = len(text)
+        if n > limits.max_chars:
+            raise InvalidArgument(
+                f"{field}[{i}]", f"has {n} characters, over the limit of {limits.max_chars}; shorten or split it"
+            )
+        if is_blank(text):
+            raise InvalidArgument(f"{field}[{i}]", "is empty (only whitespace, control or zero-width characters)")
+        chars += n
+    return chars
+
+
+class ServedModel:
+    """A loaded model version: tokenizer + runtime + its batcher."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        runtime: Runtime,
+        tokenizer: TextTokenizer,
+        *,
+        limits: Limits,
+        admission: Admission,
+        tokenize_pool: concurrent.futures.Executor,
+    ) -> None:
+        self.manifest = manifest
+        self.name = manifest.name
+        self.runtime = runtime
+        self.tokenizer = tokenizer
+        self.limits = limits
+        self._admission = admission
+        self._tokenize_pool = tokenize_pool
+        self.batcher = Batcher(manifest.name, self._batch_fn(), limits.batch, on_idle=runtime.trim)
+
+    def _batch_fn(self) -> BatchFn:
+        raise NotImplementedError
+
+    async def _tokenize(
+        self, inputs: Sequence[Any], *, truncate: Truncate, field: str, chars: int, tokenize: TokenizeFn | None = None
+    ) -> tuple[list[TokenSeq], list[bool]]:
+        def encode() -> tuple[list[TokenSeq], list[bool]]:
+            if tokenize is not None:  # e.g. a chunking.Chunker (long_input CHUNK)
+                return tokenize(inputs)
+            return self.tokenizer.encode(inputs, truncate=truncate, field=field)
+
+        metrics.TOKENIZED.labels(self.name).inc(len(inputs))
+        if chars <= INLINE_TOKENIZE_CHARS:
+            return encode()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._tokenize_pool, encode)
+
+    async def _infer(self, seqs: list[TokenSeq], deadline: float | None) -> tuple[list[Any], int, int]:
+        """Run every sequence through the batcher. Returns (results, queue_ns, inference_ns).
+
+        When the call ends early (cancelled, or one input failed) its other inputs leave the
+        queue at once; when its deadline passes they fail with DeadlineExceeded at that moment."""
+        loop = asyncio.get_running_loop()
+        caller, request = _caller.get(), next(_groups)
+        group = request if caller is None else caller
+        items = [WorkItem(seq, loop.create_future(), group, deadline, request) for seq in seqs]
+        self.batcher.submit(items)
+        timer = None
+        if deadline is not None and any(not it.future.done() for it in items):
+            timer = loop.call_later(max(0.0, deadline - time.monotonic()), self.batcher.expire, items)
+        try:
+            if len(items) == 1:
+                results = [await items[0].future]
+            else:
+                results = list(await asyncio.gather(*(item.future for item in items)))
+        except BaseException:
+            self.batcher.remove(items)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        queue_ns = max(int((it.started - it.enqueued) * 1e9) for it in items)
+        batches = {(it.started, it.batch_ns) for it in items}
+        return results, queue_ns, sum(ns for _, ns in batches)
+
+    async def run(
+        self,
+        inputs: Sequence[Any],
+        *,
+        truncate: Truncate,
+        field: str,
+        chars: int,
+        deadline: float | None,
+        request_id: str,
+        tokenize: TokenizeFn | None = None,
+    ) -> tuple[list[Any], list[TokenSeq], list[bool], Usage]:
+        """``tokenize`` replaces the tokenizer's own encode; results are per returned sequence."""
+        start = time.monotonic_ns()
+        # Admission before any work: a refused request is never tokenized.
+        admitted = len(inputs)
+        self._admission.acquire(admitted)
+        try:
+            seqs, truncated = await self._tokenize(
+                inputs, truncate=truncate, field=field, chars=chars, tokenize=tokenize
+            )
+            if len(seqs) > admitted:  # chunking made more sequences than inputs
+                self._admission.acquire(len(seqs) - admitted)
+                admitted = len(seqs)
+            tokenized = time.monotonic_ns()
+            results, queue_ns, inference_ns = await self._infer(seqs, deadline)
+        finally:
+            self._admission.release(admitted)
+        usage = Usage(
+            request_id=request_id,
+            model=self.name,
+            version=self.manifest.version,
+            chars=chars,
+            tokens=sum(s.length for s in seqs),
+            timing=Timing(
+                tokenize_ns=tokenized - start,
+                queue_ns=queue_ns,
+                inference_ns=inference_ns,
+                total_ns=time.monotonic_ns() - start,
+            ),
+        )
+        return results, seqs, truncated, usage
+
+    async def warm_up(self) -> None:
+        """Every padded shape the runtime will see (CUDA buckets), then a long input and a short one
+        through the batcher: the first runs of a session (and of each shape) are slow."""
+        warm = getattr(self.runtime, "warm", None)
+        if warm is not None:
+            await asyncio.get_running_loop().run_in_executor(None, warm, self.limits.batch.max_batch_size)
+        for sample in kind_of(self.manifest.kind).warm_up_inputs(self.tokenizer.max_tokens):
+            seqs, _ = self.tokenizer.encode([sample], truncate=Truncate.END, field="warm-up")
+            await self._infer(seqs, None)
