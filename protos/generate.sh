@@ -34,19 +34,28 @@ gen_go() {
     "${protos[@]}"
 }
 
+# clients/service-config.json, the service config every client uses, copied where the Python
+# package and Go's go:embed can read it (Java packs it from there at build time: pom.xml).
+shared_config() {
+  cp clients/service-config.json clients/python/embedrank/client/service_config.json
+  cp clients/service-config.json clients/go/service_config.json
+}
+
 langs=${LANGS:-python go}
 check=0
 [ "${1:-}" = "--check" ] && check=1
 for lang in $langs; do "gen_$lang"; done
+shared_config
 # Java stubs are generated at build time by protobuf-maven-plugin from the
 # same protos/ (clients/java/pom.xml), so nothing of Java is committed.
 
 if [ "$check" = 1 ]; then
-  if ! git diff --exit-code --stat -- protos/python clients/go/gen; then
+  copies="clients/python/embedrank/client/service_config.json clients/go/service_config.json"
+  if ! git diff --exit-code --stat -- protos/python clients/go/gen $copies; then
     echo "generated code differs from protos/: run protos/generate.sh and commit" >&2
     exit 1
   fi
-  untracked=$(git ls-files --others --exclude-standard -- protos/python clients/go/gen)
+  untracked=$(git ls-files --others --exclude-standard -- protos/python clients/go/gen $copies)
   if [ -n "$untracked" ]; then
     echo "generated files not committed: $untracked" >&2
     exit 1

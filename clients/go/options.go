@@ -3,6 +3,7 @@ package embedrank
 import (
 	"context"
 	"crypto/tls"
+	_ "embed"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -113,55 +114,38 @@ func (cfg *config) dialOptions() ([]grpc.DialOption, error) {
 	return append(opts, cfg.dialOpts...), nil
 }
 
-// services names the gRPC services of embedrank.v1 that the retry policy
-// covers.
-var services = []string{"embedrank.v1.Embed", "embedrank.v1.Rerank", "embedrank.v1.Models"}
+// sharedServiceConfig is clients/service-config.json, the gRPC service config
+// the Python, Go and Java clients share (copied here by protos/generate.sh:
+// go:embed reads only files inside the module): round-robin over every
+// address the target resolves to, client-side health checking (the
+// grpc/health import: a replica whose grpc.health.v1 status turns
+// NOT_SERVING, draining after SIGTERM, gets no new calls before its
+// connections close), and the retry policy for UNAVAILABLE on every method of
+// the embedrank services.
+//
+//go:embed service_config.json
+var sharedServiceConfig []byte
 
-// retryServiceConfig returns a gRPC service config (JSON) that balances
-// calls round-robin over the target's addresses and, for maxAttempts of 2
-// or more, retries UNAVAILABLE on every method of the embedrank services (a
-// retry is balanced like a first attempt: onto the next replica).
+// retryServiceConfig returns the shared service config (JSON) with the retry
+// policy's maxAttempts set, or without a retry policy for maxAttempts below 2
+// (a retry is balanced like a first attempt: onto the next replica).
 func retryServiceConfig(maxAttempts int) (string, error) {
-	type name struct {
-		Service string `json:"service"`
+	var sc map[string]any
+	if err := json.Unmarshal(sharedServiceConfig, &sc); err != nil {
+		return "", fmt.Errorf("embedrank: service config: %w", err)
 	}
-	type retryPolicy struct {
-		MaxAttempts          int      `json:"maxAttempts"`
-		InitialBackoff       string   `json:"initialBackoff"`
-		MaxBackoff           string   `json:"maxBackoff"`
-		BackoffMultiplier    float64  `json:"backoffMultiplier"`
-		RetryableStatusCodes []string `json:"retryableStatusCodes"`
-	}
-	type methodConfig struct {
-		Name        []name      `json:"name"`
-		RetryPolicy retryPolicy `json:"retryPolicy"`
-	}
-	var names []name
-	for _, s := range services {
-		names = append(names, name{Service: s})
-	}
-	type healthCheckConfig struct {
-		ServiceName string `json:"serviceName"`
-	}
-	// Client-side health checking (the grpc/health import): a replica whose
-	// grpc.health.v1 status turns NOT_SERVING (draining after SIGTERM) gets
-	// no new calls, before its connections close.
-	sc := struct {
-		LoadBalancingConfig []map[string]struct{} `json:"loadBalancingConfig"`
-		HealthCheckConfig   healthCheckConfig     `json:"healthCheckConfig"`
-		MethodConfig        []methodConfig        `json:"methodConfig,omitempty"`
-	}{LoadBalancingConfig: []map[string]struct{}{{"round_robin": {}}}}
 	if maxAttempts > 1 {
-		sc.MethodConfig = []methodConfig{{
-			Name: names,
-			RetryPolicy: retryPolicy{
-				MaxAttempts:          maxAttempts,
-				InitialBackoff:       "0.1s",
-				MaxBackoff:           "2s",
-				BackoffMultiplier:    2,
-				RetryableStatusCodes: []string{"UNAVAILABLE"},
-			},
-		}}
+		mc, ok := sc["methodConfig"].([]any)
+		if !ok || len(mc) != 1 {
+			return "", fmt.Errorf("embedrank: service config: want one methodConfig")
+		}
+		policy, ok := mc[0].(map[string]any)["retryPolicy"].(map[string]any)
+		if !ok {
+			return "", fmt.Errorf("embedrank: service config: no retryPolicy")
+		}
+		policy["maxAttempts"] = maxAttempts
+	} else {
+		delete(sc, "methodConfig")
 	}
 	b, err := json.Marshal(sc)
 	if err != nil {

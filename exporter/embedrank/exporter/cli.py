@@ -6,7 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from embedrank.model import flags
 from embedrank.model.errors import ConfigError
+from embedrank.model.kinds import ModelKind
+from embedrank.model.manifest import RuntimeKind
+from embedrank.model.runtime.settings import RuntimeFlags
 
 OPTIMIZE_CHOICES = ["none", "O1", "O2", "O3", "O4"]
 QUANTIZE_CHOICES = ["none", "avx2", "avx512", "avx512-vnni", "arm64"]
@@ -15,12 +19,12 @@ QUANTIZE_CHOICES = ["none", "avx2", "avx512", "avx512-vnni", "arm64"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="A local sentence-transformers or Hugging Face model folder (or a hub id, where the hub is reachable).")
     parser.add_argument("--output", required=True, type=Path, help="REPO/NAME: the model's folder in a model repository; each export adds the next version.")
-    parser.add_argument("--kind", choices=["embedding", "rerank"], help="Model kind; detected from the checkpoint when omitted.")
+    parser.add_argument("--kind", choices=[k.value for k in ModelKind], help="Model kind; detected from the checkpoint when omitted.")
     parser.add_argument("--optimize", help="Graph optimization (ONNX Runtime): none, O1, O2 (fusions; default), O3 (+GELU approximation), O4 (+fp16, CUDA only). OpenVINO exports keep the plain graph (none).")
     parser.add_argument("--quantize", default="none", help="Dynamic int8: none (default), avx2, avx512, avx512-vnni, arm64.")
-    parser.add_argument("--runtime", choices=["onnxruntime", "openvino"], default="onnxruntime", help="The runtime the server runs this model with, verified here and recorded in the manifest (default onnxruntime). openvino needs: pip install 'embedrank[openvino]'.")
+    parser.add_argument("--runtime", choices=[r.value for r in RuntimeKind], default=RuntimeKind.ONNXRUNTIME.value, help="The runtime the server runs this model with, verified here and recorded in the manifest (default onnxruntime). openvino needs: pip install 'embedrank[openvino]'.")
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], help="--runtime openvino: fp32 (exact, default), bf16 (needs a CPU with native bf16; gated at 0.9999 min cosine on the fidelity corpus), int8 (NNCF static quantization). ONNX Runtime's precision follows --optimize/--quantize.")
-    parser.add_argument("--allow-bf16-without-native", action="store_true", help="Export --precision bf16 on a CPU without native bf16 (AVX512-BF16 or AMX) anyway: OpenVINO emulates it there or falls back to f32, and the figures measured are that run's.")
+    flags.add_arguments(parser, RuntimeFlags)  # the runtime flags `serve` takes too
     parser.add_argument("--min-cosine", type=float, help="Fail below this cosine to sentence-transformers (default: 0.99999 min for fp32, 0.9999 for O3, 0.99 mean for int8).")
     parser.add_argument("--min-top1", type=float, default=0.9, help="Rerankers, lossy variants: fail below this top-1 agreement with CrossEncoder (default 0.9).")
     parser.add_argument("--calibration", type=Path, help="Text file, one text per line, for int8 output ranges and the fidelity report (default: built-in English corpus).")
@@ -33,8 +37,6 @@ def run(args: argparse.Namespace) -> int:
     from embedrank.exporter.options import ExportOptions
     from embedrank.exporter.pipeline import ExportFailed, run_export
     from embedrank.exporter.quantize import QuantizePreset
-    from embedrank.model.kinds import ModelKind
-    from embedrank.model.manifest import RuntimeKind
 
     try:
         level = OptimizeLevel(args.optimize) if args.optimize is not None else None

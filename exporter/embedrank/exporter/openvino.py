@@ -12,34 +12,9 @@ Precisions:
   texts, saved as OpenVINO IR (model.xml + model.bin); the float layers left run in bf16 where
   native. Gate as for ONNX Runtime int8 (mean cosine 0.99; rerankers --min-top1).
 
-Why int8 is kept: measured here (2026-11-30, all-MiniLM-L6-v2, 1,000 pydoc sentences against
-ORT fp32; raw runtime in one process, 2 threads, sorted batches of 32; a shared 2-core box, so
-speeds are noisy):
-
-    variant                                        sentences/s  min cos   mean cos
-    ORT fp32 (O2 graph)                                    240  1.0       1.0
-    ORT int8 (dynamic, avx512-vnni, O2)                    264  0.98209   0.99446
-    OpenVINO f32 (plain graph)                             122  1.0       1.0
-    OpenVINO bf16 (plain graph)                            486  0.99997   0.99999
-    OpenVINO int8, NNCF on the OV model (bf16 rest)        607  0.98927   0.99788
-    OpenVINO int8, NNCF on the ONNX graph (QDQ), OV        165  0.98688   0.99787
-
-The same five runtimes through embedrank's own runtime classes on the exported graphs, round robin
-(5 rounds x 1.5 s each, so all share the noise; the box was at load ~10 from other work, hence the
-low absolute numbers), texts/s:
-
-    ORT fp32 (O2)          sentences  30.0   paragraphs  5.8
-    ORT int8               sentences  63.7   paragraphs 12.6
-    OpenVINO f32           sentences  42.2   paragraphs 12.0
-    OpenVINO bf16          sentences  81.6   paragraphs 21.9
-    OpenVINO int8 (NNCF)   sentences 159.2   paragraphs 35.5
-
-The int8 export of all-MiniLM-L6-v2 (300 calibration texts) measured, against sentence-transformers
-torch: parity min cosine 0.9877, fidelity (300 texts) min 0.9958, mean 0.9979, top-10 overlap 0.958.
-
-NNCF int8 on OpenVINO's own model is faster than ORT int8 and more faithful (min 0.989 vs
-0.982, mean 0.9979 vs 0.9945), so it is offered; NNCF's ONNX backend (QDQ graph) is not:
-OpenVINO runs that graph several times slower.
+NNCF int8 on OpenVINO's own model is kept because it measured faster than ONNX Runtime int8 and more
+faithful; NNCF's ONNX backend (QDQ graph) is not, OpenVINO runs that graph several times slower. The
+figures: docs/runtime-notes.md.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""embedrank server: gRPC transport (api/) -> engine (engine/) -> runtime (runtime/).
+"""embedrank server: gRPC transport (api/) -> engine (engine/) -> the model package's runtimes
+(embedrank.model.runtime), configured by config.py and run by app.py.
 
-Importing this package must never import torch, transformers or the exporter
-(tests/test_imports.py enforces it).
+It never imports torch, transformers or the exporter: the import-linter contracts in
+pyproject.toml ([tool.importlinter], run by `make test`) enforce it.
 """

@@ -20,6 +20,7 @@ from embedrank.server.api.malformed import Registrar
 from embedrank.server.api.embed import EmbedServicer
 from embedrank.server.api.models import ModelsServicer
 from embedrank.server.api.rerank import RerankServicer
+from embedrank.server.api.rpc import Rpcs
 from embedrank.server.api.tls import ServerCertificates, TlsFiles
 from embedrank.server.config import ServerConfig
 from embedrank.server.engine.engine import Engine
@@ -119,12 +120,9 @@ def build_server(config: ServerConfig) -> App:
     app_port = _bind(server, config, certificates.credentials() if certificates is not None else None)
     app = App(config, server, app_port, engine, certificates)
     registrar = Registrar(server)  # malformed payloads -> INVALID_ARGUMENT, not grpc's traceback
-    embed_pb2_grpc.add_EmbedServicer_to_server(
-        EmbedServicer(engine, calls=app.calls, stream_max_inflight=config.stream_max_inflight), registrar
-    )
-    rerank_pb2_grpc.add_RerankServicer_to_server(
-        RerankServicer(engine, calls=app.calls, stream_max_inflight=config.stream_max_inflight), registrar
-    )
+    rpcs = Rpcs(calls=app.calls, stream_max_inflight=config.stream_max_inflight)
+    embed_pb2_grpc.add_EmbedServicer_to_server(EmbedServicer(engine, rpcs), registrar)
+    rerank_pb2_grpc.add_RerankServicer_to_server(RerankServicer(engine, rpcs), registrar)
     models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(engine), registrar)
     health_pb2_grpc.add_HealthServicer_to_server(app.health, server)
     reflection.enable_server_reflection(

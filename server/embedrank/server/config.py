@@ -13,7 +13,7 @@ from typing import Any
 from embedrank.model import flags
 from embedrank.model.errors import ConfigError
 from embedrank.model.flags import setting
-from embedrank.model.runtime.settings import Device, RuntimeSettings, default_openvino_cache
+from embedrank.model.runtime.settings import Device, RuntimeFlags, RuntimeSettings, default_openvino_cache
 from embedrank.server.engine.batcher import BatchLimits
 from embedrank.server.engine.chunking import ChunkLimits
 from embedrank.server.engine.served import Limits
@@ -21,7 +21,9 @@ from embedrank.server.engine.settings import EngineSettings
 
 
 @dataclasses.dataclass(frozen=True)
-class ServerConfig:
+class ServerConfig(RuntimeFlags):
+    """Every `embedrank serve` setting; the ones `export` takes too come from RuntimeFlags."""
+
     model_repository: Path = setting(
         help=(
             "Folder of models: REPO/<name>/<version>/{model.onnx,tokenizer.json,manifest.json}."
@@ -203,13 +205,6 @@ class ServerConfig:
             "Port of the Prometheus /metrics endpoint (embedrank_* series); -1 = off, 0 = any free port."
         ),
     )
-    allow_bf16_without_native: bool = setting(
-        False,
-        help=(
-            "Serve OpenVINO bf16 models on a CPU without native bf16 (AVX512-BF16 or AMX) anyway: there "
-            "OpenVINO emulates bf16 or falls back to f32."
-        ),
-    )
     openvino_cache_dir: str = setting(
         "",
         help=(
@@ -323,14 +318,10 @@ class ServerConfig:
             total = min(total, quota)
         return max(1, total // self.processes)
 
-    # The device's defaults for the settings left at "auto". On CPU a bigger batch is not faster
-    # per token and padding is pure waste: with one single-threaded batch per core, 4-16 rows run
-    # at least as fast per token as 32 (ORT fp32, 1 thread: 130/136/132/124 sentences/s at
-    # 4/8/16/32 rows), so the fill floor is 0.95: against 0.9, in turns on 2026-11-30 (4 x 32 in
-    # flight), sentences 229-235 -> 240-246/s (batches of 9.5 rows at fill 0.93 -> 6 rows at 0.97)
-    # and paragraphs 62 -> 70-74/s; 0.97-0.98 gave no more (fewer rows per batch). On a GPU
-    # padding is cheap and big batches win, and every new sequence length costs a slow first run
-    # (issue #9: fp16 up to 1.5 s), so lengths are padded up to a few buckets, each warmed at load.
+    # The device's defaults for the settings left at "auto". On CPU padding is pure waste and small
+    # batches cost little more per token, so the fill floor is high (0.95); on a GPU padding is cheap,
+    # big batches win, and every new sequence length is slow the first time, so lengths are padded up
+    # to a few buckets warmed at load. The measurements: docs/runtime-notes.md.
     _AUTO = {
         Device.CPU: {"max_batch_tokens": 8192, "max_batch_size": 128, "min_batch_fill": 0.95, "length_buckets": ""},
         Device.CUDA: {"max_batch_tokens": 65536, "max_batch_size": 512, "min_batch_fill": 0.0,
@@ -390,11 +381,8 @@ class ServerConfig:
             return 1
         if self.workers:
             return max(1, self.cores // self.workers)
-        # One single-threaded batch per core: no thread hand-offs inside a run. Measured on 2 cores
-        # against one 2-thread batch at a time, in one `make bench` run (docs/benchmarks.md,
-        # 2026-11-30, sentences/s): ORT fp32 232 vs 208, int8 451 vs 396, OpenVINO bf16 389 vs 356,
-        # OpenVINO f32 240 vs 235. A lone query still gets every core: it runs on its own session
-        # (lone_threads).
+        # One single-threaded batch per core: no thread hand-offs inside a run (measured faster than one
+        # batch over all cores: docs/runtime-notes.md). A lone query still gets every core on its own session.
         return 1
 
     @property

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import ipaddress
-import json
 import socket
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,29 +12,13 @@ import grpc
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
-# Spread calls over every address the target resolves to (several replicas: a headless Service
-# via dns:///, or a list of addresses), and retry UNAVAILABLE (server starting, draining, gone, or
-# a dropped connection) a few times; a retry is balanced like a first attempt, onto another replica.
-SERVICE_CONFIG = json.dumps(
-    {
-        "loadBalancingConfig": [{"round_robin": {}}],
-        # Client-side health checking (grpc.health.v1 Watch): a replica that turns NOT_SERVING
-        # (draining after SIGTERM) gets no new calls from here, before its connections close.
-        "healthCheckConfig": {"serviceName": ""},
-        "methodConfig": [
-            {
-                "name": [{"service": "embedrank.v1.Embed"}, {"service": "embedrank.v1.Rerank"}, {"service": "embedrank.v1.Models"}],
-                "retryPolicy": {
-                    "maxAttempts": 4,
-                    "initialBackoff": "0.1s",
-                    "maxBackoff": "2s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
-        ]
-    }
-)
+# clients/service-config.json, the gRPC service config the Python, Go and Java clients share (copied
+# into this package by protos/generate.sh): spread calls over every address the target resolves to
+# (several replicas: a headless Service via dns:///, or a list of addresses), watch each replica's
+# grpc.health.v1 status (one turning NOT_SERVING, draining after SIGTERM, gets no new calls), and
+# retry UNAVAILABLE (server starting, draining, gone, or a dropped connection) a few times; a retry
+# is balanced like a first attempt, onto another replica.
+SERVICE_CONFIG = (importlib.resources.files("embedrank.client") / "service_config.json").read_text(encoding="utf-8")
 
 
 def options() -> list[tuple[str, object]]:

@@ -4,16 +4,9 @@ The only module of the server that imports ``openvino`` (the optional extra
 ``pip install 'embedrank[openvino]'``); without it, asking for an OpenVINO model is a
 ConfigError that names that install line.
 
-Way in, measured here (2026-11-30, 2-core AMD EPYC with AVX512-BF16): the ``openvino`` package's
-own API (``Core.compile_model`` on the exported ONNX file; openvino 2026.4.1) against ONNX Runtime's
-OpenVINO execution provider plugin, ``onnxruntime-ep-openvino`` 1.8.1 beside onnxruntime 1.32. The
-plugin ships its own second copy of the OpenVINO 2026.4 libraries; it registered
-(``register_execution_provider_library``) but ``get_ep_devices()`` listed only the CPU execution
-provider's device, with or without the ``openvino`` package loaded first, and a session asking for
-``OpenVINOExecutionProvider`` by name fell back to the CPU provider with a warning. So nothing could be
-run through the plugin here. The own API runs, and gives what an EP would hide or make awkward: the
-precision hint per compiled model, the compiled-model cache, streams, and NNCF-quantized IR
-(model.xml/.bin) for int8. Chosen: the own API.
+Way in: the ``openvino`` package's own API (``Core.compile_model`` on the exported ONNX file), not ONNX
+Runtime's OpenVINO execution provider plugin, which listed no OpenVINO device here (docs/runtime-notes.md);
+the own API also gives the precision hint per compiled model, the compiled-model cache, streams and NNCF IR.
 
 Precision: ``fp32`` asks INFERENCE_PRECISION_HINT f32 (exact); ``bf16`` asks bf16 and is
 refused on a CPU without native bf16 (AVX512-BF16 or AMX) unless forced: there OpenVINO emulates
@@ -23,12 +16,6 @@ bf16 where native, else f32. Threads and streams follow the server's settings: o
 concurrent batch worker, ``threads`` per stream (by default one stream of one thread per core), threads
 not pinned (the cores are shared with the event loop, gRPC and the tokenizer); a lone query runs on a
 second model compiled as one stream over ``lone_threads``.
-
-Where a bf16 batch's time goes (all-MiniLM-L6-v2, 6 rows x 25 tokens, one thread, PERF_COUNT,
-2026-11-30): FullyConnected 86% at ~200 GFLOP/s, this core's bf16 peak (Zen 4 AVX512-BF16, no AMX);
-attention 9%; the rest under 5%. Outside the kernels, every change of input shape costs about 1 ms
-(shapes and memory re-planned over ~200 nodes; the same when alternating between two shapes, with
-bounded dynamic dimensions, or with Snippets off), so batches of a few rows pay it noticeably.
 """
 
 from __future__ import annotations

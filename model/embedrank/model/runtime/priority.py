@@ -2,11 +2,7 @@
 
 Compute threads run a notch below the event loop (``--runtime-nice``): on a loaded CPU the loop
 then gets a core the moment it has work — a health check, an over-cap refusal, a new request to
-read and tokenize — instead of waiting out a compute thread's time slice. Measured on 2 cores,
-16 callers over the admission cap, the client on the same cores (2026-11-30), refusals p50 / p99:
-3.2-3.8 / 13-17 ms at nice 0 (5 runs), 2.2-2.9 / 11-13 ms at 5 (4 runs), 1.7-1.8 / 8-9 ms at 19
-(3 runs); sentences/s the same within the box's noise (fp32 at 0 and 10 in turns: 204-227 vs
-217-225). 5, not 19: any other busy process at nice 0 on the box would take the cores from lower
+read and tokenize — instead of waiting out a compute thread's time slice. Refusals under load measured faster at 5 and 19 than at 0, throughput the same (docs/runtime-notes.md). 5, not 19: any other busy process at nice 0 on the box would take the cores from lower
 ones. Linux only: there ``setpriority`` on a thread id changes that one thread, and threads inherit
 their creator's nice value, so a runtime built on a lowered thread starts its own pools (ONNX
 Runtime's intra-op threads, OpenVINO's streams) lowered too. Elsewhere it would lower the whole

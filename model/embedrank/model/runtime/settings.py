@@ -11,10 +11,26 @@ import enum
 import os
 from pathlib import Path
 
+from embedrank.model.flags import setting
+
 
 class Device(enum.Enum):
     CPU = "cpu"
     CUDA = "cuda"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RuntimeFlags:
+    """Runtime flags that `embedrank serve` and `embedrank export` both take, declared once."""
+
+    allow_bf16_without_native: bool = setting(
+        False,
+        help=(
+            "Export (--precision bf16) or serve OpenVINO bf16 models on a CPU without native bf16 "
+            "(AVX512-BF16 or AMX) anyway: there OpenVINO emulates bf16 or falls back to f32, and the "
+            "figures measured at export are that run's."
+        ),
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """What one model version has in flight, so that a replaced version is closed only when its last
-request is answered (server/engine/reload.py)."""
+request is answered (engine/reload.py)."""
 
 from __future__ import annotations
 

@@ -325,7 +325,8 @@ public final class EmbedRankClient implements AutoCloseable {
 
   /**
    * The service config that retries UNAVAILABLE on every method of Embed, Rerank and Models, in
-   * the form {@link ManagedChannelBuilder#defaultServiceConfig(Map)} takes (numbers as Double).
+   * the form {@link ManagedChannelBuilder#defaultServiceConfig(Map)} takes (numbers as Double): the
+   * shared {@code clients/service-config.json}'s method config with {@code maxAttempts} set.
    *
    * @param maxAttempts attempts in all, the first one included (2..5; gRPC caps it at 5)
    */
@@ -333,20 +334,10 @@ public final class EmbedRankClient implements AutoCloseable {
     if (maxAttempts < 2) {
       throw new IllegalArgumentException("maxAttempts must be >= 2, got " + maxAttempts);
     }
-    Map<String, Object> retryPolicy = new LinkedHashMap<>();
+    Map<String, Object> methodConfig = SharedServiceConfig.methodConfig();
+    @SuppressWarnings("unchecked")
+    Map<String, Object> retryPolicy = (Map<String, Object>) methodConfig.get("retryPolicy");
     retryPolicy.put("maxAttempts", (double) maxAttempts);
-    retryPolicy.put("initialBackoff", "0.1s");
-    retryPolicy.put("maxBackoff", "2s");
-    retryPolicy.put("backoffMultiplier", 2.0);
-    retryPolicy.put("retryableStatusCodes", List.of("UNAVAILABLE"));
-
-    List<Map<String, Object>> names = new ArrayList<>();
-    for (String service : SERVICES) {
-      names.add(Map.of("service", service));
-    }
-    Map<String, Object> methodConfig = new LinkedHashMap<>();
-    methodConfig.put("name", names);
-    methodConfig.put("retryPolicy", retryPolicy);
     return Map.of("methodConfig", List.of(methodConfig));
   }
 

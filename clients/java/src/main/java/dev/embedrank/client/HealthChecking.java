@@ -1,7 +1,6 @@
 package dev.embedrank.client;
 
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /**
@@ -10,7 +9,8 @@ import java.util.Map;
  * new call to one that is NOT_SERVING (an embedrank server loading its models, or draining after
  * SIGTERM), before its connections close. gRPC does this with round_robin only; the
  * health-checking round_robin comes from {@code io.grpc:grpc-services} on the classpath. A server
- * without the health service (UNIMPLEMENTED) is taken as serving.
+ * without the health service (UNIMPLEMENTED) is taken as serving. Both entries come from the
+ * shared {@code clients/service-config.json} ({@link SharedServiceConfig}).
  */
 final class HealthChecking {
   private HealthChecking() {}
@@ -21,8 +21,8 @@ final class HealthChecking {
    */
   static Map<String, Object> serviceConfig(Map<String, Object> config) {
     Map<String, Object> withHealth = new LinkedHashMap<>(config);
-    withHealth.put("loadBalancingConfig", List.of(Map.of("round_robin", Map.of())));
-    withHealth.put("healthCheckConfig", Map.of("serviceName", ""));
+    withHealth.put("loadBalancingConfig", SharedServiceConfig.get("loadBalancingConfig"));
+    withHealth.put("healthCheckConfig", SharedServiceConfig.get("healthCheckConfig"));
     return withHealth;
   }
 }
