@@ -251,9 +251,9 @@ class ServerConfig(RuntimeFlags):
         2.0,
         help=(
             "Watch the model repository for new, broken or removed versions every this many seconds (also "
-            "on SIGHUP): a poll reads the model folders' modification times and scans only when one changed "
-            "(idle cost measured under 0.01%% of a core). A new version is loaded and warmed before it takes "
-            "new requests. 0 = only on SIGHUP."
+            "on SIGHUP): a poll reads the model folders' modification times and scans only when one "
+            "changed (measured: an idle server used 0.050%% of a core with it, 0.033%% without). A new "
+            "version is loaded and warmed before it takes new requests. 0 = only on SIGHUP."
         ),
     )
 
