@@ -89,7 +89,8 @@ class App:
         if settled:  # grpc holds no call that a handler has not taken: closing cancels none
             # Closes the listener now; its grace is only a backstop: the stop(CLOSE_S) below ends it.
             closing = asyncio.ensure_future(self.server.stop(max(deadline - time.monotonic(), 0.0) + 60.0))
-            log.info("shutdown: listener closed after %.2fs; answering %d call(s)", time.monotonic() - start, calls.active)
+            log.info("shutdown: listener closed after %.2fs; answering %d call(s) or stream item(s), %d stream(s) open",
+                     time.monotonic() - start, calls.working, calls.streams)
         done = settled and await calls.wait_done(until=deadline)
         calls.start_drain()  # refuse new calls; open streams end UNAVAILABLE after their answered items
         if not settled:

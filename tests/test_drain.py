@@ -120,6 +120,9 @@ async def test_sigterm_serves_every_call_sent_before_it(server_factory: list[Ser
     channel = grpc.aio.insecure_channel(server.target)
     stub = embed_pb2_grpc.EmbedStub(channel)
     await channel.channel_ready()
+    stream = stub.EncodeStream(timeout=120)
+    await stream.write(embed_pb2.EncodeStreamRequest(id="before", request=_requests()[0]))
+    assert (await stream.read()).WhichOneof("result") == "response"
     watcher = asyncio.ensure_future(_signal_after_first_admitted(server))
     await asyncio.sleep(0.05)
     calls = [stub.Encode(request, timeout=120) for request in _requests()]
@@ -130,14 +133,23 @@ async def test_sigterm_serves_every_call_sent_before_it(server_factory: list[Ser
     assert late.embeddings.rows == TEXTS
     # Once the listener has closed, a new connection is refused: UNAVAILABLE at the client,
     # while the server is still answering the calls it took.
-    closed = await _wait_for_log(server, r"shutdown: listener closed after [\d.]+s; answering (\d+) call")
+    closed = await _wait_for_log(server, r"shutdown: listener closed after [\d.]+s; answering (\d+) call\S* .*, (\d+) stream")
     assert int(closed.group(1)) > 0, "nothing was left to answer when the listener closed: the test saw nothing"
+    assert int(closed.group(2)) == 1
+    # An open stream is served as long as there is work (as grpc-go's GracefulStop serves it) ...
+    await stream.write(embed_pb2.EncodeStreamRequest(id="after", request=_requests()[1]))
+    answer = await stream.read()
+    assert (answer.id, answer.WhichOneof("result")) == ("after", "response"), answer
     async with grpc.aio.insecure_channel(server.target) as fresh:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await embed_pb2_grpc.EmbedStub(fresh).Encode(_requests()[0], timeout=10)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value
     assert "refused" in (refused.value.details() or "").lower(), refused.value.details()
     results = await asyncio.gather(*calls, return_exceptions=True)
+    # ... and ends UNAVAILABLE (retry elsewhere) once the work is done, instead of holding the exit.
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await stream.read()
+    assert ended.value.code() == grpc.StatusCode.UNAVAILABLE and "shutting down" in (ended.value.details() or "")
     await channel.close()
     assert _codes(list(results)) == {"OK": CALLS}, (seen, _codes(list(results)), server.output()[-3000:])
     assert all(r.embeddings.rows == TEXTS for r in results)  # type: ignore[union-attr]

@@ -60,6 +60,7 @@ class Calls:
     def __init__(self) -> None:
         self.active = 0  # calls open, streams included
         self.working = 0  # unary calls and stream items being answered
+        self.streams = 0  # streams open
         self.draining = False  # calls refused, streams stop reading
         self._arrived = -math.inf  # time.monotonic() of the last call or stream item that arrived
         self._changed = asyncio.Event()
@@ -76,11 +77,13 @@ class Calls:
         work = 0 if stream else 1
         self.active += 1
         self.working += work
+        self.streams += 1 - work
         try:
             yield
         finally:
             self.active -= 1
             self.working -= work
+            self.streams -= 1 - work
             self._changed.set()
 
     @contextlib.contextmanager
