@@ -105,12 +105,13 @@ async def test_new_calls_during_drain_get_unavailable(repo: Path, workdir: Path)
             busy = asyncio.ensure_future(client.encode("minilm", [" ".join(corpus.paragraphs()[:3])] * 64))
             await wait_for(lambda: metric(proc.metrics(), "embedrank_inflight_inputs") >= 64)
             proc.proc.send_signal(signal.SIGTERM)
-            await asyncio.sleep(0.3)
+            # Served until the drain window ends (tests/test_drain.py); then the listener is closed.
+            await wait_for(lambda: "shutdown: listener closed" in proc.output())
             # The server's own answer (a plain channel: no client-side health checking).
             async with grpc.aio.insecure_channel(proc.target) as channel:
                 with pytest.raises(grpc.aio.AioRpcError) as raw:
                     await embed_pb2_grpc.EmbedStub(channel).Encode(_codec.encode_request("minilm", ["too late"]))
-            assert raw.value.code() == grpc.StatusCode.UNAVAILABLE and "shutting down" in (raw.value.details() or "")
+            assert raw.value.code() == grpc.StatusCode.UNAVAILABLE and "failed to connect" in (raw.value.details() or "")
             # Our client may not even send it: its channel saw health go NOT_SERVING. UNAVAILABLE either way.
             with pytest.raises(EmbedRankError) as info:
                 await client.encode("minilm", ["too late"])

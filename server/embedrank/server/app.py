@@ -8,13 +8,14 @@ import logging
 import os
 import signal
 import socket
+import time
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from embedrank.server.api.auth import BearerTokenInterceptor
-from embedrank.server.api.drain import Calls
+from embedrank.server.api.drain import CLOSE_S, DRAIN_NOTICE_S, Calls
 from embedrank.server.api.health import HealthServicer
 from embedrank.server.api.malformed import Registrar
 from embedrank.server.api.embed import EmbedServicer
@@ -29,9 +30,6 @@ from embedrank.model.errors import ConfigError
 from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2, rerank_pb2_grpc
 
 log = logging.getLogger(__name__)
-
-# Seconds between health NOT_SERVING and the listener closing, at least (see App.stop).
-DRAIN_NOTICE_S = 0.5
 
 SERVICES = (
     embed_pb2.DESCRIPTOR.services_by_name["Embed"].full_name,
@@ -77,25 +75,42 @@ class App:
             self.watcher.wake()
 
     async def stop(self, grace: float | None = None) -> None:
-        """Drain: health NOT_SERVING, new calls UNAVAILABLE, every call already received answered
-        if it can be within ``grace`` seconds; what cannot is answered UNAVAILABLE (retryable),
-        never CANCELLED. Returns as soon as the work is done, not after the whole grace."""
+        """Drain (server/api/drain.py has the why): health NOT_SERVING; every call that arrives is
+        served until none has for a moment (at least DRAIN_NOTICE_S); then the listener closes
+        (GOAWAY) and the calls taken are answered if they can be within ``grace`` seconds of the
+        signal; what cannot is answered UNAVAILABLE (retryable), never CANCELLED. Returns as soon
+        as the work is done, not after the whole grace."""
         grace = self.config.shutdown_grace_s if grace is None else grace
+        start = time.monotonic()
+        deadline = start + grace
         await self.health.enter_graceful_shutdown()
-        self.calls.start_drain()
-        # Clients that watch health (the Python client does) stop sending here within
-        # milliseconds; a call that still reaches grpc once server.stop has begun is cancelled
-        # (CANCELLED, not retried), so server.stop waits for this notice to pass.
-        notice = asyncio.ensure_future(asyncio.sleep(min(grace, DRAIN_NOTICE_S)))
-        if not await self.calls.wait_idle(grace):
+        calls = self.calls
+        settled = await calls.wait_settled(not_before=start + min(grace, DRAIN_NOTICE_S), until=deadline)
+        closing: asyncio.Future[None] | None = None
+        if settled:  # grpc holds no call that a handler has not taken: closing cancels none
+            # Closes the listener now; its grace is only a backstop: the stop(CLOSE_S) below ends it.
+            closing = asyncio.ensure_future(self.server.stop(max(deadline - time.monotonic(), 0.0) + 60.0))
+            log.info("shutdown: listener closed after %.2fs; answering %d call(s) or stream item(s), %d stream(s) open",
+                     time.monotonic() - start, calls.working, calls.streams)
+        done = settled and await calls.wait_done(until=deadline)
+        calls.start_drain()  # refuse new calls; open streams end UNAVAILABLE after their answered items
+        if not settled:
+            log.warning("shutdown: calls kept arriving for the whole grace (%.1fs); refusing new ones, answering "
+                        "those still running UNAVAILABLE", grace)
+        elif not done:
             log.warning("shutdown: %d call(s) still running after %.1fs; answering them UNAVAILABLE",
-                        self.calls.active, grace)
+                        calls.working, grace)
         await self.engine.close()  # fails whatever is still queued with Unavailable
-        await self.calls.wait_idle(1.0)  # those handlers answer
-        await notice
+        await calls.wait_idle(until=time.monotonic() + CLOSE_S)  # those handlers answer
         self.health.end_watches()
-        # Nothing is left but answers on their way out: stop waits for them (not the whole grace).
-        await self.server.stop(2.0)
+        if closing is None:  # calls kept arriving for the whole grace: refused since, now closed
+            log.info("shutdown: listener closing after %.2fs", time.monotonic() - start)
+        # Every Embed and Rerank call is answered: what is left (answers on their way out, another
+        # service's stream) gets CLOSE_S, then grpc cancels it.
+        await self.server.stop(CLOSE_S)
+        if closing is not None:
+            await closing
+        log.info("shutdown: done after %.2fs", time.monotonic() - start)
 
 
 def build_server(config: ServerConfig) -> App:
@@ -219,6 +234,6 @@ async def serve(config: ServerConfig) -> None:
             fh.write(f"{app.port}\n")
         os.replace(partial, config.port_file)
     await stop.wait()
-    log.info("shutting down: %.0fs for in-flight requests", config.shutdown_grace_s)
+    log.info("shutting down: %gs for in-flight requests", config.shutdown_grace_s)
     await watcher.close()  # no version swaps while draining
     await app.stop()

@@ -85,7 +85,8 @@ async def answer_stream(
     async def handle(item: Any) -> Resp:
         rid = new_request_id()
         try:
-            response = await call(item.request, rid)
+            with calls.item():  # the drain serves it like a call of its own
+                response = await call(item.request, rid)
         except Exception as exc:  # becomes this item's error (unexpected ones are logged as bugs)
             code, message, field = stream_error_fields(exc, rid)
             metrics.REQUESTS.labels(rpc, code_name(code)).inc()
@@ -94,7 +95,7 @@ async def answer_stream(
         return response_type(id=item.id, response=response)
 
     try:
-        with calls.track():
+        with calls.track(stream=True):
             async for response in ordered(requests, handle, max_inflight=max_inflight, calls=calls):
                 yield response
     except EmbedRankError as exc:  # draining (UNAVAILABLE, retryable) or a malformed item
