@@ -8,6 +8,7 @@ from typing import Any
 
 from embedrank.exporter.deps import need
 from embedrank.exporter.source import Source
+from embedrank.exporter.tracing import broadcast_masks, check_same_outputs
 from embedrank.server.manifest import ModelKind
 
 OPSET = 17
@@ -78,14 +79,16 @@ def export_onnx(source: Source, path: Path) -> list[str]:
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
     dynamic: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
     dynamic.update({o: {0: "batch"} for o in outputs})
-    with torch.inference_mode(), warnings.catch_warnings():
+    args = tuple(sample[n] for n in names)
+    check_same_outputs(wrapper, args)  # masks without vmap (TorchScript cannot trace vmap): same outputs
+    with torch.inference_mode(), warnings.catch_warnings(), broadcast_masks():
         warnings.simplefilter("ignore")
         # The TorchScript exporter: it keeps the op pattern onnxruntime's transformer
         # fusions know (the dynamo exporter's output fuses less, and bakes shapes unless
         # given dynamic_shapes for every input).
         torch.onnx.export(
             wrapper,
-            tuple(sample[n] for n in names),
+            args,
             str(path),
             input_names=names,
             output_names=outputs,
