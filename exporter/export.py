@@ -61,7 +61,7 @@ def _rerank_wrapper(source: Source) -> tuple[Any, list[str]]:
     return Scorer().eval(), ["logits"]
 
 
-def export_onnx(source: Source, path: Path) -> list[str]:
+def export_onnx(source: Source, path: Path, *, opset: int = OPSET) -> list[str]:
     """Write the fp32 graph to ``path``; returns its output names."""
     torch = need("torch")
     onnx = need("onnx")
@@ -93,7 +93,7 @@ def export_onnx(source: Source, path: Path) -> list[str]:
             input_names=names,
             output_names=outputs,
             dynamic_axes=dynamic,
-            opset_version=OPSET,
+            opset_version=opset,
             do_constant_folding=True,
             dynamo=False,
         )

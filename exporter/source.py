@@ -59,7 +59,7 @@ def _module_config(module: Any) -> dict[str, Any]:
     return dict(get()) if get else {}
 
 
-def load(path_or_id: str, kind: ModelKind | None) -> Source:
+def load(path_or_id: str, kind: ModelKind | None, *, trust_remote_code: bool = False) -> Source:
     st = need("sentence_transformers")
     # transformers' per-load "Loading weights" bars would interleave with our step progress;
     # its warnings (e.g. newly initialised weights) stay on.
@@ -70,9 +70,10 @@ def load(path_or_id: str, kind: ModelKind | None) -> Source:
         raise ConfigError(f"{path_or_id}: no such folder (a Hugging Face hub id looks like org/name)")
     kind = kind or (detect_kind(path) if local else ModelKind.EMBEDDING)
     eager = {"attn_implementation": "eager"}  # fusable attention (the optimizer knows its pattern)
+    remote = {"trust_remote_code": trust_remote_code}  # the checkpoint's own modeling code (auto_map)
     if kind is ModelKind.EMBEDDING:
-        model = st.SentenceTransformer(path_or_id, device="cpu", model_kwargs=eager)
-        reference = st.SentenceTransformer(path_or_id, device="cpu")
+        model = st.SentenceTransformer(path_or_id, device="cpu", model_kwargs=eager, **remote)
+        reference = st.SentenceTransformer(path_or_id, device="cpu", **remote)
         hf = model[0].auto_model
         tokenizer = model.tokenizer
         max_tokens = int(model.max_seq_length or tokenizer.model_max_length)
@@ -105,8 +106,8 @@ def load(path_or_id: str, kind: ModelKind | None) -> Source:
             "similarity_fn": str(model.similarity_fn_name or "cosine"),
         }
     else:
-        model = st.CrossEncoder(path_or_id, device="cpu", model_kwargs=eager)
-        reference = st.CrossEncoder(path_or_id, device="cpu")
+        model = st.CrossEncoder(path_or_id, device="cpu", model_kwargs=eager, **remote)
+        reference = st.CrossEncoder(path_or_id, device="cpu", **remote)
         hf = model[0].auto_model
         tokenizer = model.tokenizer
         max_tokens = int(model.max_seq_length)
