@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
+from embedrank.exporter.options import OPSET
 from embedrank.model import flags
-from embedrank.model.errors import ConfigError
+from embedrank.model.errors import ConfigError, EmbedRankError
 from embedrank.model.kinds import ModelKind
 from embedrank.model.manifest import RuntimeKind
 from embedrank.model.runtime.settings import RuntimeFlags
 
 OPTIMIZE_CHOICES = ["none", "O1", "O2", "O3", "O4"]
 QUANTIZE_CHOICES = ["none", "avx2", "avx512", "avx512-vnni", "arm64"]
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", type=Path, help="Text file, one text per line, for int8 output ranges and the fidelity report (default: built-in English corpus).")
     parser.add_argument("--corpus-size", type=int, default=1000, help="Texts from the built-in corpus for calibration and fidelity (default 1000).")
     parser.add_argument("--fidelity", action=argparse.BooleanOptionalAction, default=None, help="Measure fidelity on the corpus (default: for lossy variants only).")
+    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset of the exported graph (default {OPSET}; 14 or newer). A newer one can help when an operator does not export.")
+    parser.add_argument("--trust-remote-code", action="store_true", help="Run the modeling code a checkpoint brings with it (auto_map in its config.json), for architectures transformers does not ship. Only for code you trust.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--optimize O4 (fp16) and --quantize (int8) exclude each other; pick one")
     if args.corpus_size < 20:
         raise ConfigError("--corpus-size must be at least 20")
+    if args.opset < 14:
+        raise ConfigError(f"--opset {args.opset}: too old for transformer graphs; use 14 or newer (default {OPSET})")
     opts = ExportOptions(
         source=args.source,
         output=args.output,
@@ -64,11 +72,24 @@ def run(args: argparse.Namespace) -> int:
         calibration=args.calibration,
         corpus_size=args.corpus_size,
         fidelity=args.fidelity,
+        opset=args.opset,
+        trust_remote_code=args.trust_remote_code,
     )
+    from embedrank.exporter import failures
+
+    failures.entered(0)
     try:
         final = run_export(opts)
     except ExportFailed as exc:
-        print(f"embedrank export: FAILED fidelity check: {exc}", file=sys.stderr)
+        print(f"embedrank export: FAILED at verify ({failures.architecture(args.source)}): fidelity check: {exc}; "
+              "try: a less lossy variant, or --min-cosine/--min-top1 if these figures are good enough", file=sys.stderr)
+        return 1
+    except EmbedRankError:
+        raise  # already one line that says what to fix (exit 2)
+    except Exception as exc:  # any other failure inside a step: one line here, the traceback at DEBUG
+        failure = failures.describe(exc, args.source, trust_remote_code=args.trust_remote_code)
+        log.debug("export failed at %s", failure.step, exc_info=exc)
+        print(f"embedrank export: {failure.line()}", file=sys.stderr)
         return 1
     print(f"exported {final}")
     return 0

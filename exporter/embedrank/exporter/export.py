@@ -9,13 +9,14 @@ from typing import Any
 from embedrank.exporter.deps import need
 from embedrank.exporter.source import Source
 from embedrank.exporter.kinds import export_kind
+from embedrank.exporter.options import OPSET
+from embedrank.exporter.tracing import broadcast_masks, check_same_outputs
 
-OPSET = 17
 # onnxruntime 1.2x-1.3x reads at most IR version 13; onnx 1.23 writes 14 by default.
 MAX_IR_VERSION = 10
 
 
-def export_onnx(source: Source, path: Path) -> list[str]:
+def export_onnx(source: Source, path: Path, *, opset: int = OPSET) -> list[str]:
     """Write the fp32 graph to ``path``; returns its output names."""
     torch = need("torch")
     onnx = need("onnx")
@@ -34,19 +35,21 @@ def export_onnx(source: Source, path: Path) -> list[str]:
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
     dynamic: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
     dynamic.update({o: {0: "batch"} for o in outputs})
-    with torch.inference_mode(), warnings.catch_warnings():
+    args = tuple(sample[n] for n in names)
+    check_same_outputs(wrapper, args)  # masks without vmap (TorchScript cannot trace vmap): same outputs
+    with torch.inference_mode(), warnings.catch_warnings(), broadcast_masks():
         warnings.simplefilter("ignore")
         # The TorchScript exporter: it keeps the op pattern onnxruntime's transformer
         # fusions know (the dynamo exporter's output fuses less, and bakes shapes unless
         # given dynamic_shapes for every input).
         torch.onnx.export(
             wrapper,
-            tuple(sample[n] for n in names),
+            args,
             str(path),
             input_names=names,
             output_names=outputs,
             dynamic_axes=dynamic,
-            opset_version=OPSET,
+            opset_version=opset,
             do_constant_folding=True,
             dynamo=False,
         )

@@ -11,6 +11,9 @@ from embedrank.model.kinds import ModelKind
 from embedrank.model.manifest import RuntimeKind
 
 
+OPSET = 17  # the ONNX opset exported unless --opset says otherwise
+
+
 @dataclasses.dataclass(frozen=True)
 class ExportOptions:
     source: str
@@ -26,6 +29,8 @@ class ExportOptions:
     calibration: Path | None = None
     corpus_size: int = 1000
     fidelity: bool | None = None  # None: only for optimized-lossy or quantized graphs
+    opset: int = OPSET
+    trust_remote_code: bool = False  # run the checkpoint's own modeling code (auto_map)
 
     @property
     def lossy(self) -> bool:

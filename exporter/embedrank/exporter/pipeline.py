@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from embedrank.exporter import corpus, package, workspace
+from embedrank.exporter import corpus, failures, package, workspace
 from embedrank.exporter import openvino as ov_export
 from embedrank.exporter.deps import need
-from embedrank.exporter.export import OPSET, export_onnx
+from embedrank.exporter.export import export_onnx
 from embedrank.exporter.graphrun import GraphRunner
 from embedrank.exporter.optimize import OptimizeLevel, optimize
 from embedrank.exporter.quantize import QuantizePreset, quantize
@@ -32,6 +32,7 @@ class ExportFailed(Exception):
 
 
 def _step(n: int, total: int, text: str) -> float:
+    failures.entered(n)  # a failure from here on is this step's
     print(f"[{n}/{total}] {text}", file=sys.stderr, flush=True)
     return time.monotonic()
 
@@ -79,12 +80,12 @@ def run_export(opts: ExportOptions) -> Path:
     quantized = opts.quantize is not QuantizePreset.NONE
     total = 6
     t = _step(1, total, f"loading {opts.source}")
-    source: Source = load(opts.source, opts.kind)
+    source: Source = load(opts.source, opts.kind, trust_remote_code=opts.trust_remote_code)
     kind = export_kind(source.kind)
     _done(t, f"{source.kind.value} model, {source.model_type}, max {source.max_tokens} tokens")
     with workspace.workspace(None, workspace.WORK_PREFIX) as tmp:
-        t = _step(2, total, f"exporting to ONNX (opset {OPSET})")
-        outputs = export_onnx(source, tmp / "exported.onnx")
+        t = _step(2, total, f"exporting to ONNX (opset {opts.opset})")
+        outputs = export_onnx(source, tmp / "exported.onnx", opset=opts.opset)
         _done(t, f"outputs {', '.join(outputs)}")
         current = tmp / "exported.onnx"
         fused: dict[str, int] = {}
@@ -149,7 +150,7 @@ def run_export(opts: ExportOptions) -> Path:
             "source": {"path": str(opts.source), "model_type": source.model_type},
             "graph": {
                 "file": graph_file, "inputs": source.input_names, "outputs": outputs, "precision": precision,
-                "runtime": opts.runtime.value, "optimize": level.value, "quantize": opts.quantize.value, "opset": OPSET,
+                "runtime": opts.runtime.value, "optimize": level.value, "quantize": opts.quantize.value, "opset": opts.opset,
                 "fused_ops": fused, "kept_fp32": kept_fp32, **({"int8": int8_info} if int8_info else {}),
             },
             "tokenizer": {"file": "tokenizer.json", "max_tokens": source.max_tokens, "pad_token_id": pad_id},

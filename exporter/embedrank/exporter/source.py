@@ -26,7 +26,7 @@ class Source:
     info: dict[str, Any]  # kind-specific manifest fields
 
 
-def load(path_or_id: str, kind: ModelKind | None) -> Source:
+def load(path_or_id: str, kind: ModelKind | None, *, trust_remote_code: bool = False) -> Source:
     st = need("sentence_transformers")
     # transformers' per-load "Loading weights" bars would interleave with our step progress; its log
     # records go to the root logger like everyone's (the command shows them with --log-level DEBUG).
@@ -40,7 +40,8 @@ def load(path_or_id: str, kind: ModelKind | None) -> Source:
         raise ConfigError(f"{path_or_id}: no such folder (a Hugging Face hub id looks like org/name)")
     kind = kind or (detect(path) if local else ModelKind.EMBEDDING)
     eager = {"attn_implementation": "eager"}  # fusable attention (the optimizer knows its pattern)
-    loaded = export_kind(kind).load(st, path_or_id, model_kwargs=eager)
+    remote = {"trust_remote_code": trust_remote_code}  # the checkpoint's own modeling code (auto_map)
+    loaded = export_kind(kind).load(st, path_or_id, model_kwargs=eager, st_kwargs=remote)
     model, reference, hf, tokenizer = loaded.model, loaded.reference, loaded.hf, loaded.tokenizer
     max_tokens, info = loaded.max_tokens, loaded.info
     if not getattr(tokenizer, "is_fast", False):

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 
 def reference_embeddings(source: Source, texts: list[str]) -> np.ndarray:
-    return np.asarray(source.reference.encode(texts, batch_size=32, convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+    # prompt="": the graph is measured on the texts as given (a default_prompt_name would prefix them
+    # here but not in the runner; the server adds prompts before tokenizing, outside the graph).
+    out = source.reference.encode(texts, prompt="", batch_size=32, convert_to_numpy=True, show_progress_bar=False)
+    return np.asarray(out, dtype=np.float32)
 
 
 def reference_logits(source: Source, pairs: list[tuple[str, str]]) -> np.ndarray:

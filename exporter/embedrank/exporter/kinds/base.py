@@ -44,8 +44,9 @@ class ExportKind(abc.ABC):
         """True when the local checkpoint at ``path`` is of this kind."""
 
     @abc.abstractmethod
-    def load(self, st: Any, path_or_id: str, *, model_kwargs: dict[str, Any]) -> Loaded:
-        """Load with sentence-transformers (module ``st``); ConfigError for what cannot be exported."""
+    def load(self, st: Any, path_or_id: str, *, model_kwargs: dict[str, Any], st_kwargs: dict[str, Any]) -> Loaded:
+        """Load with sentence-transformers (module ``st``): ``model_kwargs`` for the traced copy only,
+        ``st_kwargs`` for both; ConfigError for what cannot be exported."""
 
     @abc.abstractmethod
     def wrapper(self, model: Any) -> tuple[Any, list[str]]:

@@ -30,9 +30,9 @@ class EmbeddingExport(ExportKind):
     def recognises(self, path: Path) -> bool:
         return True  # the fallback: checked after every other kind
 
-    def load(self, st: Any, path_or_id: str, *, model_kwargs: dict[str, Any]) -> Loaded:
-        model = st.SentenceTransformer(path_or_id, device="cpu", model_kwargs=model_kwargs)
-        reference = st.SentenceTransformer(path_or_id, device="cpu")
+    def load(self, st: Any, path_or_id: str, *, model_kwargs: dict[str, Any], st_kwargs: dict[str, Any]) -> Loaded:
+        model = st.SentenceTransformer(path_or_id, device="cpu", model_kwargs=model_kwargs, **st_kwargs)
+        reference = st.SentenceTransformer(path_or_id, device="cpu", **st_kwargs)
         tokenizer = model.tokenizer
         pooling: list[str] = []
         dense = 0

@@ -40,9 +40,9 @@ class RerankExport(ExportKind):
             return any(a.endswith("ForSequenceClassification") for a in archs)
         return False
 
-    def load(self, st: Any, path_or_id: str, *, model_kwargs: dict[str, Any]) -> Loaded:
-        model = st.CrossEncoder(path_or_id, device="cpu", model_kwargs=model_kwargs)
-        reference = st.CrossEncoder(path_or_id, device="cpu")
+    def load(self, st: Any, path_or_id: str, *, model_kwargs: dict[str, Any], st_kwargs: dict[str, Any]) -> Loaded:
+        model = st.CrossEncoder(path_or_id, device="cpu", model_kwargs=model_kwargs, **st_kwargs)
+        reference = st.CrossEncoder(path_or_id, device="cpu", **st_kwargs)
         act_name = type(model.activation_fn).__name__
         if act_name not in _ACTIVATIONS:
             raise ConfigError(f"{path_or_id}: activation {act_name} is not supported ({', '.join(_ACTIVATIONS)} are)")
