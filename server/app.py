@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -25,6 +26,9 @@ from embedrank.server.config import ServerConfig
 from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.reload import ModelWatcher
 from embedrank.server.errors import ConfigError
+
+if TYPE_CHECKING:
+    from embedrank.server.http.app import HttpServer
 from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2, rerank_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -54,12 +58,15 @@ class App:
         self.watcher: ModelWatcher | None = None  # set once the models are loaded (serve)
         self.health = HealthServicer()
         self.calls = Calls()
+        self.http: HttpServer | None = None  # --http-port: the HTTP conventions (server/http/)
 
     async def start(self) -> None:
         """Start answering (health NOT_SERVING), load and warm every model, then SERVING."""
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
+        if self.http is not None:
+            await self.http.start()
         log.info("settings: %s", ", ".join(f"{k}={v}" for k, v in self.config.effective().items()))
         await self.engine.load()
         for name in ("", *SERVICES):
@@ -72,8 +79,14 @@ class App:
         log.info("SIGHUP: reloading")
         if self.certificates is not None:
             self.certificates.reload()
+            if self.http is not None:
+                self.http.reload_tls()
         if self.watcher is not None:
             self.watcher.wake()
+
+    def reload_tls_if_changed(self) -> None:
+        if self.certificates is not None and self.certificates.reload_if_changed() and self.http is not None:
+            self.http.reload_tls()
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain: health NOT_SERVING, new calls UNAVAILABLE, every call already received answered
@@ -94,6 +107,8 @@ class App:
         await notice
         self.health.end_watches()
         # Nothing is left but answers on their way out: stop waits for them (not the whole grace).
+        if self.http is not None:
+            await self.http.stop()
         await self.server.stop(2.0)
 
 
@@ -126,6 +141,10 @@ def build_server(config: ServerConfig) -> App:
         RerankServicer(engine, calls=app.calls, stream_max_inflight=config.stream_max_inflight), registrar
     )
     models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(engine), registrar)
+    if config.http_port >= 0:
+        from embedrank.server.http.app import HttpServer
+
+        app.http = HttpServer(config, engine, app.calls, token=token)
     health_pb2_grpc.add_HealthServicer_to_server(app.health, server)
     reflection.enable_server_reflection(
         (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
@@ -199,7 +218,7 @@ async def serve(config: ServerConfig) -> None:
         raise
     watcher = app.watcher = ModelWatcher(
         app.engine, poll_s=config.model_poll_s,
-        on_poll=app.certificates.reload_if_changed if app.certificates is not None else None,
+        on_poll=app.reload_tls_if_changed if app.certificates is not None else None,
     )
     watcher.start()
     if config.metrics_port >= 0:
@@ -215,6 +234,8 @@ async def serve(config: ServerConfig) -> None:
             ) from None
         log.info("metrics on http://%s:%d/metrics", config.host, metrics_server.server_port)
     print(f"embedrank listening on {config.host}:{app.port}", flush=True)
+    if app.http is not None:
+        print(f"embedrank HTTP listening on {app.http.scheme}://{config.host}:{app.http.port}", flush=True)
     if config.port_file:  # written whole, then renamed: a reader never sees it half-written
         partial = f"{config.port_file}.{os.getpid()}.tmp"
         with open(partial, "w", encoding="utf-8") as fh:

@@ -55,6 +55,7 @@ class ServerConfig:
     tls_client_ca: str = ""
     max_connection_age_s: float = 0.0
     model_poll_s: float = 0.0
+    http_port: int = -1
 
     def __post_init__(self) -> None:
         positive = (
@@ -92,6 +93,8 @@ class ServerConfig:
             raise ConfigError("--tls-client-ca (mutual TLS) needs the server's own --tls-cert and --tls-key too")
         if self.max_connection_age_s < 0:
             raise ConfigError(f"--max-connection-age-s must be >= 0 (0 = no limit), got {self.max_connection_age_s}")
+        if not -1 <= self.http_port <= 65535:
+            raise ConfigError(f"--http-port must be -1 (off) or 0..65535, got {self.http_port}")
         if self.model_poll_s < 0:
             raise ConfigError(f"--model-poll-s must be >= 0 (0 = only on SIGHUP), got {self.model_poll_s}")
 
@@ -264,7 +267,7 @@ _HELP: dict[str, str] = {
     "(admission counts windows, not texts); --max-inflight-inputs caps it too.",
     "stream_max_inflight": "Requests of one stream being worked on at once; the stream reads no "
     "further until one is answered.",
-    "max_message_mb": "Largest gRPC message, in MiB, both ways.",
+    "max_message_mb": "Largest gRPC message, in MiB, both ways; also the largest HTTP request body (--http-port).",
     "shutdown_grace_s": "On SIGTERM: seconds in-flight requests get to finish.",
     "allow_fp16_on_cpu": "Serve fp16 graphs on the CPU provider anyway (slow; meant for CUDA).",
     "allow_bf16_without_native": "Serve OpenVINO bf16 models on a CPU without native bf16 (AVX512-BF16 or AMX) "
@@ -284,6 +287,9 @@ _HELP: dict[str, str] = {
     "max_connection_age_s": "Close each client connection (GOAWAY, in-flight calls finish) after about this many "
     "seconds, so that clients reconnect and rebalance across replicas added since; 0 = never. A few minutes "
     "suits replicas behind a headless Service.",
+    "http_port": "Also serve the HTTP conventions on this port, from the same process, models, admission, token "
+    "and TLS: OpenAI's POST /v1/embeddings, Cohere/Jina's POST /v1/rerank and /v2/rerank, GET /v1/models and "
+    "GET /health (docs/http.md). -1 = off, 0 = any free port (printed at start).",
     "model_poll_s": "Check the model repository for new, broken or removed versions every this many seconds "
     "(also on SIGHUP); a new version is loaded and warmed before it takes new requests. 0 = only on SIGHUP.",
 }
