@@ -115,6 +115,24 @@ def test_openai_sdk_float_and_base64_equal_grpc_bit_for_bit(server: ServerProces
     assert as_float.usage.prompt_tokens == as_float.usage.total_tokens > 6
 
 
+def test_extensions_reach_the_engine(server: ServerProcess, base: str) -> None:
+    """input_type (here through the SDK's extra_body), truncation and normalize mean what they mean on gRPC."""
+    from openai import OpenAI
+
+    texts = ["what is a list", "word " * 100]
+    with Client(server.target) as client:
+        as_query = client.encode("tiny-bert", texts, input_type="query")
+        plain = client.encode("tiny-bert", texts)
+        from_start = client.encode("tiny-bert", texts, truncation="start", normalize=False)
+    with OpenAI(base_url=f"{base}/v1", api_key="unused") as sdk:
+        got = sdk.embeddings.create(model="tiny-bert", input=texts, extra_body={"input_type": "query"})
+        cut = sdk.embeddings.create(model="tiny-bert", input=texts,
+                                    extra_body={"truncation": "start", "normalize": False})
+    assert not np.array_equal(_bits(as_query), _bits(plain))  # tiny-bert has a "query: " prompt
+    assert np.array_equal(_bits([d.embedding for d in got.data]), _bits(as_query))
+    assert np.array_equal(_bits([d.embedding for d in cut.data]), _bits(from_start))
+
+
 def test_openai_sdk_errors_carry_type_param_and_code(base: str) -> None:
     import openai
 

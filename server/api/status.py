@@ -14,7 +14,7 @@ from grpc_status import rpc_status
 
 from embedrank.server import errors, metrics, statuses
 from embedrank.server.api.drain import Calls
-from embedrank.server.statuses import new_request_id
+from embedrank.server.statuses import new_request_id as new_request_id  # re-exported for the servicers
 
 log = logging.getLogger(__name__)
 

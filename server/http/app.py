@@ -46,6 +46,15 @@ _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 # Seconds aiohttp waits for handlers when the listener closes; the drain (App.stop) has already
 # waited for every call, so only answers on their way out are left.
 _CLOSE_S = 2.0
+# (method, path, handler): what the port serves (the README check reads it too).
+ROUTES = (
+    ("POST", "/v1/embeddings", "embeddings"),
+    ("POST", "/v1/rerank", "rerank_v1"),
+    ("POST", "/v2/rerank", "rerank_v2"),
+    ("GET", "/v1/models", "models"),
+    ("GET", "/v1/models/{name}", "model"),
+    ("GET", "/health", "health"),
+)
 _ROUTE_FOR_KIND = {ModelKind.EMBEDDING: "POST /v1/embeddings", ModelKind.RERANK: "POST /v1/rerank"}
 
 
@@ -119,12 +128,8 @@ class HttpServer:
         self.port: int = self._socket.getsockname()[1]
         self.scheme = "https" if self._ssl is not None else "http"
         app = web.Application(client_max_size=config.max_message_mb * 1024 * 1024, middlewares=[_framework_errors])
-        app.router.add_post("/v1/embeddings", self.embeddings)
-        app.router.add_post("/v1/rerank", self.rerank_v1)
-        app.router.add_post("/v2/rerank", self.rerank_v2)
-        app.router.add_get("/v1/models", self.models)
-        app.router.add_get("/v1/models/{name}", self.model)
-        app.router.add_get("/health", self.health)
+        for method, path, name in ROUTES:
+            app.router.add_route(method, path, getattr(self, name))
         # A caller that hangs up cancels its handler: its queued inputs are dropped, as on gRPC.
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=_CLOSE_S)
         self._site: web.SockSite | None = None
