@@ -2,7 +2,8 @@
 
 `embedrank ...` lines are parsed by the real CLI parser; `make` targets must exist; scripts and
 their flags must exist; pip lines must install from the checkout (embedrank is not on PyPI);
-grpcurl methods and JSON bodies are parsed with the real descriptors; model names in the code
+grpcurl methods and JSON bodies are parsed with the real descriptors, curl routes and bodies with the
+HTTP port's own route table and parsers; model names in the code
 snippets must be ones that a documented step exports. The Go README's `replace` recipe is run
 for real and its program is built. An unknown command fails the test: add a rule for it.
 """
@@ -215,6 +216,27 @@ def _check_grpcurl(c: Command) -> None:
         json_format.Parse(c.words[c.words.index("-d") + 1], GetMessageClass(method.input_type)())
 
 
+def _check_curl(c: Command) -> None:
+    """`curl URL [-H ...] [-d JSON]`: the path is a route of the HTTP port (GET without -d, POST with
+    it), and a body is read by the server's own parser for that route."""
+    import json
+
+    from embedrank.server.http import app, schemas
+
+    url = next(w for w in c.words[1:] if re.match(r"^(https?://)?(localhost|127\.0\.0\.1)[:/]", w))
+    path = re.sub(r"^(https?://)?[^/]+", "", url).partition("?")[0]
+    body = c.words[c.words.index("-d") + 1] if "-d" in c.words else None
+    method = "POST" if body is not None else "GET"
+    pattern = {(m, re.sub(r"\{\w+\}", "[^/]+", p)) for m, p, _ in app.ROUTES}
+    assert any(m == method and re.fullmatch(p, path) for m, p in pattern), f"{c.where()}: no route {method} {path}"
+    if body is not None:
+        data = schemas.body_object(json.loads(body))
+        if path == "/v1/embeddings":
+            schemas.embeddings_request(data)
+        else:
+            schemas.rerank_request(data)
+
+
 def _check_docker(c: Command) -> None:
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     if c.words[1] == "run":
@@ -267,6 +289,8 @@ def test_readme_command(c: Command) -> None:
         _check_java(c)
     elif program == "grpcurl":
         _check_grpcurl(c)
+    elif program == "curl":
+        _check_curl(c)
     elif program == "docker":
         _check_docker(c)
     elif program == "helm":

@@ -5,13 +5,14 @@
     ├── NotFound               a well-formed model name that is not loaded
     ├── FailedPrecondition     the model cannot do what was asked (wrong kind, no ranges)
     ├── ResourceExhausted      admission control: too much work in flight
+    │   └── MessageTooLarge    a request body over --max-message-mb (HTTP; grpc refuses its own)
     ├── Unavailable            loading, warming up or shutting down
     ├── DeadlineExceeded       the caller's deadline passed before the model ran
     ├── Unauthenticated        missing or wrong bearer token
     └── ConfigError            bad configuration or model repository (start-up only)
         └── ManifestError      a model version that cannot be served
 
-Exactly one place maps these to gRPC status codes: ``embedrank.server.api.status``.
+Exactly one table maps these to gRPC status codes and HTTP statuses: ``embedrank.server.statuses``.
 Anything else raised in a handler is a bug and becomes INTERNAL with a request id.
 """
 
@@ -49,6 +50,10 @@ class ResourceExhausted(EmbedRankError):
     def __init__(self, message: str, *, retry_after_s: float = 0.1) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class MessageTooLarge(ResourceExhausted):
+    """A request body over the size limit (--max-message-mb)."""
 
 
 class Unavailable(EmbedRankError):

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import time
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -27,6 +28,9 @@ from embedrank.server.config import ServerConfig
 from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.reload import ModelWatcher
 from embedrank.model.errors import ConfigError
+
+if TYPE_CHECKING:
+    from embedrank.server.http.app import HttpServer
 from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2, rerank_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -53,12 +57,15 @@ class App:
         self.watcher: ModelWatcher | None = None  # set once the models are loaded (serve)
         self.health = HealthServicer()
         self.calls = Calls()
+        self.http: HttpServer | None = None  # --http-port: the HTTP conventions (server/http/)
 
     async def start(self) -> None:
         """Start answering (health NOT_SERVING), load and warm every model, then SERVING."""
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
+        if self.http is not None:
+            await self.http.start()
         log.info("settings: %s", ", ".join(f"{k}={v}" for k, v in self.config.effective().items()))
         await self.engine.load()
         for name in ("", *SERVICES):
@@ -71,8 +78,14 @@ class App:
         log.info("SIGHUP: reloading")
         if self.certificates is not None:
             self.certificates.reload()
+            if self.http is not None:
+                self.http.reload_tls()
         if self.watcher is not None:
             self.watcher.wake()
+
+    def reload_tls_if_changed(self) -> None:
+        if self.certificates is not None and self.certificates.reload_if_changed() and self.http is not None:
+            self.http.reload_tls()
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain (server/api/drain.py has the why): health NOT_SERVING; every call that arrives is
@@ -85,11 +98,14 @@ class App:
         deadline = start + grace
         await self.health.enter_graceful_shutdown()
         calls = self.calls
+        calls.stopping = True
         settled = await calls.wait_settled(not_before=start + min(grace, DRAIN_NOTICE_S), until=deadline)
         closing: asyncio.Future[None] | None = None
         if settled:  # grpc holds no call that a handler has not taken: closing cancels none
             # Closes the listener now; its grace is only a backstop: the stop(CLOSE_S) below ends it.
             closing = asyncio.ensure_future(self.server.stop(max(deadline - time.monotonic(), 0.0) + 60.0))
+            if self.http is not None:
+                await self.http.close_listener()
             log.info("shutdown: listener closed after %.2fs; answering %d call(s) or stream item(s), %d stream(s) open",
                      time.monotonic() - start, calls.working, calls.streams)
         done = settled and await calls.wait_done(until=deadline)
@@ -105,6 +121,8 @@ class App:
         self.health.end_watches()
         if closing is None:  # calls kept arriving for the whole grace: refused since, now closed
             log.info("shutdown: listener closing after %.2fs", time.monotonic() - start)
+        if self.http is not None:  # its listener, then its connections (every HTTP call is answered)
+            await self.http.stop()
         # Every Embed and Rerank call is answered: what is left (answers on their way out, another
         # service's stream) gets CLOSE_S, then grpc cancels it.
         await self.server.stop(CLOSE_S)
@@ -139,6 +157,10 @@ def build_server(config: ServerConfig) -> App:
     embed_pb2_grpc.add_EmbedServicer_to_server(EmbedServicer(engine, rpcs), registrar)
     rerank_pb2_grpc.add_RerankServicer_to_server(RerankServicer(engine, rpcs), registrar)
     models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(engine), registrar)
+    if config.http_port >= 0:
+        from embedrank.server.http.app import HttpServer
+
+        app.http = HttpServer(config, engine, app.calls, token=token)
     health_pb2_grpc.add_HealthServicer_to_server(app.health, server)
     reflection.enable_server_reflection(
         (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
@@ -212,7 +234,7 @@ async def serve(config: ServerConfig) -> None:
         raise
     watcher = app.watcher = ModelWatcher(
         app.engine, poll_s=config.model_poll_s,
-        on_poll=app.certificates.reload_if_changed if app.certificates is not None else None,
+        on_poll=app.reload_tls_if_changed if app.certificates is not None else None,
     )
     watcher.start()
     if config.metrics_port >= 0:
@@ -228,6 +250,8 @@ async def serve(config: ServerConfig) -> None:
             ) from None
         log.info("metrics on http://%s:%d/metrics", config.host, metrics_server.server_port)
     print(f"embedrank listening on {config.host}:{app.port}", flush=True)
+    if app.http is not None:
+        print(f"embedrank HTTP listening on {app.http.scheme}://{config.host}:{app.http.port}", flush=True)
     if config.port_file:  # written whole, then renamed: a reader never sees it half-written
         partial = f"{config.port_file}.{os.getpid()}.tmp"
         with open(partial, "w", encoding="utf-8") as fh:

@@ -176,9 +176,7 @@ class ServerConfig(RuntimeFlags):
     )
     max_message_mb: int = setting(
         32,
-        help=(
-            "Largest gRPC message, in MiB, both ways."
-        ),
+        help="Largest gRPC message, in MiB, both ways; also the largest HTTP request body (--http-port).",
     )
     shutdown_grace_s: float = setting(
         10.0,
@@ -256,6 +254,14 @@ class ServerConfig(RuntimeFlags):
             "version is loaded and warmed before it takes new requests. 0 = only on SIGHUP."
         ),
     )
+    http_port: int = setting(
+        -1,
+        help=(
+            "Also serve the HTTP conventions on this port, from the same process, models, admission, token "
+            "and TLS: OpenAI's POST /v1/embeddings, Cohere/Jina's POST /v1/rerank and /v2/rerank, GET "
+            "/v1/models and GET /health (docs/http.md). -1 = off, 0 = any free port (printed at start)."
+        ),
+    )
 
     def __post_init__(self) -> None:
         positive = (
@@ -293,6 +299,8 @@ class ServerConfig(RuntimeFlags):
             raise ConfigError("--tls-client-ca (mutual TLS) needs the server's own --tls-cert and --tls-key too")
         if self.max_connection_age_s < 0:
             raise ConfigError(f"--max-connection-age-s must be >= 0 (0 = no limit), got {self.max_connection_age_s}")
+        if not -1 <= self.http_port <= 65535:
+            raise ConfigError(f"--http-port must be -1 (off) or 0..65535, got {self.http_port}")
         if self.model_poll_s < 0:
             raise ConfigError(f"--model-poll-s must be >= 0 (0 = only on SIGHUP), got {self.model_poll_s}")
 

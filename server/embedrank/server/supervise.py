@@ -51,6 +51,9 @@ def supervise(config: ServerConfig, log_level: str) -> int:
     n = config.processes
     reserved = _reserve(config.host, config.port)
     port = reserved.getsockname()[1]
+    # --http-port 0: one free port for all children too (their HTTP sockets use SO_REUSEPORT).
+    http_reserved = _reserve(config.host, config.http_port) if config.http_port >= 0 else None
+    http_port = http_reserved.getsockname()[1] if http_reserved is not None else config.http_port
     ctx = multiprocessing.get_context("spawn")
     # tokenizers sizes its pool to the machine in every process: give each its share.
     os.environ.setdefault("RAYON_NUM_THREADS", str(config.cores))
@@ -58,7 +61,7 @@ def supervise(config: ServerConfig, log_level: str) -> int:
     children = []
     for i in range(n):
         child_config = dataclasses.replace(
-            config, port=port, port_file=str(work / f"port-{i}"),
+            config, port=port, port_file=str(work / f"port-{i}"), http_port=http_port,
             metrics_port=config.metrics_port + i if config.metrics_port > 0 else config.metrics_port,
         )
         proc = ctx.Process(target=_child, args=(child_config, log_level, i), name=f"embedrank-{i}")
@@ -82,6 +85,8 @@ def supervise(config: ServerConfig, log_level: str) -> int:
             if not ready and all((work / f"port-{i}").exists() for i in range(n)):
                 ready = True
                 reserved.close()
+                if http_reserved is not None:
+                    http_reserved.close()
                 log.info("%d server processes listening on %s:%d", n, config.host, port)
                 print(f"embedrank listening on {config.host}:{port} ({n} processes)", flush=True)
                 if config.port_file:
@@ -97,6 +102,8 @@ def supervise(config: ServerConfig, log_level: str) -> int:
             time.sleep(0.1)
     finally:
         reserved.close()
+        if http_reserved is not None:
+            http_reserved.close()
         for path in work.iterdir():
             path.unlink()
         work.rmdir()

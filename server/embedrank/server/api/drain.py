@@ -61,6 +61,7 @@ class Calls:
         self.active = 0  # calls open, streams included
         self.working = 0  # unary calls and stream items being answered
         self.streams = 0  # streams open
+        self.stopping = False  # SIGTERM came: health says so (calls are still served in the window)
         self.draining = False  # calls refused, streams stop reading
         self._arrived = -math.inf  # time.monotonic() of the last call or stream item that arrived
         self._changed = asyncio.Event()

@@ -1,10 +1,9 @@
-"""The one table from domain errors to gRPC status codes, and the one place that applies it."""
+"""The gRPC side of the one status table (embedrank.server.statuses), and the one place that applies it."""
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -14,34 +13,21 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from embedrank.model import errors
-from embedrank.server import metrics
+from embedrank.server import metrics, statuses
 from embedrank.server.api.drain import Calls
+from embedrank.server.statuses import new_request_id as new_request_id  # re-exported for the servicers
 
 log = logging.getLogger(__name__)
 
-STATUS_TABLE: dict[type[errors.EmbedRankError], grpc.StatusCode] = {
-    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    errors.NotFound: grpc.StatusCode.NOT_FOUND,
-    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
-    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
-    errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
-    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    errors.ConfigError: grpc.StatusCode.FAILED_PRECONDITION,
-}
+# The gRPC column of the one status table (embedrank.server.statuses) as grpc.StatusCode members;
+# a misspelt code name fails here, at import.
+_CODES = {row.grpc: grpc.StatusCode[row.grpc] for row in (*statuses.ROWS.values(), statuses.INTERNAL)}
 
 T = TypeVar("T")
 
 
-def new_request_id() -> str:
-    return uuid.uuid4().hex[:16]
-
-
 def code_for(exc: errors.EmbedRankError) -> grpc.StatusCode:
-    for cls in type(exc).__mro__:
-        if cls in STATUS_TABLE:
-            return STATUS_TABLE[cls]
-    return grpc.StatusCode.INTERNAL
+    return _CODES[statuses.status_of(exc).grpc]
 
 
 def code_name(code: int) -> str:

@@ -1,0 +1,212 @@
+"""HTTP beside gRPC on one server (issue 26): the same model, the same process, in turns.
+
+  throughput  sentences/s with 4 requests of 32 sentences in flight (closed loop): gRPC Encode
+              (AsyncClient) vs POST /v1/embeddings (aiohttp client, keep-alive; float JSON read
+              with orjson, and base64); rounds alternate gRPC, HTTP float, HTTP base64
+  lone        one sentence per request, one at a time: gRPC Encode (sync Client) vs
+              POST /v1/embeddings (http.client, keep-alive, float JSON); p50 / p99 over --n each,
+              in alternating blocks; plus the `openai` SDK's p50 for reference (its own cost included)
+
+Every answer is checked (rows, dimensions). Prints one JSON object.
+    python bench/http_vs_grpc.py --model-repository REPO --model minilm [--seconds 8] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from embedrank.client import AsyncClient, Client
+from embedrank.exporter import corpus
+
+
+def pcts(latencies: list[float]) -> dict[str, float]:
+    ms = sorted(x * 1000 for x in latencies)
+    return {"p50_ms": round(ms[len(ms) // 2], 3), "p99_ms": round(ms[min(len(ms) - 1, int(0.99 * len(ms)))], 3),
+            "n": len(ms)}
+
+
+class Server:
+    def __init__(self, repo: Path, *extra: str) -> None:
+        work = Path(tempfile.mkdtemp(prefix="embedrank-httpbench-"))
+        port_file = work / "port"
+        self.log_path = work / "server.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "embedrank.cli", "serve", "--model-repository", str(repo), "--host",
+             "127.0.0.1", "--port", "0", "--http-port", "0", "--port-file", str(port_file), *extra],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 180
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(self.log_path.read_text())
+            time.sleep(0.1)
+        self.grpc = f"127.0.0.1:{int(port_file.read_text())}"
+        found = re.search(r"HTTP listening on http://[\d.]+:(\d+)", self.log_path.read_text())
+        assert found, self.log_path.read_text()
+        self.http_port = int(found.group(1))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+        self.log.close()
+
+
+async def closed_loop(seconds: float, concurrency: int, call: Any) -> float:
+    """Items per second of ``concurrency`` callers, each calling as soon as its last answer came."""
+    done = 0
+    end = time.monotonic() + seconds
+
+    async def worker(k: int) -> None:
+        nonlocal done
+        i = k
+        while time.monotonic() < end:
+            done += await call(i)
+            i += concurrency
+
+    start = time.monotonic()
+    await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    return done / (time.monotonic() - start)
+
+
+async def throughput(server: Server, model: str, pool: list[str], *, seconds: float, rounds: int,
+                     batch: int, concurrency: int, dims: int) -> dict[str, Any]:
+    import aiohttp
+
+    def texts(i: int) -> list[str]:
+        start = (i * batch) % len(pool)
+        return (pool + pool)[start: start + batch]
+
+    url = f"http://127.0.0.1:{server.http_port}/v1/embeddings"
+    out: dict[str, list[float]] = {"grpc": [], "http_float": [], "http_base64": []}
+    async with AsyncClient(server.grpc, timeout=120) as client, aiohttp.ClientSession() as session:
+        async def grpc_call(i: int) -> int:
+            vectors = await client.encode(model, texts(i))
+            assert vectors.shape == (batch, dims)
+            return batch
+
+        def http_call(encoding: str) -> Any:
+            async def call(i: int) -> int:
+                body = orjson.dumps({"model": model, "input": texts(i), "encoding_format": encoding})
+                async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+                    assert r.status == 200, await r.text()
+                    data = orjson.loads(await r.read())["data"]
+                if encoding == "base64":
+                    vectors = np.frombuffer(b"".join(base64.b64decode(d["embedding"]) for d in data), dtype="<f4")
+                    vectors = vectors.reshape(len(data), -1)
+                else:
+                    vectors = np.array([d["embedding"] for d in data], dtype=np.float32)
+                assert vectors.shape == (batch, dims)
+                return batch
+            return call
+
+        calls = {"grpc": grpc_call, "http_float": http_call("float"), "http_base64": http_call("base64")}
+        for name, call in calls.items():  # warm up every path (and the model) once
+            await closed_loop(1.0, concurrency, call)
+        for _ in range(rounds):
+            for name, call in calls.items():
+                out[name].append(round(await closed_loop(seconds, concurrency, call), 1))
+    result: dict[str, Any] = {k: {"sentences_s": v, "mean": round(sum(v) / len(v), 1)} for k, v in out.items()}
+    for name in ("http_float", "http_base64"):
+        result[name]["vs_grpc"] = round(result[name]["mean"] / result["grpc"]["mean"], 3)
+    return result
+
+
+def lone(server: Server, model: str, pool: list[str], *, n: int, blocks: int, dims: int, token: str | None = None) -> dict[str, Any]:
+    grpc_lat: list[float] = []
+    http_lat: list[float] = []
+    conn = http.client.HTTPConnection("127.0.0.1", server.http_port)
+    headers = {"Content-Type": "application/json"}
+
+    def http_one(text: str) -> None:
+        conn.request("POST", "/v1/embeddings", body=orjson.dumps({"model": model, "input": text}), headers=headers)
+        response = conn.getresponse()
+        data = orjson.loads(response.read())
+        assert response.status == 200, data
+        vector = np.array(data["data"][0]["embedding"], dtype=np.float32)
+        assert vector.shape == (dims,)
+
+    with Client(server.grpc, timeout=30) as client:
+        for i in range(50):  # warm up both
+            client.encode(model, [pool[i]])
+            http_one(pool[i])
+        per_block = max(1, n // blocks)
+        for b in range(blocks):
+            for i in range(per_block):
+                text = pool[(b * per_block + i) % len(pool)]
+                t = time.perf_counter()
+                vector = client.encode(model, [text])
+                grpc_lat.append(time.perf_counter() - t)
+                assert vector.shape == (1, dims)
+            for i in range(per_block):
+                text = pool[(b * per_block + i) % len(pool)]
+                t = time.perf_counter()
+                http_one(text)
+                http_lat.append(time.perf_counter() - t)
+    conn.close()
+    result: dict[str, Any] = {"grpc": pcts(grpc_lat), "http": pcts(http_lat)}
+    result["http_minus_grpc_p50_ms"] = round(result["http"]["p50_ms"] - result["grpc"]["p50_ms"], 3)
+    try:
+        from openai import OpenAI
+    except ImportError:
+        return result
+    sdk = OpenAI(base_url=f"http://127.0.0.1:{server.http_port}/v1", api_key="unused")
+    sdk_lat = []
+    for i in range(min(n, 300) + 20):
+        t = time.perf_counter()
+        got = sdk.embeddings.create(model=model, input=pool[i % len(pool)], encoding_format="float")
+        if i >= 20:
+            sdk_lat.append(time.perf_counter() - t)
+        assert len(got.data[0].embedding) == dims
+    sdk.close()
+    result["openai_sdk_float"] = pcts(sdk_lat)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model-repository", type=Path, required=True)
+    ap.add_argument("--model", default="minilm")
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--n", type=int, default=1000, help="lone requests per transport")
+    ap.add_argument("--blocks", type=int, default=10)
+    args = ap.parse_args()
+    pool = corpus.sentences()
+    server = Server(args.model_repository)
+    try:
+        with Client(server.grpc) as client:
+            dims = int(client.encode(args.model, ["x"]).shape[1])
+        result: dict[str, Any] = {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "cpu": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="ascii")
+                         if line.startswith("model name")), "?"),
+            "cores": len(os.sched_getaffinity(0)),
+            "model": args.model,
+        }
+        result["lone"] = lone(server, args.model, pool, n=args.n, blocks=args.blocks, dims=dims)
+        result["throughput_4x32"] = asyncio.run(throughput(
+            server, args.model, pool, seconds=args.seconds, rounds=args.rounds, batch=32, concurrency=4, dims=dims
+        ))
+    finally:
+        server.stop()
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

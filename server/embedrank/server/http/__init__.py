@@ -1,0 +1,1 @@
+"""The HTTP transport (--http-port): a sibling of server/api/ (gRPC) over the same engine."""

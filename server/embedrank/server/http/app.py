@@ -1,0 +1,309 @@
+"""The HTTP conventions on --http-port: OpenAI embeddings, Cohere/Jina rerank, models, health.
+
+Served by aiohttp on the gRPC server's own event loop, from the same Engine: one admission
+bound, one bearer token, one TLS certificate, one set of metrics and one drain (``Calls``) for
+both ports. Routes:
+
+    POST /v1/embeddings          OpenAI: {input, model, encoding_format, dimensions, user}
+    POST /v1/rerank, /v2/rerank  Cohere (v1, v2) and Jina: {query, documents, top_n, return_documents}
+    GET  /v1/models[/{name}]     OpenAI: {object: "list", data: [{id, object: "model", ...}]}
+    GET  /health                 200 {"status": "ok"}; 503 while loading or draining (no token needed)
+
+Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and json).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hmac
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from embedrank.server import metrics
+from embedrank.server.api.drain import Calls
+from embedrank.server.api.tls import TlsFiles, read
+from embedrank.server.config import ServerConfig
+from embedrank.server.engine.engine import Engine
+from embedrank.model.errors import (
+    ConfigError, FailedPrecondition, InvalidArgument, MessageTooLarge, Unauthenticated, Unavailable,
+)
+from embedrank.server.http import schemas
+from embedrank.server.http.errors import EMBEDDINGS_FIELDS, RERANK_FIELDS, error_answer
+from embedrank.model.kinds import ModelKind
+from embedrank.server.statuses import new_request_id
+
+log = logging.getLogger(__name__)
+
+_JSON = "application/json"
+_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+# Seconds aiohttp waits for handlers when the listener closes; the drain (App.stop) has already
+# waited for every call, so only answers on their way out are left.
+_CLOSE_S = 2.0
+# (method, path, handler): what the port serves (the README check reads it too).
+ROUTES = (
+    ("POST", "/v1/embeddings", "embeddings"),
+    ("POST", "/v1/rerank", "rerank_v1"),
+    ("POST", "/v2/rerank", "rerank_v2"),
+    ("GET", "/v1/models", "models"),
+    ("GET", "/v1/models/{name}", "model"),
+    ("GET", "/health", "health"),
+)
+_ROUTE_FOR_KIND = {ModelKind.EMBEDDING: "POST /v1/embeddings", ModelKind.RERANK: "POST /v1/rerank"}
+
+
+class _Request:
+    """What one request's error answer needs to know about it."""
+
+    __slots__ = ("renames", "scalar_input")
+
+    def __init__(self, renames: dict[str, str]) -> None:
+        self.renames = renames
+        self.scalar_input = False
+
+
+Work = Callable[[web.Request, str, _Request], Awaitable[dict[str, Any]]]
+
+
+def _json_response(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(payload, option=_DUMPS_OPTIONS), status=status, headers=headers,
+                        content_type=_JSON)
+
+
+def server_ssl_context(files: TlsFiles) -> ssl.SSLContext:
+    """The TLS context of the HTTP port, from the files the gRPC port uses (checked by ``read``)."""
+    read(files)  # ConfigError naming the flag, as for the gRPC port
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(files.cert, files.key)
+    if files.client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=files.client_ca)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """A listening socket on host:port; a port in use is one line that names --http-port."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]") or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror:
+        raise ConfigError(f"--http-port: cannot listen on {host}:{port}: the host name does not resolve; "
+                          "choose another address with --host or EMBEDRANK_HOST") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # --processes: every server process listens on the same port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"--http-port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); choose another with "
+            "--http-port or EMBEDRANK_HTTP_PORT (0 picks a free one, -1 turns HTTP off)"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
+class HttpServer:
+    """Built (its socket bound) with the gRPC server; started and stopped by App."""
+
+    def __init__(self, config: ServerConfig, engine: Engine, calls: Calls, *, token: str | None) -> None:
+        self._engine = engine
+        self._calls = calls
+        self._expected = f"Bearer {token}".encode() if token else None
+        self._max_mb = config.max_message_mb
+        self._tls_files = TlsFiles.from_flags(config.tls_cert, config.tls_key, config.tls_client_ca)
+        self._ssl = server_ssl_context(self._tls_files) if self._tls_files is not None else None
+        self._socket = listen(config.host, config.http_port, reuse_port=config.processes > 1)
+        self.port: int = self._socket.getsockname()[1]
+        self.scheme = "https" if self._ssl is not None else "http"
+        app = web.Application(client_max_size=config.max_message_mb * 1024 * 1024, middlewares=[_framework_errors])
+        for method, path, name in ROUTES:
+            app.router.add_route(method, path, getattr(self, name))
+        # A caller that hangs up cancels its handler: its queued inputs are dropped, as on gRPC.
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=_CLOSE_S)
+        self._site: web.SockSite | None = None
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        self._site = web.SockSite(self._runner, self._socket, ssl_context=self._ssl, shutdown_timeout=_CLOSE_S)
+        await self._site.start()
+        log.info("HTTP (OpenAI / Cohere conventions) on %s://%s:%d", self.scheme,
+                 self._socket.getsockname()[0], self.port)
+
+    async def close_listener(self) -> None:
+        """No new connections (with the gRPC listener, when the drain's window ends); open ones are
+        still answered, as gRPC answers the calls it has taken."""
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+
+    async def stop(self) -> None:
+        """Close the listener and the idle connections; called once the drain has answered every call."""
+        await self._runner.cleanup()
+        self._socket.close()
+
+    def reload_tls(self) -> None:
+        """New connections get the certificate files as they are now (SIGHUP, rotated files)."""
+        if self._ssl is None or self._tls_files is None:
+            return
+        try:
+            read(self._tls_files)
+            self._ssl.load_cert_chain(self._tls_files.cert, self._tls_files.key)
+            if self._tls_files.client_ca is not None:
+                self._ssl.load_verify_locations(cafile=self._tls_files.client_ca)
+        except (ConfigError, OSError, ssl.SSLError) as exc:
+            log.error("HTTP TLS reload refused, still serving the previous certificate: %s", exc)
+
+    # -- one request, any route ------------------------------------------------------------------
+
+    async def _serve(self, request: web.Request, rpc: str, work: Work, renames: dict[str, str] | None = None) -> web.Response:
+        rid = new_request_id()
+        start = time.monotonic()
+        state = _Request(renames or {})
+        try:
+            self._check_token(request)
+            with self._calls.track():
+                payload = await work(request, rid, state)
+        except Exception as exc:  # every exception gets an answer from the table; unexpected ones are logged
+            answer = error_answer(exc, rid, renames=state.renames, scalar_input=state.scalar_input)
+            metrics.REQUESTS.labels(rpc, answer.grpc_code).inc()
+            response = _json_response(answer.body, status=answer.status, headers=answer.headers)
+            if answer.status == 401:
+                response.headers["WWW-Authenticate"] = "Bearer"
+        else:
+            metrics.REQUESTS.labels(rpc, "OK").inc()
+            metrics.REQUEST_SECONDS.labels(rpc).observe(time.monotonic() - start)
+            response = _json_response(payload, headers={"X-Request-Id": rid})
+        if self._calls.draining:
+            response.force_close()  # no keep-alive: the caller's next request goes elsewhere
+        return response
+
+    def _check_token(self, request: web.Request) -> None:
+        if self._expected is None:
+            return
+        sent = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(sent.encode(), self._expected):
+            raise Unauthenticated(
+                "missing or wrong bearer token (header Authorization: Bearer <token>)" if sent
+                else "this server needs a bearer token (header Authorization: Bearer <token>)"
+            )
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise MessageTooLarge(
+                f"request body over {self._max_mb} MiB (--max-message-mb); send fewer or shorter inputs per request"
+            ) from None
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidArgument("body", f"is not valid JSON ({exc})") from None
+        return schemas.body_object(data)
+
+    def _check_kind(self, name: str, kind: ModelKind) -> None:
+        """A model of the other kind: the message names the route to call instead."""
+        if name:
+            model = self._engine.get(name)
+            if model.manifest.kind is not kind:
+                raise FailedPrecondition(
+                    f"model {name!r} is a {model.manifest.kind.value} model; call "
+                    f"{_ROUTE_FOR_KIND[model.manifest.kind]} for it"
+                )
+
+    # -- routes ------------------------------------------------------------------------------------
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        async def work(req: web.Request, rid: str, state: _Request) -> dict[str, Any]:
+            body = await self._body(req)
+            parsed = schemas.embeddings_request(body)
+            state.scalar_input = parsed.scalar_input
+            self._check_kind(parsed.model, ModelKind.EMBEDDING)
+            model = self._engine.embedding(parsed.model)
+            result = await model.encode(parsed.params, deadline=None, request_id=rid)
+            return schemas.embeddings_response(result, encoding_format=parsed.encoding_format)
+
+        return await self._serve(request, "HTTP /v1/embeddings", work, EMBEDDINGS_FIELDS)
+
+    async def _rerank(self, request: web.Request, rid: str, api_version: str) -> dict[str, Any]:
+        body = await self._body(request)
+        parsed = schemas.rerank_request(body)
+        self._check_kind(parsed.model, ModelKind.RERANK)
+        model = self._engine.reranker(parsed.model)
+        result = await model.rerank(parsed.params, deadline=None, request_id=rid)
+        return schemas.rerank_response(result, api_version=api_version)
+
+    async def rerank_v1(self, request: web.Request) -> web.Response:
+        return await self._serve(request, "HTTP /v1/rerank", lambda r, rid, _: self._rerank(r, rid, "1"), RERANK_FIELDS)
+
+    async def rerank_v2(self, request: web.Request) -> web.Response:
+        return await self._serve(request, "HTTP /v2/rerank", lambda r, rid, _: self._rerank(r, rid, "2"), RERANK_FIELDS)
+
+    async def models(self, request: web.Request) -> web.Response:
+        async def work(_req: web.Request, _rid: str, _state: _Request) -> dict[str, Any]:
+            if not self._engine.ready:
+                raise Unavailable("models are loading; retry shortly")
+            return {"object": "list", "data": [_model_entry(m) for _, m in sorted(self._engine.models.items())]}
+
+        return await self._serve(request, "HTTP /v1/models", work)
+
+    async def model(self, request: web.Request) -> web.Response:
+        async def work(req: web.Request, _rid: str, _state: _Request) -> dict[str, Any]:
+            return _model_entry(self._engine.get(req.match_info["name"]))
+
+        return await self._serve(request, "HTTP /v1/models/{name}", work)
+
+    async def health(self, _request: web.Request) -> web.Response:
+        """Open (no token), not counted as a call: answers while draining, with 503."""
+        if self._calls.stopping:  # from SIGTERM on, as gRPC health turns NOT_SERVING
+            return _json_response({"status": "draining"}, status=503)
+        if not self._engine.ready:
+            return _json_response({"status": "loading"}, status=503)
+        return _json_response({"status": "ok"})
+
+
+def _model_entry(model: Any) -> dict[str, Any]:
+    m = model.manifest
+    entry: dict[str, Any] = {
+        "id": m.name, "object": "model", "created": _created(m.raw.get("created")), "owned_by": "embedrank",
+        "kind": m.kind.value, "version": m.version, "max_tokens": m.tokenizer.max_tokens,
+    }
+    if m.embedding is not None:
+        entry["dimensions"] = m.embedding.dimensions
+    return entry
+
+
+def _created(value: Any) -> int:
+    """The export time (ISO 8601 in the manifest) as OpenAI's Unix seconds; 0 when unknown."""
+    try:
+        return int(datetime.datetime.fromisoformat(str(value)).timestamp())
+    except ValueError:
+        return 0
+
+
+@web.middleware
+async def _framework_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """aiohttp's own answers (no such route, wrong method) in the same error shape."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        kind = "not_found_error" if exc.status == 404 else "invalid_request_error"
+        message = f"{request.method} {request.path}: {exc.reason}"
+        if exc.status == 404:
+            message += " (routes: POST /v1/embeddings, POST /v1/rerank, POST /v2/rerank, GET /v1/models, GET /health)"
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return _json_response({"error": {"message": message, "type": kind, "param": None, "code": "unimplemented"}},
+                              status=exc.status, headers=headers)
