@@ -17,6 +17,8 @@ import pytest
 
 from embedrank.client._codec import encode_request
 from embedrank.exporter import corpus
+from embedrank.server.api.drain import SETTLE_S, Calls
+from embedrank.server.errors import Unavailable
 from embedrank.v1 import embed_pb2, embed_pb2_grpc
 from tests import checkpoints
 from tests.conftest import ServerProcess, export
@@ -181,3 +183,58 @@ async def test_short_grace_answers_the_rest_unavailable_never_cancelled(
             await embed_pb2_grpc.EmbedStub(fresh).Encode(_requests()[0], timeout=10)
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "failed to connect" in (refused.value.details() or ""), refused.value.details()
+
+
+# The drain's bookkeeping on its own (server/api/drain.py), with its real clock.
+
+
+async def test_window_lasts_the_notice_and_until_calls_stop_arriving() -> None:
+    calls = Calls()
+    start = time.monotonic()
+    assert await calls.wait_settled(not_before=start + 0.2, until=start + 5)
+    assert time.monotonic() - start >= 0.2  # the notice, though nothing arrived
+
+    async def arrivals() -> None:  # one call every 50 ms for 0.6 s: never SETTLE_S apart
+        for _ in range(12):
+            with calls.track():
+                pass
+            await asyncio.sleep(0.05)
+
+    start = time.monotonic()
+    sender = asyncio.ensure_future(arrivals())
+    await asyncio.sleep(0)  # the first call has arrived
+    assert await calls.wait_settled(not_before=start, until=start + 5)
+    waited = time.monotonic() - start
+    await sender
+    assert 0.6 + SETTLE_S - 0.05 <= waited < 3, waited
+    # Calls that keep arriving past the deadline: not settled.
+    start = time.monotonic()
+    sender = asyncio.ensure_future(arrivals())
+    await asyncio.sleep(0)
+    assert not await calls.wait_settled(not_before=start, until=start + 0.3)
+    await sender
+
+
+async def test_work_is_calls_and_stream_items_not_open_streams() -> None:
+    calls = Calls()
+    with calls.track(stream=True):  # an open stream with nothing to answer does not hold the drain
+        assert await calls.wait_done(until=time.monotonic() + 1)
+        assert not await calls.wait_idle(until=time.monotonic() + 0.2)  # but it is an open call
+        with calls.item():
+            assert not await calls.wait_done(until=time.monotonic() + 0.2)
+        assert await calls.wait_done(until=time.monotonic() + 1)
+    with calls.track():
+        assert not await calls.wait_done(until=time.monotonic() + 0.2)
+    assert await calls.wait_idle(until=time.monotonic() + 1)
+
+
+def test_calls_are_refused_only_once_draining() -> None:
+    calls = Calls()
+    stopped: list[bool] = []
+    with calls.on_drain(lambda: stopped.append(True)):
+        with calls.track():
+            calls.start_drain()
+    assert stopped == [True]
+    with pytest.raises(Unavailable), calls.track():
+        pass
+    assert (calls.active, calls.working, calls.streams) == (0, 0, 0)

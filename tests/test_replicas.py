@@ -1,6 +1,6 @@
 """Replicas on loopback: three server processes, one client balancing over them under load.
 
-Each replica takes its share; one replica SIGTERMed (it drains: new calls UNAVAILABLE) and another
+Each replica takes its share; one replica SIGTERMed (it drains: NOT_SERVING, then its listener closes) and another
 SIGKILLed (calls on it die with the connection) mid-load, and no call fails, since every one of
 them can be retried on the replica left; throughput comes back. The replicas also close every
 connection after about 3 s (--max-connection-age-s), which costs no call either.

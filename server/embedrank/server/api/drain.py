@@ -30,6 +30,10 @@ they were sent before the signal. So the drain has three steps (``App.stop``):
    arriving for the whole grace, the window ends here too: from now on calls are refused
    UNAVAILABLE (``track``) until none has arrived for ``SETTLE_S`` (at most ``CLOSE_S``), and only
    then does the listener close.
+
+Only Embed and Rerank calls are counted: a health check, Models or reflection call that core holds
+at the very moment the listener closes can still be cancelled, as can a call that a client sends on
+an open connection while the GOAWAY is on its way (clients that watch health have stopped by then).
 """
 
 from __future__ import annotations
