@@ -18,7 +18,7 @@ import pytest
 from embedrank.client._codec import encode_request
 from embedrank.exporter import corpus
 from embedrank.server.api.drain import SETTLE_S, Calls
-from embedrank.server.errors import Unavailable
+from embedrank.model.errors import Unavailable
 from embedrank.v1 import embed_pb2, embed_pb2_grpc
 from tests import checkpoints
 from tests.conftest import ServerProcess, export

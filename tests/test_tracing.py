@@ -1,4 +1,4 @@
-"""The mask switch the exporter traces with (exporter/tracing.py), on transformers' own mask builder.
+"""The mask switch the exporter traces with (exporter/embedrank/exporter/tracing.py), on transformers' own mask builder.
 
 transformers builds a mask with torch.vmap whenever a model adds an overlay (or_mask_function /
 and_mask_function): Gemma3's bidirectional attention is one. TorchScript cannot trace vmap; within
