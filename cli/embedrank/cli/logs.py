@@ -41,7 +41,7 @@ def configure(level: str) -> None:
     stream = logging.StreamHandler(sys.stderr)
     stream.setFormatter(logging.Formatter(FORMAT))
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if isinstance(h, LevelAfterFilters)]:  # configured before (in-process calls)
         root.removeHandler(old)
     numeric = logging.getLevelName(level)
     root.addHandler(LevelAfterFilters(stream, numeric))
