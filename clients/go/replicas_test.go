@@ -97,11 +97,16 @@ func TestDialReplicasBalancesAndRetries(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	// Let every subchannel connect before counting, as a long-lived client would.
-	for range 30 {
+	// Let every subchannel connect (and its health watch report SERVING) before counting, as a
+	// long-lived client would: until each replica has taken a call (slow on a loaded machine).
+	for deadline := time.Now().Add(10 * time.Second); fakes[0].callCount() == 0 || fakes[1].callCount() == 0 || fakes[2].callCount() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("not every replica took a call within 10s: %d %d %d", fakes[0].callCount(), fakes[1].callCount(), fakes[2].callCount())
+		}
 		if _, err := c.Encode(ctx, "e", []string{"warm"}); err != nil {
 			t.Fatal(err)
 		}
+		time.Sleep(time.Millisecond)
 	}
 	before := []int{fakes[0].callCount(), fakes[1].callCount(), fakes[2].callCount()}
 	const n = 90
