@@ -2,7 +2,8 @@
 
   throughput  sentences/s with 4 requests of 32 sentences in flight (closed loop): gRPC Encode
               (AsyncClient) vs POST /v1/embeddings (aiohttp client, keep-alive; float JSON read
-              with orjson, and base64); rounds alternate gRPC, HTTP float, HTTP base64
+              with orjson, and base64); rounds alternate gRPC, HTTP float, HTTP base64; also the
+              server process's CPU time per sentence on each path
   lone        one sentence per request, one at a time: gRPC Encode (sync Client) vs
               POST /v1/embeddings (http.client, keep-alive, float JSON); p50 / p99 over --n each,
               one of each in turn (and the median of the paired differences); plus the `openai`
@@ -80,8 +81,15 @@ class Server:
         self.log.close()
 
 
-async def closed_loop(seconds: float, concurrency: int, call: Any) -> float:
-    """Items per second of ``concurrency`` callers, each calling as soon as its last answer came."""
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used, all threads."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def closed_loop(seconds: float, concurrency: int, call: Any) -> tuple[int, float]:
+    """Items done and seconds taken by ``concurrency`` callers, each calling as soon as its last answer came."""
     done = 0
     end = time.monotonic() + seconds
 
@@ -94,7 +102,7 @@ async def closed_loop(seconds: float, concurrency: int, call: Any) -> float:
 
     start = time.monotonic()
     await asyncio.gather(*(worker(k) for k in range(concurrency)))
-    return done / (time.monotonic() - start)
+    return done, time.monotonic() - start
 
 
 async def throughput(server: Server, model: str, pool: list[str], *, seconds: float, rounds: int,
@@ -107,6 +115,7 @@ async def throughput(server: Server, model: str, pool: list[str], *, seconds: fl
 
     url = f"http://127.0.0.1:{server.http_port}/v1/embeddings"
     out: dict[str, list[float]] = {"grpc": [], "http_float": [], "http_base64": []}
+    cpu: dict[str, list[float]] = {name: [0.0, 0.0] for name in out}  # server CPU seconds, sentences
     async with AsyncClient(server.grpc, timeout=120) as client, aiohttp.ClientSession() as session:
         async def grpc_call(i: int) -> int:
             vectors = await client.encode(model, texts(i))
@@ -133,10 +142,23 @@ async def throughput(server: Server, model: str, pool: list[str], *, seconds: fl
             await closed_loop(1.0, concurrency, call)
         for _ in range(rounds):
             for name, call in calls.items():
-                out[name].append(round(await closed_loop(seconds, concurrency, call), 1))
-    result: dict[str, Any] = {k: {"sentences_s": v, "mean": round(sum(v) / len(v), 1)} for k, v in out.items()}
+                before = proc_cpu_s(server.proc.pid)
+                done, elapsed = await closed_loop(seconds, concurrency, call)
+                cpu[name][0] += proc_cpu_s(server.proc.pid) - before
+                cpu[name][1] += done
+                out[name].append(round(done / elapsed, 1))
+    result: dict[str, Any] = {
+        k: {"sentences_s": v, "mean": round(sum(v) / len(v), 1),
+            # The server's CPU per sentence: what a CPU-bound server's throughput is the inverse of, and
+            # much less moved than sentences/s by other jobs on a shared machine.
+            "server_cpu_ms_per_sentence": round(cpu[k][0] * 1000 / max(1.0, cpu[k][1]), 3)}
+        for k, v in out.items()
+    }
     for name in ("http_float", "http_base64"):
         result[name]["vs_grpc"] = round(result[name]["mean"] / result["grpc"]["mean"], 3)
+        result[name]["cpu_vs_grpc"] = round(
+            result[name]["server_cpu_ms_per_sentence"] / result["grpc"]["server_cpu_ms_per_sentence"], 3
+        )
     return result
 
 
@@ -177,6 +199,8 @@ def lone(server: Server, model: str, pool: list[str], *, n: int, dims: int) -> d
     # The median of the paired differences (request i over HTTP minus request i over gRPC).
     pairs = sorted(h - g for h, g in zip(http_lat, grpc_lat))
     result["paired_median_diff_ms"] = round(pairs[len(pairs) // 2] * 1000, 3)
+    # The server's own mean time per request (arrival to answer), warm-up included, SDK calls not.
+    result["server_mean_ms"] = server.server_seconds()
     try:
         from openai import OpenAI
     except ImportError:
@@ -215,7 +239,6 @@ def main() -> None:
             "model": args.model,
         }
         result["lone"] = lone(server, args.model, pool, n=args.n, dims=dims)
-        result["lone"]["server_mean_ms"] = server.server_seconds()
         result["throughput_4x32"] = asyncio.run(throughput(
             server, args.model, pool, seconds=args.seconds, rounds=args.rounds, batch=32, concurrency=4, dims=dims
         ))
