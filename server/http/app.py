@@ -154,13 +154,16 @@ class HttpServer:
             read(self._tls_files)
             self._ssl.load_cert_chain(self._tls_files.cert, self._tls_files.key)
             if self._tls_files.client_ca is not None:
+                # Adds the file's CAs: one removed from the file stays trusted here until a restart.
                 self._ssl.load_verify_locations(cafile=self._tls_files.client_ca)
         except (ConfigError, OSError, ssl.SSLError) as exc:
             log.error("HTTP TLS reload refused, still serving the previous certificate: %s", exc)
 
     # -- one request, any route ------------------------------------------------------------------
 
-    async def _serve(self, request: web.Request, rpc: str, work: Work, renames: dict[str, str] | None = None) -> web.Response:
+    async def _serve(
+        self, request: web.Request, rpc: str, work: Work, renames: dict[str, str] | None = None
+    ) -> web.Response:
         rid = new_request_id()
         start = time.monotonic()
         state = _Request(renames or {})
@@ -186,7 +189,7 @@ class HttpServer:
         if self._expected is None:
             return
         sent = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(sent.encode(), self._expected):
+        if not hmac.compare_digest(sent.encode("utf-8", "replace"), self._expected):
             raise Unauthenticated(
                 "missing or wrong bearer token (header Authorization: Bearer <token>)" if sent
                 else "this server needs a bearer token (header Authorization: Bearer <token>)"
@@ -286,7 +289,9 @@ def _created(value: Any) -> int:
 
 
 @web.middleware
-async def _framework_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def _framework_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """aiohttp's own answers (no such route, wrong method) in the same error shape."""
     try:
         return await handler(request)
