@@ -29,7 +29,6 @@ from aiohttp import web
 from embedrank.server import metrics
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.tls import TlsFiles, read
-from embedrank.server.config import ServerConfig
 from embedrank.server.engine.engine import Engine
 from embedrank.server.errors import (
     ConfigError, FailedPrecondition, InvalidArgument, MessageTooLarge, Unauthenticated, Unavailable,
@@ -117,17 +116,20 @@ def listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 class HttpServer:
     """Built (its socket bound) with the gRPC server; started and stopped by App."""
 
-    def __init__(self, config: ServerConfig, engine: Engine, calls: Calls, *, token: str | None) -> None:
+    def __init__(
+        self, engine: Engine, calls: Calls, *, host: str, port: int, reuse_port: bool, max_body_mb: int,
+        token: str | None, tls_files: TlsFiles | None,
+    ) -> None:
         self._engine = engine
         self._calls = calls
         self._expected = f"Bearer {token}".encode() if token else None
-        self._max_mb = config.max_message_mb
-        self._tls_files = TlsFiles.from_config(config)
-        self._ssl = server_ssl_context(self._tls_files) if self._tls_files is not None else None
-        self._socket = listen(config.host, config.http_port, reuse_port=config.processes > 1)
+        self._max_mb = max_body_mb
+        self._tls_files = tls_files
+        self._ssl = server_ssl_context(tls_files) if tls_files is not None else None
+        self._socket = listen(host, port, reuse_port=reuse_port)
         self.port: int = self._socket.getsockname()[1]
         self.scheme = "https" if self._ssl is not None else "http"
-        app = web.Application(client_max_size=config.max_message_mb * 1024 * 1024, middlewares=[_framework_errors])
+        app = web.Application(client_max_size=max_body_mb * 1024 * 1024, middlewares=[_framework_errors])
         for method, path, name in ROUTES:
             app.router.add_route(method, path, getattr(self, name))
         # A caller that hangs up cancels its handler: its queued inputs are dropped, as on gRPC.
