@@ -2,13 +2,15 @@
 
   throughput  sentences/s with 4 requests of 32 sentences in flight (closed loop): gRPC Encode
               (AsyncClient) vs POST /v1/embeddings (aiohttp client, keep-alive; float JSON read
-              with orjson, and base64); rounds alternate gRPC, HTTP float, HTTP base64
+              with orjson, and base64); rounds alternate gRPC, HTTP float, HTTP base64; also the
+              server process's CPU time per sentence on each path
   lone        one sentence per request, one at a time: gRPC Encode (sync Client) vs
               POST /v1/embeddings (http.client, keep-alive, float JSON); p50 / p99 over --n each,
-              in alternating blocks; plus the `openai` SDK's p50 for reference (its own cost included)
+              one of each in turn (and the median of the paired differences); plus the `openai`
+              SDK's p50 for reference (its own cost included)
 
 Every answer is checked (rows, dimensions). Prints one JSON object.
-    python bench/http_vs_grpc.py --model-repository REPO --model minilm [--seconds 8] [--rounds 2]
+    python bench/http_vs_grpc.py --model-repository REPO --model minilm [--seconds 4] [--rounds 4] [--n 600]
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def pcts(latencies: list[float]) -> dict[str, float]:
 
 class Server:
     def __init__(self, repo: Path, *extra: str) -> None:
+        extra = ("--metrics-port", "0", *extra)
         work = Path(tempfile.mkdtemp(prefix="embedrank-httpbench-"))
         port_file = work / "port"
         self.log_path = work / "server.log"
@@ -61,14 +64,32 @@ class Server:
         assert found, self.log_path.read_text()
         self.http_port = int(found.group(1))
 
+    def server_seconds(self) -> dict[str, float]:
+        """Mean server-side time per request (ms), by rpc label, from /metrics."""
+        import urllib.request
+
+        found = re.search(r"metrics on http://[\d.]+:(\d+)/metrics", self.log_path.read_text())
+        assert found
+        text = urllib.request.urlopen(f"http://127.0.0.1:{found.group(1)}/metrics", timeout=10).read().decode()
+        sums = dict(re.findall(r'embedrank_request_duration_seconds_sum\{rpc="([^"]+)"\} (\S+)', text))
+        counts = dict(re.findall(r'embedrank_request_duration_seconds_count\{rpc="([^"]+)"\} (\S+)', text))
+        return {rpc: round(float(sums[rpc]) / float(counts[rpc]) * 1000, 3) for rpc in sums if float(counts[rpc])}
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)
         self.log.close()
 
 
-async def closed_loop(seconds: float, concurrency: int, call: Any) -> float:
-    """Items per second of ``concurrency`` callers, each calling as soon as its last answer came."""
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used, all threads."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def closed_loop(seconds: float, concurrency: int, call: Any) -> tuple[int, float]:
+    """Items done and seconds taken by ``concurrency`` callers, each calling as soon as its last answer came."""
     done = 0
     end = time.monotonic() + seconds
 
@@ -81,7 +102,7 @@ async def closed_loop(seconds: float, concurrency: int, call: Any) -> float:
 
     start = time.monotonic()
     await asyncio.gather(*(worker(k) for k in range(concurrency)))
-    return done / (time.monotonic() - start)
+    return done, time.monotonic() - start
 
 
 async def throughput(server: Server, model: str, pool: list[str], *, seconds: float, rounds: int,
@@ -94,6 +115,7 @@ async def throughput(server: Server, model: str, pool: list[str], *, seconds: fl
 
     url = f"http://127.0.0.1:{server.http_port}/v1/embeddings"
     out: dict[str, list[float]] = {"grpc": [], "http_float": [], "http_base64": []}
+    cpu: dict[str, list[float]] = {name: [0.0, 0.0] for name in out}  # server CPU seconds, sentences
     async with AsyncClient(server.grpc, timeout=120) as client, aiohttp.ClientSession() as session:
         async def grpc_call(i: int) -> int:
             vectors = await client.encode(model, texts(i))
@@ -120,14 +142,27 @@ async def throughput(server: Server, model: str, pool: list[str], *, seconds: fl
             await closed_loop(1.0, concurrency, call)
         for _ in range(rounds):
             for name, call in calls.items():
-                out[name].append(round(await closed_loop(seconds, concurrency, call), 1))
-    result: dict[str, Any] = {k: {"sentences_s": v, "mean": round(sum(v) / len(v), 1)} for k, v in out.items()}
+                before = proc_cpu_s(server.proc.pid)
+                done, elapsed = await closed_loop(seconds, concurrency, call)
+                cpu[name][0] += proc_cpu_s(server.proc.pid) - before
+                cpu[name][1] += done
+                out[name].append(round(done / elapsed, 1))
+    result: dict[str, Any] = {
+        k: {"sentences_s": v, "mean": round(sum(v) / len(v), 1),
+            # The server's CPU per sentence: what a CPU-bound server's throughput is the inverse of, and
+            # much less moved than sentences/s by other jobs on a shared machine.
+            "server_cpu_ms_per_sentence": round(cpu[k][0] * 1000 / max(1.0, cpu[k][1]), 3)}
+        for k, v in out.items()
+    }
     for name in ("http_float", "http_base64"):
         result[name]["vs_grpc"] = round(result[name]["mean"] / result["grpc"]["mean"], 3)
+        result[name]["cpu_vs_grpc"] = round(
+            result[name]["server_cpu_ms_per_sentence"] / result["grpc"]["server_cpu_ms_per_sentence"], 3
+        )
     return result
 
 
-def lone(server: Server, model: str, pool: list[str], *, n: int, blocks: int, dims: int, token: str | None = None) -> dict[str, Any]:
+def lone(server: Server, model: str, pool: list[str], *, n: int, dims: int) -> dict[str, Any]:
     grpc_lat: list[float] = []
     http_lat: list[float] = []
     conn = http.client.HTTPConnection("127.0.0.1", server.http_port)
@@ -145,22 +180,27 @@ def lone(server: Server, model: str, pool: list[str], *, n: int, blocks: int, di
         for i in range(50):  # warm up both
             client.encode(model, [pool[i]])
             http_one(pool[i])
-        per_block = max(1, n // blocks)
-        for b in range(blocks):
-            for i in range(per_block):
-                text = pool[(b * per_block + i) % len(pool)]
+        # One request of each in turn: both see the same moments of a shared machine.
+        for i in range(n):
+            text = pool[i % len(pool)]
+            first, second = ("grpc", "http") if i % 2 else ("http", "grpc")
+            for which in (first, second):
                 t = time.perf_counter()
-                vector = client.encode(model, [text])
-                grpc_lat.append(time.perf_counter() - t)
-                assert vector.shape == (1, dims)
-            for i in range(per_block):
-                text = pool[(b * per_block + i) % len(pool)]
-                t = time.perf_counter()
-                http_one(text)
-                http_lat.append(time.perf_counter() - t)
+                if which == "grpc":
+                    vector = client.encode(model, [text])
+                    grpc_lat.append(time.perf_counter() - t)
+                    assert vector.shape == (1, dims)
+                else:
+                    http_one(text)
+                    http_lat.append(time.perf_counter() - t)
     conn.close()
     result: dict[str, Any] = {"grpc": pcts(grpc_lat), "http": pcts(http_lat)}
     result["http_minus_grpc_p50_ms"] = round(result["http"]["p50_ms"] - result["grpc"]["p50_ms"], 3)
+    # The median of the paired differences (request i over HTTP minus request i over gRPC).
+    pairs = sorted(h - g for h, g in zip(http_lat, grpc_lat))
+    result["paired_median_diff_ms"] = round(pairs[len(pairs) // 2] * 1000, 3)
+    # The server's own mean time per request (arrival to answer), warm-up included, SDK calls not.
+    result["server_mean_ms"] = server.server_seconds()
     try:
         from openai import OpenAI
     except ImportError:
@@ -182,10 +222,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-repository", type=Path, required=True)
     ap.add_argument("--model", default="minilm")
-    ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--n", type=int, default=1000, help="lone requests per transport")
-    ap.add_argument("--blocks", type=int, default=10)
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--n", type=int, default=600, help="lone requests per transport")
     args = ap.parse_args()
     pool = corpus.sentences()
     server = Server(args.model_repository)
@@ -199,7 +238,7 @@ def main() -> None:
             "cores": len(os.sched_getaffinity(0)),
             "model": args.model,
         }
-        result["lone"] = lone(server, args.model, pool, n=args.n, blocks=args.blocks, dims=dims)
+        result["lone"] = lone(server, args.model, pool, n=args.n, dims=dims)
         result["throughput_4x32"] = asyncio.run(throughput(
             server, args.model, pool, seconds=args.seconds, rounds=args.rounds, batch=32, concurrency=4, dims=dims
         ))

@@ -362,6 +362,37 @@ def test_sigterm_drains_the_http_port(http_repo: Path, workdir: Path) -> None:
         httpx.get(f"{base}/health", timeout=5)  # the listener is closed
 
 
+def test_a_caller_that_hangs_up_drops_its_queued_inputs(http_repo: Path, workdir: Path) -> None:
+    proc = ServerProcess(_only(http_repo, workdir, "minilm"), "--http-port", "0", "--metrics-port", "0",
+                         "--max-inputs-per-request", "400")
+    try:
+        def run_so_far() -> float:
+            found = re.search(r'embedrank_inputs_total\{model="minilm"\} (\S+)', proc.metrics())
+            return float(found.group(1)) if found else 0.0
+
+        port = int(http_base(proc).rpartition(":")[2])
+        body = __import__("orjson").dumps({"model": "minilm", "input": _paragraph_texts(400, 3)})
+        before = run_so_far()
+        with socket.create_connection(("127.0.0.1", port)) as raw:
+            raw.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            deadline = time.monotonic() + 60
+            while run_so_far() == before:  # the first batches have run: the rest is queued
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        deadline = time.monotonic() + 120
+        while not re.search(r"^embedrank_inflight_inputs 0\.0$", proc.metrics(), re.M):  # released
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(2.0)  # batches that were already running finish; nothing queued is started
+        ran = run_so_far() - before
+        assert ran <= 300, ran  # without the hang-up all 400 would have run by the time nothing is in flight
+        # The server goes on answering.
+        assert httpx.post(f"{http_base(proc)}/v1/embeddings", json={"model": "minilm", "input": "next"}).status_code == 200
+    finally:
+        proc.stop()
+
+
 # --- token, TLS, mutual TLS ---------------------------------------------------------------------
 
 

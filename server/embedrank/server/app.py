@@ -160,7 +160,10 @@ def build_server(config: ServerConfig) -> App:
     if config.http_port >= 0:
         from embedrank.server.http.app import HttpServer
 
-        app.http = HttpServer(config, engine, app.calls, token=token)
+        app.http = HttpServer(
+            engine, app.calls, host=config.host, port=config.http_port, reuse_port=config.processes > 1,
+            max_body_mb=config.max_message_mb, token=token, tls_files=tls_files,
+        )
     health_pb2_grpc.add_HealthServicer_to_server(app.health, server)
     reflection.enable_server_reflection(
         (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server

@@ -29,7 +29,6 @@ from aiohttp import web
 from embedrank.server import metrics
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.tls import TlsFiles, read
-from embedrank.server.config import ServerConfig
 from embedrank.server.engine.engine import Engine
 from embedrank.model.errors import (
     ConfigError, FailedPrecondition, InvalidArgument, MessageTooLarge, Unauthenticated, Unavailable,
@@ -117,17 +116,20 @@ def listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 class HttpServer:
     """Built (its socket bound) with the gRPC server; started and stopped by App."""
 
-    def __init__(self, config: ServerConfig, engine: Engine, calls: Calls, *, token: str | None) -> None:
+    def __init__(
+        self, engine: Engine, calls: Calls, *, host: str, port: int, reuse_port: bool, max_body_mb: int,
+        token: str | None, tls_files: TlsFiles | None,
+    ) -> None:
         self._engine = engine
         self._calls = calls
         self._expected = f"Bearer {token}".encode() if token else None
-        self._max_mb = config.max_message_mb
-        self._tls_files = TlsFiles.from_flags(config.tls_cert, config.tls_key, config.tls_client_ca)
-        self._ssl = server_ssl_context(self._tls_files) if self._tls_files is not None else None
-        self._socket = listen(config.host, config.http_port, reuse_port=config.processes > 1)
+        self._max_mb = max_body_mb
+        self._tls_files = tls_files
+        self._ssl = server_ssl_context(tls_files) if tls_files is not None else None
+        self._socket = listen(host, port, reuse_port=reuse_port)
         self.port: int = self._socket.getsockname()[1]
         self.scheme = "https" if self._ssl is not None else "http"
-        app = web.Application(client_max_size=config.max_message_mb * 1024 * 1024, middlewares=[_framework_errors])
+        app = web.Application(client_max_size=max_body_mb * 1024 * 1024, middlewares=[_framework_errors])
         for method, path, name in ROUTES:
             app.router.add_route(method, path, getattr(self, name))
         # A caller that hangs up cancels its handler: its queued inputs are dropped, as on gRPC.
@@ -161,13 +163,16 @@ class HttpServer:
             read(self._tls_files)
             self._ssl.load_cert_chain(self._tls_files.cert, self._tls_files.key)
             if self._tls_files.client_ca is not None:
+                # Adds the file's CAs: one removed from the file stays trusted here until a restart.
                 self._ssl.load_verify_locations(cafile=self._tls_files.client_ca)
         except (ConfigError, OSError, ssl.SSLError) as exc:
             log.error("HTTP TLS reload refused, still serving the previous certificate: %s", exc)
 
     # -- one request, any route ------------------------------------------------------------------
 
-    async def _serve(self, request: web.Request, rpc: str, work: Work, renames: dict[str, str] | None = None) -> web.Response:
+    async def _serve(
+        self, request: web.Request, rpc: str, work: Work, renames: dict[str, str] | None = None
+    ) -> web.Response:
         rid = new_request_id()
         start = time.monotonic()
         state = _Request(renames or {})
@@ -193,7 +198,7 @@ class HttpServer:
         if self._expected is None:
             return
         sent = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(sent.encode(), self._expected):
+        if not hmac.compare_digest(sent.encode("utf-8", "replace"), self._expected):
             raise Unauthenticated(
                 "missing or wrong bearer token (header Authorization: Bearer <token>)" if sent
                 else "this server needs a bearer token (header Authorization: Bearer <token>)"
@@ -293,7 +298,9 @@ def _created(value: Any) -> int:
 
 
 @web.middleware
-async def _framework_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def _framework_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """aiohttp's own answers (no such route, wrong method) in the same error shape."""
     try:
         return await handler(request)
