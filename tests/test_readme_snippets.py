@@ -1,6 +1,7 @@
 """The README's Python blocks run as pasted, in order, against a live server holding what they name
 (`minilm` from `make demo`, `demo-reranker` from the retrieve-then-rerank example), from the
-checkout's root, with the server's address in place of localhost:50051."""
+checkout's root, with the server's addresses in place of localhost:50051 (gRPC) and localhost:8080
+(--http-port: the OpenAI, Cohere and LangChain blocks)."""
 
 from __future__ import annotations
 
@@ -27,18 +28,20 @@ def demo_server(repo: Path, workdir: Path) -> Iterator[ServerProcess]:
     demo = workdir / "readme-demo"
     shutil.copytree(repo / "minilm", demo / "minilm")
     shutil.copytree(repo / "minilm-rerank", demo / "demo-reranker")
-    proc = ServerProcess(demo)
+    proc = ServerProcess(demo, "--http-port", "0")
     yield proc
     assert proc.stop() == 0, proc.output()[-3000:]
 
 
 def test_readme_python_blocks_run_as_pasted(demo_server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
     blocks = python_blocks(ROOT / "README.md")
-    assert len(blocks) >= 3
+    assert len(blocks) >= 6
     monkeypatch.chdir(ROOT)
     namespace: dict[str, object] = {}
+    http = re.search(r"HTTP listening on http://([\d.]+:\d+)", demo_server.output())
+    assert http is not None, demo_server.output()[-2000:]
     for i, block in enumerate(blocks):
-        code = block.replace("localhost:50051", demo_server.target)
+        code = block.replace("localhost:50051", demo_server.target).replace("localhost:8080", http.group(1))
         exec(compile(code, f"README.md python block {i + 1}", "exec"), namespace)  # noqa: S102
     # What the blocks promise, checked on what they made.
     assert namespace["vectors"].shape == (2, 384)  # type: ignore[attr-defined]
