@@ -28,7 +28,8 @@ import pytest
 
 from embedrank.client import AsyncClient, Client, EmbedRankError, tls_credentials
 from embedrank.exporter import corpus
-from embedrank.server import errors, statuses
+from embedrank.model import errors
+from embedrank.server import statuses
 from embedrank.server.api.status import code_for
 from embedrank.server.config import ServerConfig
 from embedrank.server.http.errors import error_answer
