@@ -7,7 +7,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from embedrank.client import Client, EmbedRankError
+from embedrank.client import AsyncClient, Client, EmbedRankError
 from embedrank.exporter import corpus
 
 TEXTS = [
@@ -25,13 +25,27 @@ def _st(path: Path):  # type: ignore[no-untyped-def]
     return SentenceTransformer(str(path), device="cpu")
 
 
-@pytest.mark.parametrize(("input_type", "prompt"), [(None, ""), ("query", "query: "), ("document", "passage: ")])
-def test_ids_are_the_librarys_and_encodes(target: str, sources: dict[str, Path], input_type: str | None, prompt: str) -> None:
+@pytest.mark.parametrize(("input_type", "prompt_name"), [(None, None), ("query", None), ("document", None), (None, "passage")])
+def test_ids_are_the_librarys_and_encodes(
+    target: str, sources: dict[str, Path], input_type: str | None, prompt_name: str | None
+) -> None:
     st = _st(sources["tiny-bert"])
+    # The prompt sentence-transformers puts first: encode_query's "query", encode_document's first of
+    # "document", "passage", "corpus" (ST 6 saves "document": "" beside the model's own), or the named one.
+    if prompt_name:
+        prompt = st.prompts[prompt_name]
+    elif input_type == "query":
+        prompt = st.prompts["query"]
+    elif input_type == "document":
+        prompt = next(st.prompts[p] for p in ("document", "passage", "corpus") if p in st.prompts)
+    else:
+        prompt = ""
+    assert prompt_name is None or prompt == "passage: "
     features = st.tokenize([prompt + t for t in TEXTS])
+    options = {"input_type": input_type, "prompt_name": prompt_name}
     with Client(target) as client:
-        got = client.tokenize("tiny-bert", TEXTS, input_type=input_type)
-        encoded = client.encode_raw("tiny-bert", TEXTS, input_type=input_type)
+        got = client.tokenize("tiny-bert", TEXTS, **options)
+        encoded = client.encode_raw("tiny-bert", TEXTS, **options)
     for i, item in enumerate(got):
         mask = features["attention_mask"][i].bool()
         assert item.ids == features["input_ids"][i][mask].tolist()
@@ -129,6 +143,11 @@ async def test_streams_keep_order(target: str) -> None:
                 model="tiny-bert", ids=[t.id for t in d.inputs[0].tokens], skip_special_tokens=True))
             for i, d in enumerate(direct)
         )]
+    async with AsyncClient(target) as client:  # the async client's methods are the sync ones'
+        tokenized = await client.tokenize("tiny-bert", list(requests[0].texts))
+        text = await client.decode("tiny-bert", tokenized[0].ids, skip_special_tokens=True)
+    assert [t.ids for t in tokenized] == [[x.id for x in i.tokens] for i in direct[0].inputs]
+    assert text == decoded[0].response.text
     assert [r.id for r in stream] == [str(i) for i in range(20)]
     assert stream[7].error.code == INVALID.value[0] and stream[7].error.field == "texts"
     answered = [r.response for r in stream if r.HasField("response")]
