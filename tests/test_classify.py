@@ -165,3 +165,25 @@ def test_kind_flag_makes_a_reranker_a_classifier(workdir: Path, sources: dict[st
     manifest = json.loads((out / "1" / "manifest.json").read_text())
     assert manifest["kind"] == "classification"
     assert manifest["classification"] == {"num_labels": 1, "labels": ["LABEL_0"], "problem_type": "multi_label", "activation": "sigmoid"}
+
+
+def test_manifest_refuses_a_bad_classification_section(repo: Path) -> None:
+    import copy
+
+    from embedrank.model.errors import ManifestError
+    from embedrank.model.kinds.classification import ClassificationSpec
+    from embedrank.model.manifest import Manifest
+
+    good = json.loads((repo / NLI / "1" / "manifest.json").read_text())
+    assert Manifest.from_json(good).spec_as(ClassificationSpec).labels == ("contradiction", "entailment", "neutral")
+    edits = [
+        ({"num_labels": 2}, "num_labels is 2 but 3 labels"),
+        ({"labels": []}, "non-empty list"),
+        ({"problem_type": "regression"}, "problem_type is 'regression'"),
+        ({"activation": "relu"}, "activation is 'relu'"),
+    ]
+    for edit, words in edits:
+        bad = copy.deepcopy(good)
+        bad["classification"].update(edit)
+        with pytest.raises(ManifestError, match=words):
+            Manifest.from_json(bad)
