@@ -93,3 +93,38 @@ def build_cross_encoder(out: Path, *, real: bool) -> Path:
     path = out / ("minilm-rerank" if real else "tiny-rerank")
     ce.save(str(path))
     return path
+
+
+def build_classifier(out: Path, kind: str) -> Path:
+    """Tiny random sequence classifiers. nli: a 3-label CrossEncoder (contradiction, entailment,
+    neutral) for pairs; multilabel: a plain 4-label BertForSequenceClassification checkpoint with
+    problem_type multi_label_classification (sigmoid) for single texts."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, BertConfig
+
+    labels = {
+        "nli": ["contradiction", "entailment", "neutral"],
+        "multilabel": ["sports", "politics", "science", "art"],
+    }[kind]
+    extra = {"problem_type": "multi_label_classification"} if kind == "multilabel" else {}
+    torch.manual_seed(5)
+    config = _small(BertConfig, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                    label2id={name: i for i, name in enumerate(labels)}, **extra)
+    hf = AutoModelForSequenceClassification.from_config(config)
+    torch.manual_seed(6)
+    with torch.no_grad():
+        hf.classifier.weight.normal_(0, 0.5)
+        hf.classifier.bias.normal_(0, 0.1)
+    if kind == "multilabel":
+        path = out / "tiny-multilabel"
+        hf.save_pretrained(path)
+        _tokenizer(128).save_pretrained(path)
+        return path
+    from sentence_transformers import CrossEncoder
+
+    hf_dir = out / "tiny-nli-hf"
+    hf.save_pretrained(hf_dir)
+    _tokenizer(128).save_pretrained(hf_dir)
+    path = out / "tiny-nli"
+    CrossEncoder(str(hf_dir), device="cpu", max_length=128).save(str(path))
+    return path

@@ -38,6 +38,7 @@ def sources(workdir: Path) -> dict[str, Path]:
     built = {f"tiny-{a}": checkpoints.build_bi_encoder(out, a) for a in ("bert", "mpnet", "xlmr")}
     built["tiny-rerank"] = checkpoints.build_cross_encoder(out, real=False)
     built["minilm-rerank"] = checkpoints.build_cross_encoder(out, real=True)
+    built |= {f"tiny-{k}": checkpoints.build_classifier(out, k) for k in ("nli", "multilabel")}
     built["minilm"] = checkpoints.minilm_path()
     return built
 

@@ -62,6 +62,24 @@ def expected(target: str, workdir: Path) -> Path:
                 for h in chunk_hits
             ],
         }
+        # Classify (NLI pairs) and Tokenize (a prompt, an emoji: spans are code points) for the new kinds' RPCs.
+        pairs = [("A man plays a guitar.", d) for d in documents[:4]]
+        tok_texts = ["naïve café 😀 tokens", documents[0]]
+        tokenized = client.tokenize(EMBED, tok_texts, input_type="query")
+        data["kinds"] = {
+            "classify_model": "tiny-nli",
+            "pairs": pairs,
+            "classify": [[{"index": s.index, "label": s.label, "score": s.score} for s in r.labels]
+                         for r in client.classify("tiny-nli", pairs)],
+            "tokenize_model": EMBED,
+            "tokenize_texts": tok_texts,
+            "tokenize": [
+                {"ids": t.ids, "spans": [[x.start, x.end] for x in t.tokens], "specials": [x.special for x in t.tokens],
+                 "pieces": [text[x.start : x.end] for x in t.tokens], "prompt": t.prompt,
+                 "decoded": client.decode(EMBED, t.ids, skip_special_tokens=True)}
+                for text, t in zip(tok_texts, tokenized)
+            ],
+        }
         for key, call in (("empty_texts_code", lambda: client.encode(EMBED, [])), ("unknown_model_code", lambda: client.encode("no-such-model", ["a"]))):
             with pytest.raises(EmbedRankError) as info:
                 call()

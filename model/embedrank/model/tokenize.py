@@ -65,6 +65,19 @@ class TextTokenizer:
             flags.append(bool(enc.overflowing))
         return seqs, flags
 
+    def encodings(self, inputs: Sequence[str] | Sequence[tuple[str, str]], *, truncate: Truncate) -> list[Encoding]:
+        """The full encodings (ids, token strings, code-point offsets, special-token mask, sequence ids) as
+        ``encode`` would run them; Truncate.NONE returns every token and never refuses."""
+        return list(self._by_mode[truncate].encode_batch(list(inputs)))
+
+    def decode(self, ids: Sequence[int], *, skip_special_tokens: bool) -> str:
+        return str(self._base.decode(list(ids), skip_special_tokens=skip_special_tokens))
+
+    @property
+    def vocab_size(self) -> int:
+        """Ids below this are the model's tokens (added tokens included)."""
+        return int(self._base.get_vocab_size(with_added_tokens=True))
+
     def special_tokens(self, *, pair: bool) -> int:
         """Special tokens the model's template adds to one input ([CLS] ... [SEP] = 2 for BERT)."""
         return int(self._base.num_special_tokens_to_add(pair))

@@ -19,19 +19,24 @@ from embedrank.server.api.auth import BearerTokenInterceptor
 from embedrank.server.api.drain import CLOSE_S, DRAIN_NOTICE_S, Calls
 from embedrank.server.api.health import HealthServicer
 from embedrank.server.api.malformed import Registrar
+from embedrank.server.api.classify import ClassifyServicer
 from embedrank.server.api.embed import EmbedServicer
 from embedrank.server.api.models import ModelsServicer
 from embedrank.server.api.rerank import RerankServicer
 from embedrank.server.api.rpc import Rpcs
 from embedrank.server.api.tls import ServerCertificates, TlsFiles
+from embedrank.server.api.tokenize import TokenizeServicer
 from embedrank.server.config import ServerConfig
 from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.reload import ModelWatcher
 from embedrank.model.errors import ConfigError
+from embedrank.v1 import (
+    classify_pb2, classify_pb2_grpc, embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2,
+    rerank_pb2_grpc, tokenize_pb2, tokenize_pb2_grpc,
+)
 
 if TYPE_CHECKING:
     from embedrank.server.http.app import HttpServer
-from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2, rerank_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,8 @@ SERVICES = (
     embed_pb2.DESCRIPTOR.services_by_name["Embed"].full_name,
     rerank_pb2.DESCRIPTOR.services_by_name["Rerank"].full_name,
     models_pb2.DESCRIPTOR.services_by_name["Models"].full_name,
+    tokenize_pb2.DESCRIPTOR.services_by_name["Tokenize"].full_name,
+    classify_pb2.DESCRIPTOR.services_by_name["Classify"].full_name,
 )
 
 
@@ -157,6 +164,8 @@ def build_server(config: ServerConfig) -> App:
     embed_pb2_grpc.add_EmbedServicer_to_server(EmbedServicer(engine, rpcs), registrar)
     rerank_pb2_grpc.add_RerankServicer_to_server(RerankServicer(engine, rpcs), registrar)
     models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(engine), registrar)
+    tokenize_pb2_grpc.add_TokenizeServicer_to_server(TokenizeServicer(engine, rpcs), registrar)
+    classify_pb2_grpc.add_ClassifyServicer_to_server(ClassifyServicer(engine, rpcs), registrar)
     if config.http_port >= 0:
         from embedrank.server.http.app import HttpServer
 

@@ -29,6 +29,8 @@ const (
 	ModelKind_MODEL_KIND_EMBEDDING ModelKind = 1
 	// A cross-encoder: served by Rerank.
 	ModelKind_MODEL_KIND_RERANK ModelKind = 2
+	// A sequence classifier (texts or pairs): served by Classify.
+	ModelKind_MODEL_KIND_CLASSIFICATION ModelKind = 3
 )
 
 // Enum value maps for ModelKind.
@@ -37,11 +39,13 @@ var (
 		0: "MODEL_KIND_UNSPECIFIED",
 		1: "MODEL_KIND_EMBEDDING",
 		2: "MODEL_KIND_RERANK",
+		3: "MODEL_KIND_CLASSIFICATION",
 	}
 	ModelKind_value = map[string]int32{
-		"MODEL_KIND_UNSPECIFIED": 0,
-		"MODEL_KIND_EMBEDDING":   1,
-		"MODEL_KIND_RERANK":      2,
+		"MODEL_KIND_UNSPECIFIED":    0,
+		"MODEL_KIND_EMBEDDING":      1,
+		"MODEL_KIND_RERANK":         2,
+		"MODEL_KIND_CLASSIFICATION": 3,
 	}
 )
 
@@ -218,11 +222,15 @@ type ModelInfo struct {
 	Normalize bool `protobuf:"varint,11,opt,name=normalize,proto3" json:"normalize,omitempty"`
 	// Output precisions this model can return.
 	OutputPrecisions []Precision `protobuf:"varint,12,rep,packed,name=output_precisions,json=outputPrecisions,proto3,enum=embedrank.v1.Precision" json:"output_precisions,omitempty"`
-	// Rerankers: number of labels and the default activation.
+	// Rerankers and classifiers: number of labels and the default activation.
 	NumLabels  uint32 `protobuf:"varint,13,opt,name=num_labels,json=numLabels,proto3" json:"num_labels,omitempty"`
 	Activation string `protobuf:"bytes,14,opt,name=activation,proto3" json:"activation,omitempty"`
 	// Where the model came from and the graph's measured fidelity, as JSON.
-	ManifestJson  string `protobuf:"bytes,15,opt,name=manifest_json,json=manifestJson,proto3" json:"manifest_json,omitempty"`
+	ManifestJson string `protobuf:"bytes,15,opt,name=manifest_json,json=manifestJson,proto3" json:"manifest_json,omitempty"`
+	// Classifiers: label names by index (config.json id2label).
+	Labels []string `protobuf:"bytes,16,rep,name=labels,proto3" json:"labels,omitempty"`
+	// Classifiers: single_label (softmax) or multi_label (sigmoid).
+	ProblemType   string `protobuf:"bytes,17,opt,name=problem_type,json=problemType,proto3" json:"problem_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -362,6 +370,20 @@ func (x *ModelInfo) GetManifestJson() string {
 	return ""
 }
 
+func (x *ModelInfo) GetLabels() []string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *ModelInfo) GetProblemType() string {
+	if x != nil {
+		return x.ProblemType
+	}
+	return ""
+}
+
 var File_embedrank_v1_models_proto protoreflect.FileDescriptor
 
 const file_embedrank_v1_models_proto_rawDesc = "" +
@@ -371,7 +393,7 @@ const file_embedrank_v1_models_proto_rawDesc = "" +
 	"\x12ListModelsResponse\x12/\n" +
 	"\x06models\x18\x01 \x03(\v2\x17.embedrank.v1.ModelInfoR\x06models\"%\n" +
 	"\x0fGetModelRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x81\x05\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xbc\x05\n" +
 	"\tModelInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12+\n" +
@@ -394,14 +416,17 @@ const file_embedrank_v1_models_proto_rawDesc = "" +
 	"\n" +
 	"activation\x18\x0e \x01(\tR\n" +
 	"activation\x12#\n" +
-	"\rmanifest_json\x18\x0f \x01(\tR\fmanifestJson\x1a:\n" +
+	"\rmanifest_json\x18\x0f \x01(\tR\fmanifestJson\x12\x16\n" +
+	"\x06labels\x18\x10 \x03(\tR\x06labels\x12!\n" +
+	"\fproblem_type\x18\x11 \x01(\tR\vproblemType\x1a:\n" +
 	"\fPromptsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*X\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*w\n" +
 	"\tModelKind\x12\x1a\n" +
 	"\x16MODEL_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14MODEL_KIND_EMBEDDING\x10\x01\x12\x15\n" +
-	"\x11MODEL_KIND_RERANK\x10\x022\x9d\x01\n" +
+	"\x11MODEL_KIND_RERANK\x10\x02\x12\x1d\n" +
+	"\x19MODEL_KIND_CLASSIFICATION\x10\x032\x9d\x01\n" +
 	"\x06Models\x12O\n" +
 	"\n" +
 	"ListModels\x12\x1f.embedrank.v1.ListModelsRequest\x1a .embedrank.v1.ListModelsResponse\x12B\n" +

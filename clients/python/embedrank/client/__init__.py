@@ -8,6 +8,11 @@ from embedrank.client._async import AsyncClient
 from embedrank.client._channel import tls_credentials
 from embedrank.client._sync import Client
 from embedrank.client.errors import EmbedRankError
-from embedrank.client.types import Chunk, ChunkedEmbeddings, ModelInfo, RerankHit
+from embedrank.client.types import (
+    Chunk, ChunkedEmbeddings, Classification, LabelScore, ModelInfo, RerankHit, Token, Tokenized,
+)
 
-__all__ = ["AsyncClient", "Chunk", "ChunkedEmbeddings", "Client", "EmbedRankError", "ModelInfo", "RerankHit", "tls_credentials"]
+__all__ = [
+    "AsyncClient", "Chunk", "ChunkedEmbeddings", "Classification", "Client", "EmbedRankError", "LabelScore",
+    "ModelInfo", "RerankHit", "Token", "Tokenized", "tls_credentials",
+]

@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from embedrank.client.types import Chunk, ChunkedEmbeddings, ModelInfo, RerankHit
-from embedrank.v1 import common_pb2, embed_pb2, models_pb2, rerank_pb2
+from embedrank.client.types import (
+    Chunk, ChunkedEmbeddings, Classification, LabelScore, ModelInfo, RerankHit, Token, Tokenized,
+)
+from embedrank.v1 import classify_pb2, common_pb2, embed_pb2, models_pb2, pairs_pb2, rerank_pb2, tokenize_pb2
 
 _PRECISION = {
     "float32": embed_pb2.PRECISION_FLOAT32,
@@ -34,6 +36,7 @@ _TRUNCATION = {
 _LONG_INPUT = {None: common_pb2.LONG_INPUT_UNSPECIFIED, "truncate": common_pb2.LONG_INPUT_TRUNCATE, "chunk": common_pb2.LONG_INPUT_CHUNK}
 _INPUT_TYPE = {None: embed_pb2.INPUT_TYPE_UNSPECIFIED, "query": embed_pb2.INPUT_TYPE_QUERY, "document": embed_pb2.INPUT_TYPE_DOCUMENT}
 _KIND = {models_pb2.MODEL_KIND_EMBEDDING: "embedding", models_pb2.MODEL_KIND_RERANK: "rerank"}
+_KIND[models_pb2.MODEL_KIND_CLASSIFICATION] = "classification"
 
 
 def _pick(table: dict[Any, int], value: Any, name: str) -> int:
@@ -141,6 +144,74 @@ def decode_rerank(resp: rerank_pb2.RerankResponse, return_documents: bool) -> li
     ]
 
 
+def _texts_or_pairs(items: Sequence[str] | Sequence[tuple[str, str]], name: str) -> tuple[list[str], list[pairs_pb2.TextPair]]:
+    """A list of texts, or of (first, second) pairs: the request's texts and pairs fields."""
+    if isinstance(items, str):
+        raise TypeError(f"{name} must be a list of strings or of (first, second) pairs, not one string")
+    given: list[Any] = list(items)
+    if all(isinstance(x, str) for x in given):
+        return given, []
+    if all(isinstance(x, (tuple, list)) and len(x) == 2 for x in given):
+        return [], [pairs_pb2.TextPair(first=a, second=b) for a, b in given]
+    raise TypeError(f"{name} must be all strings or all (first, second) pairs")
+
+
+def tokenize_request(
+    model: str,
+    texts: Sequence[str] | Sequence[tuple[str, str]],
+    *,
+    input_type: str | None = None,
+    prompt_name: str | None = None,
+    truncation: str | None = None,
+) -> tokenize_pb2.TokenizeRequest:
+    plain, pairs = _texts_or_pairs(texts, "texts")
+    return tokenize_pb2.TokenizeRequest(
+        model=model, texts=plain, pairs=pairs,
+        input_type=_pick(_INPUT_TYPE, input_type, "input_type"),  # type: ignore[arg-type]
+        prompt_name=prompt_name or "",
+        truncation=_pick(_TRUNCATION, truncation, "truncation"),  # type: ignore[arg-type]
+    )
+
+
+def decode_tokenize(resp: tokenize_pb2.TokenizeResponse) -> list[Tokenized]:
+    return [
+        Tokenized(
+            tokens=[Token(t.id, t.text, t.span.start, t.span.end, t.special, t.prompt, t.sequence) for t in item.tokens],
+            token_count=item.token_count, truncated=item.truncated, prompt=item.prompt, max_tokens=resp.max_tokens,
+        )
+        for item in resp.inputs
+    ]
+
+
+def classify_request(
+    model: str,
+    texts_or_pairs: Sequence[str] | Sequence[tuple[str, str]],
+    *,
+    top_k: int | None = None,
+    raw_scores: bool = False,
+    truncation: str | None = None,
+) -> classify_pb2.ClassifyRequest:
+    plain, pairs = _texts_or_pairs(texts_or_pairs, "texts_or_pairs")
+    req = classify_pb2.ClassifyRequest(
+        model=model, texts=plain, pairs=pairs,
+        scores=rerank_pb2.SCORE_MODE_RAW if raw_scores else rerank_pb2.SCORE_MODE_ACTIVATED,
+        truncation=_pick(_TRUNCATION, truncation, "truncation"),  # type: ignore[arg-type]
+    )
+    if top_k is not None:
+        req.top_k = top_k
+    return req
+
+
+def decode_classify(resp: classify_pb2.ClassifyResponse) -> list[Classification]:
+    return [
+        Classification(
+            labels=[LabelScore(s.index, s.label, s.score) for s in c.labels], truncated=c.truncated,
+            token_count=c.token_count,
+        )
+        for c in resp.results
+    ]
+
+
 def model_info(info: models_pb2.ModelInfo) -> ModelInfo:
     return ModelInfo(
         name=info.name,
@@ -157,6 +228,8 @@ def model_info(info: models_pb2.ModelInfo) -> ModelInfo:
         output_precisions=tuple(name for name, value in _PRECISION.items() if value in info.output_precisions),
         num_labels=info.num_labels,
         activation=info.activation,
+        labels=tuple(info.labels),
+        problem_type=info.problem_type,
         manifest=json.loads(info.manifest_json) if info.manifest_json else {},
     )
 

@@ -10,7 +10,8 @@ import numpy as np
 
 from embedrank.client import _channel, _codec
 from embedrank.client.errors import EmbedRankError
-from embedrank.client.types import ChunkedEmbeddings, ModelInfo, RerankHit
+from embedrank.client.types import ChunkedEmbeddings, Classification, ModelInfo, RerankHit, Tokenized
+from embedrank.v1 import classify_pb2_grpc, tokenize_pb2, tokenize_pb2_grpc
 from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2_grpc
 
 
@@ -31,6 +32,8 @@ class Client:
         self._embed = embed_pb2_grpc.EmbedStub(self._channel)
         self._rerank = rerank_pb2_grpc.RerankStub(self._channel)
         self._models = models_pb2_grpc.ModelsStub(self._channel)
+        self._tokenize = tokenize_pb2_grpc.TokenizeStub(self._channel)
+        self._classify = classify_pb2_grpc.ClassifyStub(self._channel)
         self._metadata = _channel.call_metadata(token)
         self._timeout = timeout
 
@@ -111,6 +114,29 @@ class Client:
         ("chunk": a long document gets its best window's score, hit.span names the window), chunk_overlap."""
         req = _codec.rerank_request(model, query, documents, top_k=top_k, return_documents=return_documents, **options)
         return _codec.decode_rerank(self._call(self._rerank.Rerank, req), return_documents)
+
+    def tokenize(
+        self, model: str, texts: Sequence[str] | Sequence[tuple[str, str]], *, input_type: str | None = None, **options: Any
+    ) -> list[Tokenized]:
+        """The tokens the model reads for each text (with the prompt Encode puts before it for ``input_type``
+        or ``prompt_name``) or each (first, second) pair: ids, token strings, code-point spans, special flags.
+        options: prompt_name, truncation ("end"/"start" as Encode; "none": every token, never cut)."""
+        req = _codec.tokenize_request(model, texts, input_type=input_type, **options)
+        return _codec.decode_tokenize(self._call(self._tokenize.Tokenize, req))
+
+    def decode(self, model: str, ids: Sequence[int], *, skip_special_tokens: bool = False) -> str:
+        """Token ids back to text, as the model's tokenizer decodes them."""
+        req = tokenize_pb2.DecodeRequest(model=model, ids=list(ids), skip_special_tokens=skip_special_tokens)
+        text: str = (self._call(self._tokenize.Decode, req)).text
+        return text
+
+    def classify(
+        self, model: str, texts_or_pairs: Sequence[str] | Sequence[tuple[str, str]], top_k: int | None = None, **options: Any
+    ) -> list[Classification]:
+        """Per text or (first, second) pair, the labels sorted by score (the model's softmax or sigmoid);
+        options: raw_scores (logits), truncation."""
+        req = _codec.classify_request(model, texts_or_pairs, top_k=top_k, **options)
+        return _codec.decode_classify(self._call(self._classify.Classify, req))
 
     def list_models(self) -> list[ModelInfo]:
         resp = self._call(self._models.ListModels, models_pb2.ListModelsRequest())

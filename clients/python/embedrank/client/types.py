@@ -20,6 +20,58 @@ class RerankHit:
 
 
 @dataclasses.dataclass(frozen=True)
+class Token:
+    """One token a model reads: text[start:end] (code points) is what it covers in the caller's text
+    (the pair's ``sequence``; prompt tokens: in the prompt; special tokens: 0, 0)."""
+
+    id: int
+    text: str  # as the vocabulary writes it ("##ing", "[CLS]")
+    start: int
+    end: int
+    special: bool = False  # [CLS], [SEP], <s>, ...
+    prompt: bool = False  # part of the prompt placed before the text
+    sequence: int = 0  # pairs: 0 first, 1 second
+
+
+@dataclasses.dataclass(frozen=True)
+class Tokenized:
+    """``tokenize()``: the tokens of one text or pair, as Encode / Rerank / Classify run them."""
+
+    tokens: list[Token]
+    token_count: int
+    truncated: bool  # cut to max_tokens (truncation="none": would be)
+    prompt: str  # the prompt placed before the text ("" when none)
+    max_tokens: int  # the model's limit, special tokens included
+
+    @property
+    def ids(self) -> list[int]:
+        return [t.id for t in self.tokens]
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelScore:
+    index: int  # the label's output index (config.json id2label key)
+    label: str
+    score: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Classification:
+    """``classify()``: one input's labels, highest score first (softmax / sigmoid, or logits with raw_scores)."""
+
+    labels: list[LabelScore]
+    truncated: bool = False
+    token_count: int = 0
+
+    @property
+    def top(self) -> LabelScore:
+        return self.labels[0]
+
+    def scores(self) -> dict[str, float]:
+        return {s.label: s.score for s in self.labels}
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelInfo:
     name: str
     version: str
@@ -30,13 +82,16 @@ class ModelInfo:
     prompts: dict[str, str]
     graph_precision: str
     # Embedding models: pooling modes ("mean"), whether vectors are L2-normalized, the prompt used by
-    # default, and the output precisions encode(..., precision=) accepts. Rerankers: labels, activation.
+    # default, and the output precisions encode(..., precision=) accepts. Rerankers and classifiers: the
+    # number of labels, the activation; classifiers: label names and single_label / multi_label.
     pooling: tuple[str, ...] = ()
     normalize: bool = False
     default_prompt_name: str | None = None
     output_precisions: tuple[str, ...] = ()
     num_labels: int = 0
     activation: str = ""
+    labels: tuple[str, ...] = ()
+    problem_type: str = ""
     # The manifest's public part: source model type, graph (optimize/quantize), fidelity figures.
     manifest: dict[str, Any] = dataclasses.field(default_factory=dict)
 

@@ -1,4 +1,4 @@
-"""The exporter's kind registry: one module per model kind (embedding.py, rerank.py).
+"""The exporter's kind registry: one module per model kind (embedding.py, rerank.py, classification.py).
 
 ``detect`` asks each kind in turn whether a checkpoint is of it (the more specific kinds first,
 dense embeddings last as the fallback); ``export_kind`` finds a kind's module.
@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from embedrank.exporter.kinds.base import ExportKind
+from embedrank.exporter.kinds.classification import CLASSIFICATION
 from embedrank.exporter.kinds.embedding import EMBEDDING
 from embedrank.exporter.kinds.rerank import RERANK
 from embedrank.model.kinds import ModelKind
 
 # In the order ``detect`` asks them.
-KINDS: tuple[ExportKind, ...] = (RERANK, EMBEDDING)
+KINDS: tuple[ExportKind, ...] = (CLASSIFICATION, RERANK, EMBEDDING)
 _BY_KIND = {k.kind: k for k in KINDS}
 
 

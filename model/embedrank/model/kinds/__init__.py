@@ -9,10 +9,11 @@ plus its proto.
 from __future__ import annotations
 
 from embedrank.model.kinds.base import Kind, ModelKind
+from embedrank.model.kinds.classification import CLASSIFICATION
 from embedrank.model.kinds.embedding import EMBEDDING
 from embedrank.model.kinds.rerank import RERANK
 
-REGISTRY: dict[ModelKind, Kind] = {k.kind: k for k in (EMBEDDING, RERANK)}
+REGISTRY: dict[ModelKind, Kind] = {k.kind: k for k in (EMBEDDING, RERANK, CLASSIFICATION)}
 
 
 def kind_of(kind: ModelKind) -> Kind:

@@ -23,6 +23,7 @@ from embedrank.model.jsonread import Reader
 class ModelKind(enum.Enum):
     EMBEDDING = "embedding"
     RERANK = "rerank"
+    CLASSIFICATION = "classification"
 
 
 class Kind(abc.ABC):

@@ -13,9 +13,11 @@ class ModelKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MODEL_KIND_UNSPECIFIED: _ClassVar[ModelKind]
     MODEL_KIND_EMBEDDING: _ClassVar[ModelKind]
     MODEL_KIND_RERANK: _ClassVar[ModelKind]
+    MODEL_KIND_CLASSIFICATION: _ClassVar[ModelKind]
 MODEL_KIND_UNSPECIFIED: ModelKind
 MODEL_KIND_EMBEDDING: ModelKind
 MODEL_KIND_RERANK: ModelKind
+MODEL_KIND_CLASSIFICATION: ModelKind
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
@@ -34,7 +36,7 @@ class GetModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "kind", "dimensions", "max_tokens", "pooling", "prompts", "default_prompt_name", "similarity_fn", "graph_precision", "normalize", "output_precisions", "num_labels", "activation", "manifest_json")
+    __slots__ = ("name", "version", "kind", "dimensions", "max_tokens", "pooling", "prompts", "default_prompt_name", "similarity_fn", "graph_precision", "normalize", "output_precisions", "num_labels", "activation", "manifest_json", "labels", "problem_type")
     class PromptsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +59,8 @@ class ModelInfo(_message.Message):
     NUM_LABELS_FIELD_NUMBER: _ClassVar[int]
     ACTIVATION_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_TYPE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     kind: ModelKind
@@ -72,4 +76,6 @@ class ModelInfo(_message.Message):
     num_labels: int
     activation: str
     manifest_json: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., dimensions: _Optional[int] = ..., max_tokens: _Optional[int] = ..., pooling: _Optional[str] = ..., prompts: _Optional[_Mapping[str, str]] = ..., default_prompt_name: _Optional[str] = ..., similarity_fn: _Optional[str] = ..., graph_precision: _Optional[str] = ..., normalize: _Optional[bool] = ..., output_precisions: _Optional[_Iterable[_Union[_embed_pb2.Precision, str]]] = ..., num_labels: _Optional[int] = ..., activation: _Optional[str] = ..., manifest_json: _Optional[str] = ...) -> None: ...
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    problem_type: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., dimensions: _Optional[int] = ..., max_tokens: _Optional[int] = ..., pooling: _Optional[str] = ..., prompts: _Optional[_Mapping[str, str]] = ..., default_prompt_name: _Optional[str] = ..., similarity_fn: _Optional[str] = ..., graph_precision: _Optional[str] = ..., normalize: _Optional[bool] = ..., output_precisions: _Optional[_Iterable[_Union[_embed_pb2.Precision, str]]] = ..., num_labels: _Optional[int] = ..., activation: _Optional[str] = ..., manifest_json: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., problem_type: _Optional[str] = ...) -> None: ...

@@ -16,7 +16,8 @@ from embedrank.server.api.status import guarded, new_request_id
 from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.postprocess import OutputPrecision
 from embedrank.server.engine.served import ServedModel
-from embedrank.model.kinds import ModelKind
+from embedrank.model.kinds import REGISTRY, ModelKind
+from embedrank.model.kinds.classification import ClassificationSpec
 from embedrank.model.kinds.embedding import EmbeddingSpec
 from embedrank.model.kinds.rerank import RerankSpec
 from embedrank.v1 import models_pb2, models_pb2_grpc
@@ -38,15 +39,24 @@ def _rerank_info(info: models_pb2.ModelInfo, r: RerankSpec) -> None:
     info.activation = r.activation.value
 
 
+def _classification_info(info: models_pb2.ModelInfo, c: ClassificationSpec) -> None:
+    info.num_labels = c.num_labels
+    info.activation = c.activation.value
+    info.labels.extend(c.labels)
+    info.problem_type = c.problem_type.value
+
+
 # Per kind: its ModelKind enum value and the ModelInfo fields its manifest section fills.
 _KINDS: dict[ModelKind, tuple[models_pb2.ModelKind, Callable[[models_pb2.ModelInfo, Any], None]]] = {
     ModelKind.EMBEDDING: (models_pb2.MODEL_KIND_EMBEDDING, _embedding_info),
     ModelKind.RERANK: (models_pb2.MODEL_KIND_RERANK, _rerank_info),
+    ModelKind.CLASSIFICATION: (models_pb2.MODEL_KIND_CLASSIFICATION, _classification_info),
 }
 
 
 # The manifest's sections a caller sees; anything else (e.g. a self-check's reference vectors) stays on disk.
-_PUBLIC_SECTIONS = ("format", "name", "version", "kind", "created", "source", "graph", "tokenizer", "fidelity", "embedding", "rerank")
+_PUBLIC_SECTIONS: tuple[str, ...] = ("format", "name", "version", "kind", "created", "source", "graph", "tokenizer", "fidelity", "embedding", "rerank")
+_PUBLIC_SECTIONS += tuple(k.section for k in REGISTRY.values() if k.section not in _PUBLIC_SECTIONS)  # every kind's
 
 
 def public_manifest(raw: dict[str, Any]) -> dict[str, Any]:

@@ -35,15 +35,18 @@ class EmbeddingModel(ServedModel):
         return run
 
     def prompt(self, params: EncodeParams) -> str:
+        return self.prompt_for(params.input_type, params.prompt_name)
+
+    def prompt_for(self, input_type: InputType, prompt_name: str) -> str:
         prompts = self.spec.prompts
-        if params.prompt_name:
-            if params.prompt_name not in prompts:
+        if prompt_name:
+            if prompt_name not in prompts:
                 known = ", ".join(sorted(prompts)) or "none"
-                raise InvalidArgument("prompt_name", f"{params.prompt_name!r} is not a prompt of {self.name} (known: {known})")
-            return prompts[params.prompt_name]
-        if params.input_type is InputType.QUERY:
+                raise InvalidArgument("prompt_name", f"{prompt_name!r} is not a prompt of {self.name} (known: {known})")
+            return prompts[prompt_name]
+        if input_type is InputType.QUERY:
             return prompts.get("query", "")
-        if params.input_type is InputType.DOCUMENT:
+        if input_type is InputType.DOCUMENT:
             return next((prompts[p] for p in _DOCUMENT_PROMPTS if p in prompts), "")
         if self.spec.default_prompt_name:
             return prompts.get(self.spec.default_prompt_name, "")

@@ -14,6 +14,7 @@ from embedrank.model.runtime.select import open_runtime
 from embedrank.model.runtime.settings import RuntimeSettings
 from embedrank.model.selfcheck import run_self_check
 from embedrank.model.tokenize import TextTokenizer
+from embedrank.server.engine.classification import ClassificationModel
 from embedrank.server.engine.embedding import EmbeddingModel
 from embedrank.server.engine.inflight import VersionAdmission
 from embedrank.server.engine.kinds import served_class
@@ -129,3 +130,18 @@ class Engine:
         model = self.resolve(name, ModelKind.RERANK)
         assert isinstance(model, RerankModel)
         return model
+
+    def classifier(self, name: str) -> ClassificationModel:
+        model = self.resolve(name, ModelKind.CLASSIFICATION)
+        assert isinstance(model, ClassificationModel)
+        return model
+
+    def any_model(self, name: str) -> ServedModel:
+        """The model for an RPC every kind serves (Tokenize, Decode); an empty name means the only model."""
+        if not name:
+            if not self.ready:
+                raise Unavailable("models are loading; retry shortly")
+            if len(self.models) != 1:
+                raise InvalidArgument("model", f"is required: the server has {len(self.models)} models")
+            return next(iter(self.models.values()))
+        return self.get(name)

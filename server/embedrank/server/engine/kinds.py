@@ -6,6 +6,7 @@ A new kind adds its facade module beside embedding.py and rerank.py, and one lin
 from __future__ import annotations
 
 from embedrank.model.kinds import ModelKind
+from embedrank.server.engine.classification import ClassificationModel
 from embedrank.server.engine.embedding import EmbeddingModel
 from embedrank.server.engine.rerank import RerankModel
 from embedrank.server.engine.served import ServedModel
@@ -13,6 +14,7 @@ from embedrank.server.engine.served import ServedModel
 SERVED: dict[ModelKind, type[ServedModel]] = {
     ModelKind.EMBEDDING: EmbeddingModel,
     ModelKind.RERANK: RerankModel,
+    ModelKind.CLASSIFICATION: ClassificationModel,
 }
 
 

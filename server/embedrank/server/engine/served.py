@@ -15,7 +15,8 @@ from typing import Any
 from embedrank.server import metrics
 from embedrank.server.engine.batcher import Batcher, BatchFn, BatchLimits, WorkItem
 from embedrank.server.engine.chunking import ChunkLimits
-from embedrank.server.engine.requests import Timing, Usage
+from embedrank.server.engine.requests import InputType, Timing, Usage
+from embedrank.server.engine.tokens import DecodeResult, TokenizeParams, TokenizeResult, check_ids, tokens_of
 from embedrank.model.tokenize import TextTokenizer, Truncate
 from embedrank.model.errors import InvalidArgument, ResourceExhausted
 from embedrank.model.kinds import kind_of
@@ -98,6 +99,30 @@ def check_texts(texts: Sequence[str], field: str, limits: Limits) -> int:
             raise InvalidArgument(f"{field}[{i}]", "is empty (only whitespace, control or zero-width characters)")
         chars += n
     return chars
+
+
+def check_pairs(pairs: Sequence[tuple[str, str]], limits: Limits) -> int:
+    """check_texts for text pairs: fields named ``pairs[i].first`` / ``pairs[i].second``. Returns the characters."""
+    if not pairs:
+        raise InvalidArgument("pairs", "is empty; send at least one")
+    if len(pairs) > limits.max_inputs:
+        raise InvalidArgument("pairs", f"has {len(pairs)} items, over the limit of {limits.max_inputs}; split the request")
+    chars = 0
+    for i, pair in enumerate(pairs):
+        for side, text in zip(("first", "second"), pair):
+            if len(text) > limits.max_chars:
+                raise InvalidArgument(f"pairs[{i}].{side}", f"has {len(text)} characters, over the limit of {limits.max_chars}; shorten or split it")
+            if is_blank(text):
+                raise InvalidArgument(f"pairs[{i}].{side}", "is empty (only whitespace, control or zero-width characters)")
+            chars += len(text)
+    return chars
+
+
+def check_texts_or_pairs(texts: Sequence[str], pairs: Sequence[tuple[str, str]], limits: Limits) -> int:
+    """A request that takes single texts or pairs: exactly one of them. Returns the characters."""
+    if texts and pairs:
+        raise InvalidArgument("pairs", "send texts or pairs, not both")
+    return check_pairs(pairs, limits) if pairs else check_texts(texts, "texts", limits)
 
 
 class ServedModel:
@@ -208,6 +233,50 @@ class ServedModel:
             ),
         )
         return results, seqs, truncated, usage
+
+    def prompt_for(self, input_type: InputType, prompt_name: str) -> str:
+        """The prompt Encode puts before a text; models without prompts have none."""
+        if prompt_name:
+            raise InvalidArgument("prompt_name", f"{prompt_name!r} is not a prompt of {self.name} (it has none)")
+        return ""
+
+    async def tokenize(self, params: TokenizeParams, *, request_id: str) -> TokenizeResult:
+        """The tokens this model reads for each text (with Encode's prompt) or pair; no model runs."""
+        start = time.monotonic_ns()
+        chars = check_texts_or_pairs(params.texts, params.pairs, self.limits)
+        if params.pairs and params.prompt_name:
+            raise InvalidArgument("prompt_name", "pairs are read without a prompt; leave it unset")
+        prompt = "" if params.pairs else self.prompt_for(params.input_type, params.prompt_name)
+        inputs: list[Any] = list(params.pairs) or [prompt + t for t in params.texts]
+
+        def run() -> list[Any]:
+            encs = self.tokenizer.encodings(inputs, truncate=params.truncate)
+            return [tokens_of(e, prompt=prompt, truncate=params.truncate, max_tokens=self.tokenizer.max_tokens)
+                    for e in encs]
+
+        if chars <= INLINE_TOKENIZE_CHARS:
+            tokenized = run()
+        else:
+            tokenized = await asyncio.get_running_loop().run_in_executor(self._tokenize_pool, run)
+        done = time.monotonic_ns()
+        usage = Usage(
+            request_id=request_id, model=self.name, version=self.manifest.version, chars=chars,
+            tokens=sum(t.token_count for t in tokenized),
+            timing=Timing(tokenize_ns=done - start, total_ns=done - start),
+        )
+        return TokenizeResult(tokenized, self.tokenizer.max_tokens, usage)
+
+    async def decode(self, ids: Sequence[int], *, skip_special_tokens: bool, request_id: str) -> DecodeResult:
+        """Token ids back to text, as the model's tokenizer decodes them."""
+        start = time.monotonic_ns()
+        check_ids(ids, vocab_size=self.tokenizer.vocab_size, max_ids=self.limits.max_chars)
+        text = self.tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+        done = time.monotonic_ns()
+        usage = Usage(
+            request_id=request_id, model=self.name, version=self.manifest.version, chars=len(text), tokens=len(ids),
+            timing=Timing(tokenize_ns=done - start, total_ns=done - start),
+        )
+        return DecodeResult(text, usage)
 
     async def warm_up(self) -> None:
         """Every padded shape the runtime will see (CUDA buckets), then a long input and a short one

@@ -4,11 +4,15 @@ import com.google.common.util.concurrent.FutureCallback;
 import com.google.common.util.concurrent.Futures;
 import com.google.common.util.concurrent.ListenableFuture;
 import com.google.common.util.concurrent.MoreExecutors;
+import dev.embedrank.v1.ClassifyGrpc;
+import dev.embedrank.v1.ClassifyRequest;
+import dev.embedrank.v1.DecodeRequest;
 import dev.embedrank.v1.EmbedGrpc;
 import dev.embedrank.v1.EncodeRequest;
 import dev.embedrank.v1.EncodeResponse;
 import dev.embedrank.v1.EncodeStreamRequest;
 import dev.embedrank.v1.GetModelRequest;
+import dev.embedrank.v1.InputType;
 import dev.embedrank.v1.ListModelsRequest;
 import dev.embedrank.v1.LongInput;
 import dev.embedrank.v1.ModelInfo;
@@ -17,6 +21,10 @@ import dev.embedrank.v1.Precision;
 import dev.embedrank.v1.RerankGrpc;
 import dev.embedrank.v1.RerankRequest;
 import dev.embedrank.v1.RerankResponse;
+import dev.embedrank.v1.ScoreMode;
+import dev.embedrank.v1.TokenizeGrpc;
+import dev.embedrank.v1.TokenizeRequest;
+import dev.embedrank.v1.TokenizeResponse;
 import io.grpc.Channel;
 import io.grpc.ChannelCredentials;
 import io.grpc.ClientInterceptors;
@@ -68,7 +76,12 @@ public final class EmbedRankClient implements AutoCloseable {
   public static final int DEFAULT_MAX_INBOUND_MESSAGE_SIZE = 64 * 1024 * 1024;
   /** The services of the contract, as named in the service config. */
   public static final List<String> SERVICES =
-      List.of(EmbedGrpc.SERVICE_NAME, RerankGrpc.SERVICE_NAME, ModelsGrpc.SERVICE_NAME);
+      List.of(
+          EmbedGrpc.SERVICE_NAME,
+          RerankGrpc.SERVICE_NAME,
+          ModelsGrpc.SERVICE_NAME,
+          TokenizeGrpc.SERVICE_NAME,
+          ClassifyGrpc.SERVICE_NAME);
 
   static final Metadata.Key<String> AUTHORIZATION =
       Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
@@ -281,6 +294,111 @@ public final class EmbedRankClient implements AutoCloseable {
               r.getTruncated(),
               r.getChunkCount() > 0 ? Span.from(r.getSpan()) : null,
               r.getChunkCount()));
+    }
+    return Collections.unmodifiableList(out);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Tokenize and Classify
+
+  /**
+   * The tokens {@code model} (of any kind) reads for each text, with the prompt Encode applies for
+   * {@code inputType} (INPUT_TYPE_UNSPECIFIED: the model's default). No model runs.
+   */
+  public List<TokenizedInput> tokenize(String model, List<String> texts, InputType inputType) {
+    return tokenizeRaw(
+        TokenizeRequest.newBuilder()
+            .setModel(model)
+            .addAllTexts(texts)
+            .setInputType(inputType)
+            .build());
+  }
+
+  /** The tokens of each pair, as Rerank and Classify run them. */
+  public List<TokenizedInput> tokenizePairs(String model, List<Pair> pairs) {
+    TokenizeRequest.Builder b = TokenizeRequest.newBuilder().setModel(model);
+    pairs.forEach(p -> b.addPairs(p.toProto()));
+    return tokenizeRaw(b.build());
+  }
+
+  /** The Tokenize RPC with every option (prompt_name, truncation), as typed results. */
+  public List<TokenizedInput> tokenizeRaw(TokenizeRequest request) {
+    TokenizeResponse response;
+    try {
+      response = TokenizeGrpc.newBlockingStub(channel).tokenize(request);
+    } catch (StatusRuntimeException e) {
+      throw EmbedRankException.from(e);
+    }
+    List<TokenizedInput> out = new ArrayList<>(response.getInputsCount());
+    for (dev.embedrank.v1.TokenizedInput in : response.getInputsList()) {
+      List<Token> tokens = new ArrayList<>(in.getTokensCount());
+      for (dev.embedrank.v1.Token t : in.getTokensList()) {
+        tokens.add(
+            new Token(
+                t.getId(), t.getText(), Span.from(t.getSpan()), t.getSpecial(), t.getPrompt(),
+                t.getSequence()));
+      }
+      out.add(
+          new TokenizedInput(
+              Collections.unmodifiableList(tokens),
+              in.getTokenCount(),
+              in.getTruncated(),
+              in.getPrompt(),
+              response.getMaxTokens()));
+    }
+    return Collections.unmodifiableList(out);
+  }
+
+  /** Token ids back to text, as the model's tokenizer decodes them. */
+  public String decode(String model, int[] ids, boolean skipSpecialTokens) {
+    DecodeRequest.Builder b =
+        DecodeRequest.newBuilder().setModel(model).setSkipSpecialTokens(skipSpecialTokens);
+    for (int id : ids) {
+      b.addIds(id);
+    }
+    try {
+      return TokenizeGrpc.newBlockingStub(channel).decode(b.build()).getText();
+    } catch (StatusRuntimeException e) {
+      throw EmbedRankException.from(e);
+    }
+  }
+
+  /** Each text's labels, best first; {@code topK} null for all of them. */
+  public List<Classification> classify(String model, List<String> texts, Integer topK) {
+    ClassifyRequest.Builder b = ClassifyRequest.newBuilder().setModel(model).addAllTexts(texts);
+    if (topK != null) {
+      b.setTopK(topK);
+    }
+    return classifyRaw(b.build());
+  }
+
+  /** Each pair's labels (NLI: premise, hypothesis), best first; {@code topK} null for all. */
+  public List<Classification> classifyPairs(String model, List<Pair> pairs, Integer topK) {
+    ClassifyRequest.Builder b = ClassifyRequest.newBuilder().setModel(model);
+    pairs.forEach(p -> b.addPairs(p.toProto()));
+    if (topK != null) {
+      b.setTopK(topK);
+    }
+    return classifyRaw(b.build());
+  }
+
+  /** The Classify RPC with every option (raw scores: {@link ScoreMode#SCORE_MODE_RAW}). */
+  public List<Classification> classifyRaw(ClassifyRequest request) {
+    dev.embedrank.v1.ClassifyResponse response;
+    try {
+      response = ClassifyGrpc.newBlockingStub(channel).classify(request);
+    } catch (StatusRuntimeException e) {
+      throw EmbedRankException.from(e);
+    }
+    List<Classification> out = new ArrayList<>(response.getResultsCount());
+    for (dev.embedrank.v1.Classification c : response.getResultsList()) {
+      List<LabelScore> labels = new ArrayList<>(c.getLabelsCount());
+      for (dev.embedrank.v1.LabelScore l : c.getLabelsList()) {
+        labels.add(new LabelScore(l.getIndex(), l.getLabel(), l.getScore()));
+      }
+      out.add(
+          new Classification(
+              Collections.unmodifiableList(labels), c.getTruncated(), c.getTokenCount()));
     }
     return Collections.unmodifiableList(out);
   }

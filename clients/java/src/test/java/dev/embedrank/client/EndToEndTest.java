@@ -435,4 +435,64 @@ class EndToEndTest {
     assertFalse(floats.length == 0, "the JSON has embeddings");
     assertEquals(floats[0].length, byName.get(embedModel).getDimensions(), "dimensions of " + embedModel);
   }
+
+  // ---- Classify and Tokenize
+
+  @Test
+  void classifyPairsAsThePythonClient() {
+    JsonObject k = expected.getAsJsonObject("kinds");
+    String model = k.get("classify_model").getAsString();
+    List<Pair> pairs = new ArrayList<>();
+    for (JsonElement p : k.getAsJsonArray("pairs")) {
+      pairs.add(new Pair(p.getAsJsonArray().get(0).getAsString(), p.getAsJsonArray().get(1).getAsString()));
+    }
+    List<Classification> got = client.classifyPairs(model, pairs, null);
+    JsonArray want = k.getAsJsonArray("classify");
+    assertEquals(want.size(), got.size(), "results");
+    for (int i = 0; i < want.size(); i++) {
+      JsonArray labels = want.get(i).getAsJsonArray();
+      for (int j = 0; j < labels.size(); j++) {
+        JsonObject w = labels.get(j).getAsJsonObject();
+        LabelScore g = got.get(i).labels().get(j);
+        assertEquals(w.get("index").getAsInt(), g.index(), "input " + i + " label " + j);
+        assertEquals(w.get("label").getAsString(), g.label(), "input " + i + " label " + j);
+        assertClose(w.get("score").getAsDouble(), g.score(), "input " + i + " label " + j);
+      }
+    }
+    assertEquals(1, client.classifyPairs(model, pairs.subList(0, 1), 1).get(0).labels().size());
+    EmbedRankException bad =
+        assertThrows(EmbedRankException.class, () -> client.classifyPairs(model, pairs, 0));
+    assertEquals(Status.Code.INVALID_ARGUMENT, bad.code());
+    EmbedRankException wrongKind =
+        assertThrows(EmbedRankException.class, () -> client.classify(embedModel, List.of("a"), null));
+    assertEquals(Status.Code.FAILED_PRECONDITION, wrongKind.code());
+  }
+
+  @Test
+  void tokenizeAndDecodeAsThePythonClient() {
+    JsonObject k = expected.getAsJsonObject("kinds");
+    String model = k.get("tokenize_model").getAsString();
+    List<String> texts = strings(k.get("tokenize_texts"));
+    List<TokenizedInput> got =
+        client.tokenize(model, texts, dev.embedrank.v1.InputType.INPUT_TYPE_QUERY);
+    JsonArray want = k.getAsJsonArray("tokenize");
+    for (int i = 0; i < want.size(); i++) {
+      JsonObject w = want.get(i).getAsJsonObject();
+      TokenizedInput in = got.get(i);
+      assertEquals(w.get("prompt").getAsString(), in.prompt(), "prompt " + i);
+      JsonArray ids = w.getAsJsonArray("ids");
+      assertEquals(ids.size(), in.tokenCount(), "token count " + i);
+      for (int j = 0; j < ids.size(); j++) {
+        Token t = in.tokens().get(j);
+        JsonArray span = w.getAsJsonArray("spans").get(j).getAsJsonArray();
+        assertEquals(ids.get(j).getAsInt(), t.id(), "text " + i + " token " + j);
+        assertEquals(new Span(span.get(0).getAsInt(), span.get(1).getAsInt()), t.span(), "span " + j);
+        if (!t.special() && !t.prompt()) {
+          assertEquals(
+              w.getAsJsonArray("pieces").get(j).getAsString(), t.span().of(texts.get(i)), "piece " + j);
+        }
+      }
+      assertEquals(w.get("decoded").getAsString(), client.decode(model, in.ids(), true), "decode " + i);
+    }
+  }
 }
