@@ -6,6 +6,7 @@ file pads every input to 128 tokens); we set truncation per request and never pa
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections.abc import Sequence
 
@@ -64,6 +65,23 @@ class TextTokenizer:
             seqs.append(TokenSeq(ids, type_ids))
             flags.append(bool(enc.overflowing))
         return seqs, flags
+
+    def limited(self, max_tokens: int) -> TextTokenizer:
+        """The same tokenizer truncating at ``max_tokens`` (a multi-vector model's query/document length)."""
+        if max_tokens >= self.max_tokens:
+            return self
+        out = copy.copy(self)
+        serialized = self._base.to_str()
+        end, start = Tokenizer.from_str(serialized), Tokenizer.from_str(serialized)
+        end.enable_truncation(max_tokens, strategy="longest_first", direction="right")
+        start.enable_truncation(max_tokens, strategy="longest_first", direction="left")
+        out._by_mode = {Truncate.END: end, Truncate.START: start, Truncate.NONE: self._base}
+        out.max_tokens = max_tokens
+        return out
+
+    def id_to_token(self, token_id: int) -> str:
+        """The vocabulary entry of ``token_id`` ("" for an id outside the vocabulary)."""
+        return self._base.id_to_token(token_id) or ""
 
     def special_tokens(self, *, pair: bool) -> int:
         """Special tokens the model's template adds to one input ([CLS] ... [SEP] = 2 for BERT)."""

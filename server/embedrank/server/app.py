@@ -19,14 +19,17 @@ from embedrank.server.api.health import HealthServicer
 from embedrank.server.api.malformed import Registrar
 from embedrank.server.api.embed import EmbedServicer
 from embedrank.server.api.models import ModelsServicer
+from embedrank.server.api.multivector import MultiVectorEmbedServicer
 from embedrank.server.api.rerank import RerankServicer
 from embedrank.server.api.rpc import Rpcs
+from embedrank.server.api.sparse import SparseEmbedServicer
 from embedrank.server.api.tls import ServerCertificates, TlsFiles
 from embedrank.server.config import ServerConfig
 from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.reload import ModelWatcher
 from embedrank.model.errors import ConfigError
 from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2, rerank_pb2_grpc
+from embedrank.v1 import multivector_pb2, multivector_pb2_grpc, sparse_pb2, sparse_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,8 @@ SERVICES = (
     embed_pb2.DESCRIPTOR.services_by_name["Embed"].full_name,
     rerank_pb2.DESCRIPTOR.services_by_name["Rerank"].full_name,
     models_pb2.DESCRIPTOR.services_by_name["Models"].full_name,
+    sparse_pb2.DESCRIPTOR.services_by_name["SparseEmbed"].full_name,
+    multivector_pb2.DESCRIPTOR.services_by_name["MultiVectorEmbed"].full_name,
 )
 
 
@@ -124,6 +129,8 @@ def build_server(config: ServerConfig) -> App:
     embed_pb2_grpc.add_EmbedServicer_to_server(EmbedServicer(engine, rpcs), registrar)
     rerank_pb2_grpc.add_RerankServicer_to_server(RerankServicer(engine, rpcs), registrar)
     models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(engine), registrar)
+    sparse_pb2_grpc.add_SparseEmbedServicer_to_server(SparseEmbedServicer(engine, rpcs), registrar)
+    multivector_pb2_grpc.add_MultiVectorEmbedServicer_to_server(MultiVectorEmbedServicer(engine, rpcs), registrar)
     health_pb2_grpc.add_HealthServicer_to_server(app.health, server)
     reflection.enable_server_reflection(
         (*SERVICES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server

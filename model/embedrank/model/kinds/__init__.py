@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from embedrank.model.kinds.base import Kind, ModelKind
 from embedrank.model.kinds.embedding import EMBEDDING
+from embedrank.model.kinds.multivector import MULTI_VECTOR
 from embedrank.model.kinds.rerank import RERANK
+from embedrank.model.kinds.sparse import SPARSE
 
-REGISTRY: dict[ModelKind, Kind] = {k.kind: k for k in (EMBEDDING, RERANK)}
+REGISTRY: dict[ModelKind, Kind] = {k.kind: k for k in (EMBEDDING, RERANK, SPARSE, MULTI_VECTOR)}
 
 
 def kind_of(kind: ModelKind) -> Kind:
