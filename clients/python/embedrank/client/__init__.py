@@ -8,6 +8,9 @@ from embedrank.client._async import AsyncClient
 from embedrank.client._channel import tls_credentials
 from embedrank.client._sync import Client
 from embedrank.client.errors import EmbedRankError
-from embedrank.client.types import Chunk, ChunkedEmbeddings, ModelInfo, RerankHit
+from embedrank.client.types import Chunk, ChunkedEmbeddings, ModelInfo, RerankHit, SparseEmbedding, to_scipy
 
-__all__ = ["AsyncClient", "Chunk", "ChunkedEmbeddings", "Client", "EmbedRankError", "ModelInfo", "RerankHit", "tls_credentials"]
+__all__ = [
+    "AsyncClient", "Chunk", "ChunkedEmbeddings", "Client", "EmbedRankError", "ModelInfo", "RerankHit", "SparseEmbedding",
+    "tls_credentials", "to_scipy",
+]

@@ -52,9 +52,9 @@ def pick_prompt(prompts: dict[str, str], default_prompt_name: str | None, *, inp
             raise InvalidArgument("prompt_name", f"{prompt_name!r} is not a prompt of {model} (known: {known})")
         return prompts[prompt_name]
     if input_type is InputType.QUERY:
-        return prompts.get("query") or ""
+        return prompts.get("query", "")
     if input_type is InputType.DOCUMENT:
-        return next((prompts[p] for p in _DOCUMENT_PROMPTS if prompts.get(p)), "")
+        return next((prompts[p] for p in _DOCUMENT_PROMPTS if p in prompts), "")
     return prompts.get(default_prompt_name, "") if default_prompt_name else ""
 
 
