@@ -21,7 +21,14 @@ class ServiceConfigTest {
 
     List<Map<String, Object>> names = (List<Map<String, Object>>) mc.get("name");
     Set<Object> services = names.stream().map(n -> n.get("service")).collect(Collectors.toSet());
-    assertEquals(Set.of("embedrank.v1.Embed", "embedrank.v1.Rerank", "embedrank.v1.Models"), services);
+    assertEquals(
+        Set.of(
+            "embedrank.v1.Embed",
+            "embedrank.v1.Rerank",
+            "embedrank.v1.Models",
+            "embedrank.v1.SparseEmbed",
+            "embedrank.v1.MultiVectorEmbed"),
+        services);
     for (Map<String, Object> n : names) {
       assertEquals(Set.of("service"), n.keySet(), "whole services, no method names");
     }
@@ -38,7 +45,12 @@ class ServiceConfigTest {
   @Test
   void serviceNamesMatchTheGeneratedStubs() {
     assertEquals(
-        List.of("embedrank.v1.Embed", "embedrank.v1.Rerank", "embedrank.v1.Models"),
+        List.of(
+            "embedrank.v1.Embed",
+            "embedrank.v1.Rerank",
+            "embedrank.v1.Models",
+            "embedrank.v1.SparseEmbed",
+            "embedrank.v1.MultiVectorEmbed"),
         EmbedRankClient.SERVICES);
   }
 
