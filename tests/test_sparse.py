@@ -142,3 +142,20 @@ def test_lossy_sparse_export_is_refused(workdir: Path, kinds_sources: dict[str, 
     assert result.returncode != 0
     assert "sparse models export exact graphs only" in result.stderr
     assert not (workdir / "lossy-repo" / "s").exists()
+
+
+def test_inference_free_router_is_refused_with_one_line(workdir: Path, kinds_sources: dict[str, Path]) -> None:
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.base.modules import Router, Transformer
+    from sentence_transformers.sparse_encoder.modules import SparseStaticEmbedding, SpladePooling
+
+    doc = Transformer(str(kinds_sources["tiny-mlm-hf"]), transformer_task="fill-mask")
+    router = Router.for_query_document(
+        query_modules=[SparseStaticEmbedding(tokenizer=doc.tokenizer)], document_modules=[doc, SpladePooling()]
+    )
+    src = workdir / "kinds-checkpoints" / "tiny-router"
+    SparseEncoder(modules=[router], device="cpu").save(str(src))
+    result = export(src, workdir / "router-repo" / "r")
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if "Router" in line]
+    assert len(lines) == 1 and "inference-free query side" in lines[0] and "not served yet" in lines[0], result.stderr[-2000:]
