@@ -42,10 +42,19 @@ def build(out: Path) -> dict[str, Path]:
     paths = {"sparse": out / "minilm-splade", "colbert": out / "minilm-colbert"}
     if not paths["sparse"].exists():
         torch.manual_seed(0)
-        mlm = BertForMaskedLM.from_pretrained(str(minilm_path()))
+        mlm = BertForMaskedLM.from_pretrained(str(minilm_path())).eval()
+        tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
+        # Sparsity as a trained SPLADE's: shift the head's bias so ~0.05% of a token's logits are positive
+        # (a few hundred non-zero weights a text after max pooling).
+        from embedrank.exporter import corpus
+
+        with torch.no_grad():
+            batch = tokenizer(corpus.sentences(16), padding=True, return_tensors="pt")
+            logits = mlm(**batch).logits[batch["attention_mask"].bool()].flatten()
+            mlm.cls.predictions.bias -= float(torch.quantile(logits[::7][:2_000_000], 0.9995))
         hf = out / "minilm-mlm-hf"
         mlm.save_pretrained(hf)
-        AutoTokenizer.from_pretrained(str(minilm_path())).save_pretrained(hf)
+        tokenizer.save_pretrained(hf)
         SparseEncoder(str(hf), device="cpu").save(str(paths["sparse"]))
     if not paths["colbert"].exists():
         torch.manual_seed(0)

@@ -118,3 +118,19 @@ def test_bad_inputs(kinds_server: ServerProcess) -> None:
         with pytest.raises(EmbedRankError) as err:
             client.encode_multi_vector("tiny-colbert", ["a"], prompt_name="nope")
         assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT and "prompt_name" in str(err.value)
+
+
+def test_self_check_refuses_a_model_whose_masks_changed(workdir: Path, kinds_repo: Path) -> None:
+    """An edited manifest (the skiplist gone) changes what the server returns: the load-time self
+    check sees other vector counts than the recorded reference and refuses the model."""
+    import shutil
+
+    repo = workdir / "colbert-edited"
+    shutil.copytree(kinds_repo / "tiny-colbert", repo / "tiny-colbert")
+    path = repo / "tiny-colbert" / "1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["multi-vector"]["skiplist_ids"] = []
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(RuntimeError) as err:
+        ServerProcess(repo).stop()
+    assert "SELF CHECK FAILED" in str(err.value) and "another token count" in str(err.value)

@@ -159,3 +159,19 @@ def test_inference_free_router_is_refused_with_one_line(workdir: Path, kinds_sou
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if "Router" in line]
     assert len(lines) == 1 and "inference-free query side" in lines[0] and "not served yet" in lines[0], result.stderr[-2000:]
+
+
+def test_self_check_refuses_a_model_whose_cut_changed(workdir: Path, kinds_repo: Path) -> None:
+    """An edited manifest (max_active_dims 50 where the model keeps 100) changes the served vectors:
+    the load-time self check sees other non-zero indices than the recorded reference and refuses it."""
+    import shutil
+
+    repo = workdir / "sparse-edited"
+    shutil.copytree(kinds_repo / "tiny-sparse", repo / "tiny-sparse")
+    path = repo / "tiny-sparse" / "1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["sparse"]["max_active_dims"] = 50
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(RuntimeError) as err:
+        ServerProcess(repo).stop()
+    assert "SELF CHECK FAILED" in str(err.value) and "same non-zero indices in 0.000" in str(err.value)

@@ -20,11 +20,6 @@ from embedrank.model.kinds import ModelKind
 from embedrank.model.kinds.sparse import compare, flat_pairs
 from embedrank.model.manifest import SelfCheck
 
-# Relative difference of a value, against max(|value|, this floor): SPLADE weights near zero
-# (log1p of a small logit) would otherwise turn float rounding into large ratios.
-VALUE_FLOOR = 1e-2
-
-
 def _st_model_type(path: Path) -> str | None:
     cfg = path / "config_sentence_transformers.json"
     return json.loads(cfg.read_text()).get("model_type") if cfg.is_file() else None
@@ -124,7 +119,7 @@ class SparseExport(ExportKind):
         items = corpus.parity_texts()
         ref = self._rows(source, reference_rows(source, items))
         got = self._rows(source, runner.run(items, "sparse_embedding"))
-        parity: dict[str, Any] = {"items": len(items), **compare(ref, got, floor=VALUE_FLOOR),
+        parity: dict[str, Any] = {"items": len(items), **compare(ref, got),
                                   "mean_non_zero": float(np.mean([r[0] for r in ref]))}
         return Measured({"parity": parity}, dict(source.info))
 
