@@ -10,10 +10,15 @@ PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install 
 .PHONY: install install-demo demo serve test protos bench chart-check
 
 # The demo needs the server, the client and the exporter (torch, sentence-transformers); no test
-# or benchmark tools. On Linux x86-64, PyPI's torch is the CUDA build: see the README for its size.
+# or benchmark tools. On Linux x86-64, PyPI's torch is the CUDA build (about 4 GB more with its nvidia-*
+# packages): the exporter only traces on the CPU, so PyTorch's CPU-only wheels are tried first from
+# PyTorch's own index (TORCH_INDEX; a few seconds lost where it cannot be reached), then PyPI's build.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 $(VENV)/.demo: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --timeout 5 --retries 0 --index-url $(TORCH_INDEX) torch 2>/dev/null \
+	  && echo "torch: PyTorch's CPU-only build" || echo "torch: PyTorch's CPU index not reachable; PyPI's build"
 	$(PIP_INSTALL) -e '.[export]'
 	touch $@
 

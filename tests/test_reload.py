@@ -154,7 +154,7 @@ async def test_removed_model_drains_and_unloads(polling_server: ServerProcess, m
 
 
 def test_sighup_without_polling(model_repo: Path) -> None:
-    proc = ServerProcess(model_repo)  # --model-poll-s 0: the repository is read again on SIGHUP only
+    proc = ServerProcess(model_repo, "--model-poll-s", "0")  # the repository is read again on SIGHUP only
     try:
         model_dir = model_repo / MODEL
         publish(model_dir, model_dir / "1", 2)
@@ -167,3 +167,32 @@ def test_sighup_without_polling(model_repo: Path) -> None:
             time.sleep(0.2)
     finally:
         assert proc.stop() == 0
+
+
+def test_a_new_export_appears_without_a_signal(model_repo: Path) -> None:
+    """By default (--model-poll-s 2) a version published while the server runs is served within
+    seconds, and so is a new model; a removed model goes."""
+    proc = ServerProcess(model_repo)
+    try:
+        model_dir = model_repo / MODEL
+        publish(model_dir, model_dir / "1", 2)
+        wait_for(lambda: served_version(proc.target) == "2", proc)
+        shutil.copytree(model_dir / "1", model_repo / ".third" / "1")
+        (model_repo / ".third").rename(model_repo / "third")  # a first version brings its NAME/ folder
+        wait_for(lambda: "third" in loaded(proc.target), proc)
+        shutil.rmtree(model_repo / "second")
+        wait_for(lambda: "second" not in loaded(proc.target), proc)
+    finally:
+        assert proc.stop() == 0
+
+
+def loaded(target: str) -> set[str]:
+    with Client(target, timeout=10) as client:
+        return {m.name for m in client.list_models()}
+
+
+def wait_for(condition: Callable[[], bool], proc: ServerProcess, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, proc.output()[-3000:]
+        time.sleep(0.2)

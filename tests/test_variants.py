@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,9 @@ import pytest
 from embedrank.client import Client
 from embedrank.exporter import corpus
 from tests.conftest import ServerProcess, export
+
+
+EXPORT_STDERR: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +36,19 @@ def variants(sources: dict[str, Path], workdir: Path) -> Path:
         src = sources["minilm-rerank" if name.startswith("rerank") else "tiny-bert"]
         result = export(src, repo / name, *args)
         assert result.returncode == 0, f"{name}: {result.stderr[-3000:]}"
+        EXPORT_STDERR[name] = result.stderr
     return repo
+
+
+def test_exports_print_only_our_lines(variants: Path) -> None:
+    """At the default level a quantized export shows none of the libraries' chatter (ONNX Runtime's
+    quantizer asks for its pre-processing; transformers reports initialised weights)."""
+    assert set(EXPORT_STDERR) >= {"bert-int8", "rerank-int8"}
+    for name, stderr in EXPORT_STDERR.items():
+        assert "pre-processing before quantization" not in stderr, name
+        for line in stderr.splitlines():
+            logged = re.match(r"^\d{4}-\d\d-\d\d [\d:,]+ (\w+) (\S+):", line)
+            assert logged is None or logged.group(2).startswith("embedrank"), f"{name}: {line}"
 
 
 def _manifest(repo: Path, name: str) -> dict:  # type: ignore[type-arg]

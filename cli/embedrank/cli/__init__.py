@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
+from embedrank.cli import logs
 from embedrank.exporter import cli as export_cli
 from embedrank.server import config as config_mod
 from embedrank.model.errors import EmbedRankError
@@ -50,10 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.log_level is not None and args.log_level not in LOG_LEVELS:  # from the env: argparse checks only flags
         parser.error(f"{LOG_LEVEL_ENV}={args.log_level!r}: choose one of {', '.join(LOG_LEVELS)}")
-    logging.basicConfig(
-        level=args.log_level or ("INFO" if args.command == "serve" else "WARNING"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
-    )
+    logs.configure(args.log_level or ("INFO" if args.command == "serve" else "WARNING"))
     try:
         if args.command == "serve":
             config = config_mod.from_namespace(args)

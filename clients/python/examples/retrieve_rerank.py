@@ -28,7 +28,11 @@ def demo_cross_encoder(out: Path) -> Path:
     import torch
     from sentence_transformers import CrossEncoder
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    # The new head is initialised on purpose: transformers' load report ("classifier.weight | MISSING")
+    # would only alarm the reader.
+    hf_logging.set_verbosity_error()
     hf = AutoModelForSequenceClassification.from_pretrained(str(minilm_path()), num_labels=1)
     torch.manual_seed(0)
     with torch.no_grad():

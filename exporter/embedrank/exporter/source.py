@@ -28,9 +28,12 @@ class Source:
 
 def load(path_or_id: str, kind: ModelKind | None) -> Source:
     st = need("sentence_transformers")
-    # transformers' per-load "Loading weights" bars would interleave with our step progress;
-    # its warnings (e.g. newly initialised weights) stay on.
-    need("transformers").utils.logging.disable_progress_bar()
+    # transformers' per-load "Loading weights" bars would interleave with our step progress; its log
+    # records go to the root logger like everyone's (the command shows them with --log-level DEBUG).
+    hf_logging = need("transformers").utils.logging
+    hf_logging.disable_progress_bar()
+    hf_logging.disable_default_handler()
+    hf_logging.enable_propagation()
     path = Path(path_or_id)
     local = path.is_dir()
     if not local and ("/" not in path_or_id or path_or_id.startswith((".", "/"))):

@@ -116,6 +116,12 @@ def exit_on_signals() -> Iterator[None]:
         return
     try:
         yield
+    except ImportError as exc:
+        # The signal came while an extension module (onnxruntime, torch, ...) was being imported: its
+        # initialisation turns our SystemExit into "ImportError: initialization failed".
+        if isinstance(exc.__cause__, SystemExit):
+            raise exc.__cause__ from None
+        raise
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

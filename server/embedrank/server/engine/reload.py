@@ -1,5 +1,10 @@
-"""Model updates without a restart: the repository is scanned again (every --model-poll-s, and on
-SIGHUP) and the engine follows it.
+"""Model updates without a restart: the repository is watched (every --model-poll-s, 2 s by default,
+and on SIGHUP) and the engine follows it.
+
+- The watch is cheap: each poll reads the modification times of the repository folder and of each
+  model folder (one directory listing); only when one changed is the repository scanned (manifests
+  read). An export publishes with a rename into those folders and a removal changes them too, so
+  both are seen; a manifest edited in place is not (send SIGHUP, which always scans).
 
 - A new version is loaded, self-checked and warmed up beside the one serving; then new requests go
   to it (one dict assignment), while requests already running finish on the old one, which is
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +44,9 @@ class ModelWatcher:
         self._refused: dict[Path, str] = {}  # version folder -> why (reported once)
         self._reported: set[str] = set()  # repository problems already logged
         self.swaps = 0
+        # The repository's folders' mtimes at the last scan; None: the first poll scans (a version
+        # published while the engine was loading is seen).
+        self._stamp: tuple[tuple[str, int], ...] | None = None
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -56,13 +65,18 @@ class ModelWatcher:
 
     async def _run(self) -> None:
         while True:
+            woken = True
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_s if self.poll_s > 0 else None)
             except asyncio.TimeoutError:
-                pass
+                woken = False
             self._wake.clear()
             if self._on_poll is not None:
                 self._on_poll()
+            now = stamp(self.engine.settings.repository)
+            if not woken and now == self._stamp:
+                continue  # nothing was published or removed since the last scan
+            self._stamp = now
             try:
                 await self.refresh()
             except EmbedRankError as exc:  # e.g. the repository folder itself became unreadable
@@ -136,6 +150,18 @@ class ModelWatcher:
         task = asyncio.ensure_future(retire())
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
+
+
+def stamp(repository: Path) -> tuple[tuple[str, int], ...]:
+    """The modification times of the repository folder and of its model folders: a publish (a rename
+    into one of them) or a removal changes one. Empty when the repository cannot be read."""
+    try:
+        found = [(".", repository.stat().st_mtime_ns)]
+        with os.scandir(repository) as entries:
+            found += [(e.name, e.stat().st_mtime_ns) for e in entries if e.is_dir()]
+    except OSError:
+        return ()
+    return tuple(sorted(found))
 
 
 def _has_versions(model_dir: Path) -> bool:

@@ -1,0 +1,48 @@
+"""The README's Python blocks run as pasted, in order, against a live server holding what they name
+(`minilm` from `make demo`, `demo-reranker` from the retrieve-then-rerank example), from the
+checkout's root, with the server's address in place of localhost:50051."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ServerProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+FENCE = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def python_blocks(readme: Path) -> list[str]:
+    return FENCE.findall(readme.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def demo_server(repo: Path, workdir: Path) -> Iterator[ServerProcess]:
+    demo = workdir / "readme-demo"
+    shutil.copytree(repo / "minilm", demo / "minilm")
+    shutil.copytree(repo / "minilm-rerank", demo / "demo-reranker")
+    proc = ServerProcess(demo)
+    yield proc
+    assert proc.stop() == 0, proc.output()[-3000:]
+
+
+def test_readme_python_blocks_run_as_pasted(demo_server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = python_blocks(ROOT / "README.md")
+    assert len(blocks) >= 3
+    monkeypatch.chdir(ROOT)
+    namespace: dict[str, object] = {}
+    for i, block in enumerate(blocks):
+        code = block.replace("localhost:50051", demo_server.target)
+        exec(compile(code, f"README.md python block {i + 1}", "exec"), namespace)  # noqa: S102
+    # What the blocks promise, checked on what they made.
+    assert namespace["vectors"].shape == (2, 384)  # type: ignore[attr-defined]
+    assert namespace["corpus"].shape == (1000, 384)  # type: ignore[attr-defined]
+    assert len(namespace["hits"]) == 2  # type: ignore[arg-type]  # the long-texts block reranks both documents
+    namespace["client"].close()  # type: ignore[attr-defined]
+    assert os.getcwd() == str(ROOT)
