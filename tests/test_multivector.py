@@ -89,7 +89,7 @@ async def test_async_client_and_model_info(kinds_server: ServerProcess) -> None:
         models = {m.name: m for m in await client.list_models()}
     assert got[0].shape == (12, 16)
     info = models["tiny-colbert"]
-    assert info.kind == "multi-vector" and info.dimensions == 16 and info.similarity_fn == "maxsim"
+    assert info.kind == "multi-vector" and info.dimensions == 16 and info.similarity_fn == "maxsim" and info.normalize
     assert info.query_expansion_length == 12 and info.document_length == 40 and info.query_length == 0
     assert models["tiny-sparse"].kind == "sparse" and models["tiny-bert"].kind == "embedding"
 

@@ -107,12 +107,15 @@ class MultiVectorExport(ExportKind):
         dims = int(transformer.auto_model.config.hidden_size)
         skiplist_ids: list[int] = []
         skiplist_tasks = ["document"]
+        normalize = False
         for module in model:
             name = type(module).__name__
             if name == "Dense":
                 dims = int(module.get_config_dict()["out_features"])
-            elif name == "Normalize" and module.get_config_dict().get("module_input_name") != "token_embeddings":
-                raise ConfigError(f"{path_or_id}: a Normalize of {module.get_config_dict()} is not token-level")
+            elif name == "Normalize":
+                if module.get_config_dict().get("module_input_name") != "token_embeddings":
+                    raise ConfigError(f"{path_or_id}: a Normalize of {module.get_config_dict()} is not token-level")
+                normalize = True
             elif name == "MultiVectorMask":
                 if module.keep_only_token_ids:
                     raise ConfigError(f"{path_or_id}: MultiVectorMask keep_only_token_ids is not supported")
@@ -138,6 +141,7 @@ class MultiVectorExport(ExportKind):
             "prompts": dict(model.prompts or {}),
             "default_prompt_name": model.default_prompt_name,
             "similarity_fn": str(model.similarity_fn_name),
+            "normalize": normalize,
         }
         return Loaded(model, reference, transformer.auto_model, tokenizer,
                       int(model.max_seq_length or tokenizer.model_max_length), info)

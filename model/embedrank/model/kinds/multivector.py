@@ -56,6 +56,7 @@ class MultiVectorSpec:
     prompts: dict[str, str]
     default_prompt_name: str | None
     similarity_fn: str  # maxsim | meanmaxsim
+    normalize: bool = True  # the graph ends in a token-level Normalize
 
 
 def encode(
@@ -129,6 +130,7 @@ class MultiVectorKind(Kind):
             prompts=dict(m.get("prompts", dict, {})),
             default_prompt_name=m.get("default_prompt_name", str, None),
             similarity_fn=m.get("similarity_fn", str, "maxsim"),
+            normalize=m.get("normalize", bool, True),
         )
         if spec.similarity_fn not in ("maxsim", "meanmaxsim"):
             raise ManifestError(f"{where}: multi-vector.similarity_fn must be maxsim or meanmaxsim")

@@ -55,7 +55,7 @@ def _multi_vector_info(info: models_pb2.ModelInfo, m: MultiVectorSpec) -> None:
     info.prompts.update(m.prompts)
     info.default_prompt_name = m.default_prompt_name or ""
     info.similarity_fn = m.similarity_fn
-    info.normalize = True
+    info.normalize = m.normalize
     info.query_length = m.query_length or 0
     info.document_length = m.document_length or 0
     info.query_expansion_length = m.expansion.length if m.expansion is not None else 0
