@@ -36,6 +36,7 @@ class TextTokenizer:
         start.enable_truncation(max_tokens, strategy="longest_first", direction="left")
         self._by_mode = {Truncate.END: end, Truncate.START: start, Truncate.NONE: base}
         self._base = base
+        self._limited: dict[int, TextTokenizer] = {}
         self.max_tokens = max_tokens
         self._with_type_ids = with_type_ids
 
@@ -70,13 +71,18 @@ class TextTokenizer:
         """The same tokenizer truncating at ``max_tokens`` (a multi-vector model's query/document length)."""
         if max_tokens >= self.max_tokens:
             return self
+        cached = self._limited.get(max_tokens)
+        if cached is not None:
+            return cached
         out = copy.copy(self)
+        out._limited = {}
         serialized = self._base.to_str()
         end, start = Tokenizer.from_str(serialized), Tokenizer.from_str(serialized)
         end.enable_truncation(max_tokens, strategy="longest_first", direction="right")
         start.enable_truncation(max_tokens, strategy="longest_first", direction="left")
         out._by_mode = {Truncate.END: end, Truncate.START: start, Truncate.NONE: self._base}
         out.max_tokens = max_tokens
+        self._limited[max_tokens] = out  # built once per length (rebuilding costs a JSON round trip)
         return out
 
     def id_to_token(self, token_id: int) -> str:
