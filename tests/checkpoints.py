@@ -127,4 +127,49 @@ def build_classifier(out: Path, kind: str) -> Path:
     _tokenizer(128).save_pretrained(hf_dir)
     path = out / "tiny-nli"
     CrossEncoder(str(hf_dir), device="cpu", max_length=128).save(str(path))
+def build_sparse_encoder(out: Path) -> Path:
+    """A tiny SparseEncoder: a random BertForMaskedLM whose MLM bias is pushed down (about a hundred
+    non-zero weights a text, as a trained SPLADE has), max pooling, relu, max_active_dims 100, prompts."""
+    import torch
+    from sentence_transformers import SparseEncoder
+    from transformers import BertConfig, BertForMaskedLM
+
+    torch.manual_seed(5)
+    hf = BertForMaskedLM(_small(BertConfig))
+    with torch.no_grad():
+        hf.cls.predictions.bias.fill_(-0.3)
+    hf_dir = out / "tiny-mlm-hf"
+    hf.save_pretrained(hf_dir)
+    _tokenizer(64).save_pretrained(hf_dir)
+    model = SparseEncoder(str(hf_dir), device="cpu", max_active_dims=100, prompts={"query": "query: "})
+    path = out / "tiny-sparse"
+    model.save(str(path))
+    return path
+
+
+def build_multi_vector(out: Path) -> Path:
+    """A tiny ColBERT: random BERT -> Dense 32->16 -> MultiVectorMask (punctuation skiplist on
+    documents) -> token Normalize; queries expanded with [MASK] to 12 tokens, documents cut at 40."""
+    import string
+
+    import torch
+    from sentence_transformers import MultiVectorEncoder
+    from sentence_transformers.base.modules import Dense, Normalize, Transformer
+    from sentence_transformers.multi_vector_encoder.modules import MultiVectorMask
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(6)
+    hf_dir = out / "tiny-colbert-hf"
+    BertModel(_small(BertConfig)).save_pretrained(hf_dir)
+    _tokenizer(64).save_pretrained(hf_dir)
+    transformer = Transformer(str(hf_dir), max_seq_length=64, document_length=40,
+                              query_expansion={"strategy": "fixed", "length": 12})
+    torch.manual_seed(7)
+    dense = Dense(in_features=32, out_features=16, bias=False, activation_function=torch.nn.Identity(),
+                  module_input_name="token_embeddings", module_output_name="token_embeddings")
+    modules = [transformer, dense, MultiVectorMask(skiplist_words=list(string.punctuation)),
+               Normalize(module_input_name="token_embeddings")]
+    model = MultiVectorEncoder(modules=modules, device="cpu", prompts={"query": "", "document": ""})
+    path = out / "tiny-colbert"
+    model.save(str(path))
     return path

@@ -132,3 +132,33 @@ def repo_without_ranges(workdir: Path, repo: Path) -> Iterator[str]:
     proc = ServerProcess(other)
     yield proc.target
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def kinds_sources(workdir: Path) -> dict[str, Path]:
+    """The sparse and multi-vector checkpoints (tests/checkpoints.py), and the plain masked LM the
+    SparseEncoder was made from."""
+    out = workdir / "kinds-checkpoints"
+    out.mkdir()
+    sparse = checkpoints.build_sparse_encoder(out)
+    return {"tiny-sparse": sparse, "tiny-mlm-hf": out / "tiny-mlm-hf", "tiny-colbert": checkpoints.build_multi_vector(out)}
+
+
+@pytest.fixture(scope="session")
+def kinds_repo(workdir: Path, kinds_sources: dict[str, Path], tiny_repo: Path) -> Path:
+    """tiny-sparse and tiny-colbert exported, beside a copy of tiny-bert (for the wrong-kind calls)."""
+    import shutil
+
+    repo = workdir / "kinds-repo"
+    for name in ("tiny-sparse", "tiny-colbert"):
+        result = export(kinds_sources[name], repo / name)
+        assert result.returncode == 0, f"export {name} failed:\n{result.stderr[-4000:]}"
+    shutil.copytree(tiny_repo / "tiny-bert", repo / "tiny-bert")
+    return repo
+
+
+@pytest.fixture(scope="session")
+def kinds_server(kinds_repo: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(kinds_repo)
+    yield proc
+    proc.stop()

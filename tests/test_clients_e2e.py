@@ -18,13 +18,14 @@ import pytest
 
 from embedrank.client import Client, EmbedRankError
 from embedrank.exporter import corpus
+from tests.conftest import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 EMBED, RERANK = "tiny-bert", "minilm-rerank"
 
 
 @pytest.fixture(scope="module")
-def expected(target: str, workdir: Path) -> Path:
+def expected(target: str, workdir: Path, kinds_server: ServerProcess) -> Path:
     texts = corpus.sentences(12) + [" ".join(corpus.paragraphs()[:5])]
     query = "How are exceptions handled?"
     documents = corpus.sentences(80)[40:70]
@@ -84,6 +85,20 @@ def expected(target: str, workdir: Path) -> Path:
             with pytest.raises(EmbedRankError) as info:
                 call()
             data["bad"][key] = info.value.code.value[0]
+    # The sparse and multi-vector kinds, served by a second server (tests/conftest.py kinds_server).
+    with Client(kinds_server.target) as client:
+        kinds_texts = texts[:3]
+        sparse = client.encode_sparse("tiny-sparse", kinds_texts, top_k=10, return_tokens=True)
+        data["kinds"] = {
+            "target": kinds_server.target,
+            "sparse_model": "tiny-sparse",
+            "multi_vector_model": "tiny-colbert",
+            "texts": kinds_texts,
+            "sparse": [{"indices": v.indices.tolist(), "values": v.values.tolist(), "tokens": v.tokens} for v in sparse],
+            "multi_vector": [m.tolist() for m in client.encode_multi_vector("tiny-colbert", kinds_texts, input_type="query")],
+            "documents": documents[:8],
+            "maxsim": [{"index": h.index, "score": h.score} for h in client.rerank("tiny-colbert", query, documents[:8])],
+        }
     path = workdir / "expected.json"
     path.write_text(json.dumps(data))
     return path
@@ -111,7 +126,7 @@ def test_go_client_end_to_end(target: str, expected: Path) -> None:
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-6000:]
     passed = re.findall(r"--- PASS: (TestE2E\w*)", out)
-    assert len(passed) >= 5 and "--- SKIP: TestE2E" not in out, out[-6000:]
+    assert len(passed) >= 6 and "--- SKIP: TestE2E" not in out, out[-6000:]
     assert "--- FAIL" not in out
 
 
@@ -128,4 +143,4 @@ def test_java_client_end_to_end(target: str, expected: Path) -> None:
     tests = int(re.search(r'tests="(\d+)"', xml).group(1))  # type: ignore[union-attr]
     skipped = int(re.search(r'skipped="(\d+)"', xml).group(1))  # type: ignore[union-attr]
     failures = int(re.search(r'failures="(\d+)"', xml).group(1))  # type: ignore[union-attr]
-    assert tests >= 5 and skipped == 0 and failures == 0, xml[:2000]
+    assert tests >= 6 and skipped == 0 and failures == 0, xml[:2000]

@@ -24,10 +24,13 @@ def python_blocks(readme: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def demo_server(repo: Path, workdir: Path) -> Iterator[ServerProcess]:
+def demo_server(repo: Path, workdir: Path, kinds_repo: Path) -> Iterator[ServerProcess]:
     demo = workdir / "readme-demo"
     shutil.copytree(repo / "minilm", demo / "minilm")
     shutil.copytree(repo / "minilm-rerank", demo / "demo-reranker")
+    # The sparse and multi-vector block's "splade" and "colbert": the tiny ones of tests/checkpoints.py.
+    shutil.copytree(kinds_repo / "tiny-sparse", demo / "splade")
+    shutil.copytree(kinds_repo / "tiny-colbert", demo / "colbert")
     proc = ServerProcess(demo, "--http-port", "0")
     yield proc
     assert proc.stop() == 0, proc.output()[-3000:]
@@ -47,5 +50,9 @@ def test_readme_python_blocks_run_as_pasted(demo_server: ServerProcess, monkeypa
     assert namespace["vectors"].shape == (2, 384)  # type: ignore[attr-defined]
     assert namespace["corpus"].shape == (1000, 384)  # type: ignore[attr-defined]
     assert len(namespace["hits"]) == 2  # type: ignore[arg-type]  # the long-texts block reranks both documents
+    assert namespace["matrix"].shape == (1, 30522)  # type: ignore[attr-defined]
+    assert namespace["vecs"][0].indices.size == 64  # type: ignore[index]
+    assert namespace["q"][0].shape == (12, 16)  # type: ignore[index]  # the tiny ColBERT expands queries to 12
+    assert len(namespace["ranked"]) == 2  # type: ignore[arg-type]
     namespace["client"].close()  # type: ignore[attr-defined]
     assert os.getcwd() == str(ROOT)

@@ -55,6 +55,23 @@ type expected struct {
 			ChunkCount int     `json:"chunk_count"`
 		} `json:"rerank"`
 	} `json:"chunked"`
+	Kinds *struct {
+		Target           string   `json:"target"`
+		SparseModel      string   `json:"sparse_model"`
+		MultiVectorModel string   `json:"multi_vector_model"`
+		Texts            []string `json:"texts"`
+		Sparse           []struct {
+			Indices []uint32  `json:"indices"`
+			Values  []float64 `json:"values"`
+			Tokens  []string  `json:"tokens"`
+		} `json:"sparse"`
+		MultiVector [][][]float64 `json:"multi_vector"`
+		Documents   []string      `json:"documents"`
+		MaxSim      []struct {
+			Index int     `json:"index"`
+			Score float64 `json:"score"`
+		} `json:"maxsim"`
+	} `json:"kinds"`
 }
 
 type expectChunk struct {
@@ -282,5 +299,56 @@ func TestE2EChunks(t *testing.T) {
 		if d := math.Abs(float64(got.Score) - want.Score); d > tolerance {
 			t.Errorf("result %d: score %v, want %v", i, got.Score, want.Score)
 		}
+	}
+}
+
+// TestE2ESparseAndMultiVector: EncodeSparse (top_k, tokens), EncodeMultiVector
+// (queries) and MaxSim Rerank on the second server, which serves those kinds.
+func TestE2ESparseAndMultiVector(t *testing.T) {
+	_, exp, ctx := e2e(t)
+	k := exp.Kinds
+	if k == nil {
+		t.Fatal("expected-results JSON has no kinds section")
+	}
+	c, err := embedrank.Dial(k.Target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sparse, err := c.EncodeSparse(ctx, k.SparseModel, k.Texts, embedrank.SparseTopK(10), embedrank.SparseReturnTokens())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range k.Sparse {
+		got := sparse[i]
+		if len(got.Indices) != len(want.Indices) || strings.Join(got.Tokens, " ") != strings.Join(want.Tokens, " ") {
+			t.Fatalf("sparse %d: %v %v, want %v %v", i, got.Indices, got.Tokens, want.Indices, want.Tokens)
+		}
+		for j := range want.Indices {
+			if got.Indices[j] != want.Indices[j] || math.Abs(float64(got.Values[j])-want.Values[j]) > tolerance {
+				t.Fatalf("sparse %d[%d] = (%d, %v), want (%d, %v)", i, j, got.Indices[j], got.Values[j], want.Indices[j], want.Values[j])
+			}
+		}
+	}
+	multi, err := c.EncodeMultiVector(ctx, k.MultiVectorModel, k.Texts, embedrank.MultiVectorInput(embedrank.InputQuery))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range k.MultiVector {
+		checkMatrix(t, "multi-vector", multi[i], want)
+	}
+	hits, err := c.Rerank(ctx, k.MultiVectorModel, exp.Query, k.Documents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range k.MaxSim {
+		if hits[i].Index != want.Index || math.Abs(float64(hits[i].Score)-want.Score) > 1e-4 {
+			t.Fatalf("maxsim hit %d = %+v, want %+v", i, hits[i], want)
+		}
+	}
+	_, err = c.EncodeSparse(ctx, k.MultiVectorModel, k.Texts)
+	var e *embedrank.Error
+	if !errors.As(err, &e) || e.Code != codes.FailedPrecondition || !strings.Contains(e.Message, "MultiVectorEmbed.EncodeMultiVector") {
+		t.Fatalf("EncodeSparse on a multi-vector model: %v", err)
 	}
 }

@@ -44,6 +44,8 @@ type Client struct {
 	embed        pb.EmbedClient
 	rerank       pb.RerankClient
 	models       pb.ModelsClient
+	sparse       pb.SparseEmbedClient
+	multiVector  pb.MultiVectorEmbedClient
 	streamWindow int
 }
 
@@ -73,6 +75,8 @@ func Dial(target string, opts ...Option) (*Client, error) {
 		embed:        pb.NewEmbedClient(conn),
 		rerank:       pb.NewRerankClient(conn),
 		models:       pb.NewModelsClient(conn),
+		sparse:       pb.NewSparseEmbedClient(conn),
+		multiVector:  pb.NewMultiVectorEmbedClient(conn),
 		streamWindow: cfg.streamWindow,
 	}, nil
 }

@@ -181,7 +181,7 @@ func TestRetryServiceConfig(t *testing.T) {
 	for _, n := range mc[0].Name {
 		names = append(names, n.Service)
 	}
-	if !slices.Equal(names, []string{"embedrank.v1.Embed", "embedrank.v1.Rerank", "embedrank.v1.Models", "embedrank.v1.Tokenize", "embedrank.v1.Classify"}) {
+	if !slices.Equal(names, []string{"embedrank.v1.Embed", "embedrank.v1.Rerank", "embedrank.v1.Models", "embedrank.v1.Tokenize", "embedrank.v1.Classify", "embedrank.v1.SparseEmbed", "embedrank.v1.MultiVectorEmbed"}) {
 		t.Fatalf("services %v", names)
 	}
 	// gRPC itself must accept it: NewClient parses the default service config.

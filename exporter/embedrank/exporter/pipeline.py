@@ -22,6 +22,7 @@ from embedrank.exporter.options import ExportOptions
 from embedrank.exporter.source import Source, load
 from embedrank.model import selfcheck
 from embedrank.model.errors import ConfigError
+from embedrank.model.jsonread import Reader
 from embedrank.model.kinds import ModelKind, kind_of
 from embedrank.model.manifest import FORMAT, MANIFEST_FILE, Manifest, RuntimeKind
 from embedrank.model.tokenize import TextTokenizer
@@ -133,7 +134,9 @@ def run_export(opts: ExportOptions) -> Path:
         report["thresholds"] = limits
         failures = kind.failures(report, limits)
         check = kind.self_check(source, _self_check_gate(limits))
-        figures = selfcheck.measure(check, source.kind, runner.runtime, runner.tokenizer)
+        spec = kind_of(source.kind).parse(Reader({kind_of(source.kind).section: measured.section}, "export"),
+                                          outputs=outputs, where="export")
+        figures = selfcheck.measure(check, source.kind, runner.runtime, runner.tokenizer, spec=spec)
         report["self_check"] = figures
         failures += [f"self check: {f}" for f in selfcheck.failures(figures, check.gate)]
         summary = json.dumps({k: report[k] for k in ("parity", "fidelity", "self_check") if k in report})
@@ -171,6 +174,8 @@ def run_export(opts: ExportOptions) -> Path:
 _SELF_CHECK_GATE = {
     "min_cosine": "min_cosine", "min_fidelity_cosine": "min_cosine", "min_mean_cosine": "min_mean_cosine",
     "max_abs_diff": "max_abs_diff", "max_score_diff": "max_abs_diff", "min_top1_agreement": "min_top1_agreement",
+    "min_index_agreement": "min_index_agreement", "max_rel_diff": "max_rel_diff",
+    "min_token_cosine": "min_token_cosine", "max_count_mismatch": "max_count_mismatch",
 }
 
 

@@ -167,7 +167,7 @@ def _self_check(r: Reader, kind: ModelKind, where: str) -> SelfCheck:
         ):
             raise ManifestError(f"{where}: self_check.reference rows must be lists of numbers")
         rows.append(tuple(float(v) for v in row))
-    if len({len(row) for row in rows}) != 1:
+    if not spec.ragged and len({len(row) for row in rows}) != 1:
         raise ManifestError(f"{where}: self_check.reference rows must all have the same length")
     return SelfCheck(
         inputs=tuple(tuple(p) if isinstance(p, list) else p for p in inputs),

@@ -23,17 +23,24 @@ from embedrank.model.runtime.base import Runtime
 log = logging.getLogger(__name__)
 
 
-def measure(check: SelfCheck, kind: ModelKind, runtime: Runtime, tokenizer: TextTokenizer) -> dict[str, float]:
-    """Run the check's inputs one batch at a time, as served; the figures its gate speaks of."""
+def measure(
+    check: SelfCheck, kind: ModelKind, runtime: Runtime, tokenizer: TextTokenizer, *, spec: Any = None
+) -> dict[str, float]:
+    """Run the check's inputs one batch at a time, as served; the figures its gate speaks of.
+    ``spec`` is the manifest's section of the kind (kinds whose RPC tokenizes its own way need it)."""
     inputs: list[Any] = list(check.inputs)
+    k = kind_of(kind)
+    if k.ragged:  # one kind-encoded row per input, of its own length
+        seqs = k.self_check_seqs(spec, inputs, tokenizer)
+        rows = [k.self_check_row(spec, runtime.run([seq])[k.output], item, seq) for item, seq in zip(inputs, seqs)]
+        return k.measure([np.asarray(r, dtype=np.float64) for r in check.reference], rows, queries=check.queries)
     seqs, _ = tokenizer.encode(inputs, truncate=Truncate.END, field="self_check.inputs")
-    spec = kind_of(kind)
-    got = np.concatenate([runtime.run([seq])[spec.output] for seq in seqs]).astype(np.float32)
+    got = np.concatenate([runtime.run([seq])[k.output] for seq in seqs]).astype(np.float32)
     ref = np.asarray(check.reference, dtype=np.float32)
     if got.shape != ref.shape:
         raise ManifestError(f"self check: the graph outputs {got.shape[1:]} per input, the manifest's reference "
                             f"{ref.shape[1:]}; re-export the model")
-    return spec.measure(ref, got, queries=check.queries)
+    return k.measure(ref, got, queries=check.queries)
 
 
 def failures(figures: dict[str, float], gate: dict[str, float]) -> list[str]:
@@ -46,14 +53,22 @@ def failures(figures: dict[str, float], gate: dict[str, float]) -> list[str]:
         bad.append(f"max abs logit diff {figures['max_abs_diff']:.2e} > {gate['max_abs_diff']}")
     if "min_top1_agreement" in gate and figures["top1_agreement"] < gate["min_top1_agreement"]:
         bad.append(f"top-1 agreement {figures['top1_agreement']:.3f} < {gate['min_top1_agreement']}")
+    if "min_index_agreement" in gate and figures["index_agreement"] < gate["min_index_agreement"]:
+        bad.append(f"same non-zero indices in {figures['index_agreement']:.3f} of the texts < {gate['min_index_agreement']}")
+    if "max_rel_diff" in gate and figures["max_rel_diff"] > gate["max_rel_diff"]:
+        bad.append(f"max relative value diff {figures['max_rel_diff']:.2e} > {gate['max_rel_diff']}")
+    if "min_token_cosine" in gate and figures["min_token_cosine"] < gate["min_token_cosine"]:
+        bad.append(f"min token cosine {figures['min_token_cosine']:.6f} < {gate['min_token_cosine']}")
+    if "max_count_mismatch" in gate and figures["count_mismatch"] > gate["max_count_mismatch"]:
+        bad.append(f"{figures['count_mismatch']:.0f} texts with another token count than the reference")
     return bad
 
 
 def run_self_check(
-    check: SelfCheck, kind: ModelKind, runtime: Runtime, tokenizer: TextTokenizer, *, where: str
+    check: SelfCheck, kind: ModelKind, runtime: Runtime, tokenizer: TextTokenizer, *, where: str, spec: Any = None
 ) -> dict[str, float]:
     """Measure and gate; ManifestError (the model is not served) when past the gate."""
-    figures = measure(check, kind, runtime, tokenizer)
+    figures = measure(check, kind, runtime, tokenizer, spec=spec)
     bad = failures(figures, check.gate)
     if bad:
         raise ManifestError(

@@ -6,6 +6,7 @@ file pads every input to 128 tokens); we set truncation per request and never pa
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections.abc import Sequence
 
@@ -35,6 +36,7 @@ class TextTokenizer:
         start.enable_truncation(max_tokens, strategy="longest_first", direction="left")
         self._by_mode = {Truncate.END: end, Truncate.START: start, Truncate.NONE: base}
         self._base = base
+        self._limited: dict[int, TextTokenizer] = {}
         self.max_tokens = max_tokens
         self._with_type_ids = with_type_ids
 
@@ -77,6 +79,27 @@ class TextTokenizer:
     def vocab_size(self) -> int:
         """Ids below this are the model's tokens (added tokens included)."""
         return int(self._base.get_vocab_size(with_added_tokens=True))
+    def limited(self, max_tokens: int) -> TextTokenizer:
+        """The same tokenizer truncating at ``max_tokens`` (a multi-vector model's query/document length)."""
+        if max_tokens >= self.max_tokens:
+            return self
+        cached = self._limited.get(max_tokens)
+        if cached is not None:
+            return cached
+        out = copy.copy(self)
+        out._limited = {}
+        serialized = self._base.to_str()
+        end, start = Tokenizer.from_str(serialized), Tokenizer.from_str(serialized)
+        end.enable_truncation(max_tokens, strategy="longest_first", direction="right")
+        start.enable_truncation(max_tokens, strategy="longest_first", direction="left")
+        out._by_mode = {Truncate.END: end, Truncate.START: start, Truncate.NONE: self._base}
+        out.max_tokens = max_tokens
+        self._limited[max_tokens] = out  # built once per length (rebuilding costs a JSON round trip)
+        return out
+
+    def id_to_token(self, token_id: int) -> str:
+        """The vocabulary entry of ``token_id`` ("" for an id outside the vocabulary)."""
+        return self._base.id_to_token(token_id) or ""
 
     def special_tokens(self, *, pair: bool) -> int:
         """Special tokens the model's template adds to one input ([CLS] ... [SEP] = 2 for BERT)."""

@@ -22,8 +22,10 @@ from embedrank.server.api.malformed import Registrar
 from embedrank.server.api.classify import ClassifyServicer
 from embedrank.server.api.embed import EmbedServicer
 from embedrank.server.api.models import ModelsServicer
+from embedrank.server.api.multivector import MultiVectorEmbedServicer
 from embedrank.server.api.rerank import RerankServicer
 from embedrank.server.api.rpc import Rpcs
+from embedrank.server.api.sparse import SparseEmbedServicer
 from embedrank.server.api.tls import ServerCertificates, TlsFiles
 from embedrank.server.api.tokenize import TokenizeServicer
 from embedrank.server.config import ServerConfig
@@ -31,8 +33,8 @@ from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.reload import ModelWatcher
 from embedrank.model.errors import ConfigError
 from embedrank.v1 import (
-    classify_pb2, classify_pb2_grpc, embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2,
-    rerank_pb2_grpc, tokenize_pb2, tokenize_pb2_grpc,
+    classify_pb2, classify_pb2_grpc, embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, multivector_pb2,
+    multivector_pb2_grpc, rerank_pb2, rerank_pb2_grpc, sparse_pb2, sparse_pb2_grpc, tokenize_pb2, tokenize_pb2_grpc,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +48,8 @@ SERVICES = (
     models_pb2.DESCRIPTOR.services_by_name["Models"].full_name,
     tokenize_pb2.DESCRIPTOR.services_by_name["Tokenize"].full_name,
     classify_pb2.DESCRIPTOR.services_by_name["Classify"].full_name,
+    sparse_pb2.DESCRIPTOR.services_by_name["SparseEmbed"].full_name,
+    multivector_pb2.DESCRIPTOR.services_by_name["MultiVectorEmbed"].full_name,
 )
 
 
@@ -166,6 +170,8 @@ def build_server(config: ServerConfig) -> App:
     models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(engine), registrar)
     tokenize_pb2_grpc.add_TokenizeServicer_to_server(TokenizeServicer(engine, rpcs), registrar)
     classify_pb2_grpc.add_ClassifyServicer_to_server(ClassifyServicer(engine, rpcs), registrar)
+    sparse_pb2_grpc.add_SparseEmbedServicer_to_server(SparseEmbedServicer(engine, rpcs), registrar)
+    multivector_pb2_grpc.add_MultiVectorEmbedServicer_to_server(MultiVectorEmbedServicer(engine, rpcs), registrar)
     if config.http_port >= 0:
         from embedrank.server.http.app import HttpServer
 

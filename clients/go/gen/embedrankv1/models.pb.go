@@ -31,6 +31,11 @@ const (
 	ModelKind_MODEL_KIND_RERANK ModelKind = 2
 	// A sequence classifier (texts or pairs): served by Classify.
 	ModelKind_MODEL_KIND_CLASSIFICATION ModelKind = 3
+	// A sparse (SPLADE) encoder: served by SparseEmbed.
+	ModelKind_MODEL_KIND_SPARSE ModelKind = 4
+	// A multi-vector (ColBERT) encoder: served by MultiVectorEmbed, and by
+	// Rerank (MaxSim).
+	ModelKind_MODEL_KIND_MULTI_VECTOR ModelKind = 5
 )
 
 // Enum value maps for ModelKind.
@@ -40,12 +45,16 @@ var (
 		1: "MODEL_KIND_EMBEDDING",
 		2: "MODEL_KIND_RERANK",
 		3: "MODEL_KIND_CLASSIFICATION",
+		4: "MODEL_KIND_SPARSE",
+		5: "MODEL_KIND_MULTI_VECTOR",
 	}
 	ModelKind_value = map[string]int32{
 		"MODEL_KIND_UNSPECIFIED":    0,
 		"MODEL_KIND_EMBEDDING":      1,
 		"MODEL_KIND_RERANK":         2,
 		"MODEL_KIND_CLASSIFICATION": 3,
+		"MODEL_KIND_SPARSE":         4,
+		"MODEL_KIND_MULTI_VECTOR":   5,
 	}
 )
 
@@ -230,9 +239,19 @@ type ModelInfo struct {
 	// Classifiers: label names by index (config.json id2label).
 	Labels []string `protobuf:"bytes,16,rep,name=labels,proto3" json:"labels,omitempty"`
 	// Classifiers: single_label (softmax) or multi_label (sigmoid).
-	ProblemType   string `protobuf:"bytes,17,opt,name=problem_type,json=problemType,proto3" json:"problem_type,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ProblemType string `protobuf:"bytes,17,opt,name=problem_type,json=problemType,proto3" json:"problem_type,omitempty"`
+	// Sparse models: the SPLADE pooling (max or sum), its activation (relu or
+	// log1p_relu) and the model's cap on non-zero weights (0 = none).
+	SparsePooling    string `protobuf:"bytes,20,opt,name=sparse_pooling,json=sparsePooling,proto3" json:"sparse_pooling,omitempty"`
+	SparseActivation string `protobuf:"bytes,21,opt,name=sparse_activation,json=sparseActivation,proto3" json:"sparse_activation,omitempty"`
+	MaxActiveDims    uint32 `protobuf:"varint,22,opt,name=max_active_dims,json=maxActiveDims,proto3" json:"max_active_dims,omitempty"`
+	// Multi-vector models: the query and document lengths (0 = max_tokens), the
+	// query expansion length (0 = no mask-token expansion).
+	QueryLength          uint32 `protobuf:"varint,23,opt,name=query_length,json=queryLength,proto3" json:"query_length,omitempty"`
+	DocumentLength       uint32 `protobuf:"varint,24,opt,name=document_length,json=documentLength,proto3" json:"document_length,omitempty"`
+	QueryExpansionLength uint32 `protobuf:"varint,25,opt,name=query_expansion_length,json=queryExpansionLength,proto3" json:"query_expansion_length,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *ModelInfo) Reset() {
@@ -384,6 +403,48 @@ func (x *ModelInfo) GetProblemType() string {
 	return ""
 }
 
+func (x *ModelInfo) GetSparsePooling() string {
+	if x != nil {
+		return x.SparsePooling
+	}
+	return ""
+}
+
+func (x *ModelInfo) GetSparseActivation() string {
+	if x != nil {
+		return x.SparseActivation
+	}
+	return ""
+}
+
+func (x *ModelInfo) GetMaxActiveDims() uint32 {
+	if x != nil {
+		return x.MaxActiveDims
+	}
+	return 0
+}
+
+func (x *ModelInfo) GetQueryLength() uint32 {
+	if x != nil {
+		return x.QueryLength
+	}
+	return 0
+}
+
+func (x *ModelInfo) GetDocumentLength() uint32 {
+	if x != nil {
+		return x.DocumentLength
+	}
+	return 0
+}
+
+func (x *ModelInfo) GetQueryExpansionLength() uint32 {
+	if x != nil {
+		return x.QueryExpansionLength
+	}
+	return 0
+}
+
 var File_embedrank_v1_models_proto protoreflect.FileDescriptor
 
 const file_embedrank_v1_models_proto_rawDesc = "" +
@@ -393,7 +454,7 @@ const file_embedrank_v1_models_proto_rawDesc = "" +
 	"\x12ListModelsResponse\x12/\n" +
 	"\x06models\x18\x01 \x03(\v2\x17.embedrank.v1.ModelInfoR\x06models\"%\n" +
 	"\x0fGetModelRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xbc\x05\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xba\a\n" +
 	"\tModelInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12+\n" +
@@ -418,15 +479,23 @@ const file_embedrank_v1_models_proto_rawDesc = "" +
 	"activation\x12#\n" +
 	"\rmanifest_json\x18\x0f \x01(\tR\fmanifestJson\x12\x16\n" +
 	"\x06labels\x18\x10 \x03(\tR\x06labels\x12!\n" +
-	"\fproblem_type\x18\x11 \x01(\tR\vproblemType\x1a:\n" +
+	"\fproblem_type\x18\x11 \x01(\tR\vproblemType\x12%\n" +
+	"\x0esparse_pooling\x18\x14 \x01(\tR\rsparsePooling\x12+\n" +
+	"\x11sparse_activation\x18\x15 \x01(\tR\x10sparseActivation\x12&\n" +
+	"\x0fmax_active_dims\x18\x16 \x01(\rR\rmaxActiveDims\x12!\n" +
+	"\fquery_length\x18\x17 \x01(\rR\vqueryLength\x12'\n" +
+	"\x0fdocument_length\x18\x18 \x01(\rR\x0edocumentLength\x124\n" +
+	"\x16query_expansion_length\x18\x19 \x01(\rR\x14queryExpansionLength\x1a:\n" +
 	"\fPromptsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*w\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xab\x01\n" +
 	"\tModelKind\x12\x1a\n" +
 	"\x16MODEL_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14MODEL_KIND_EMBEDDING\x10\x01\x12\x15\n" +
 	"\x11MODEL_KIND_RERANK\x10\x02\x12\x1d\n" +
-	"\x19MODEL_KIND_CLASSIFICATION\x10\x032\x9d\x01\n" +
+	"\x19MODEL_KIND_CLASSIFICATION\x10\x03\x12\x15\n" +
+	"\x11MODEL_KIND_SPARSE\x10\x04\x12\x1b\n" +
+	"\x17MODEL_KIND_MULTI_VECTOR\x10\x052\x9d\x01\n" +
 	"\x06Models\x12O\n" +
 	"\n" +
 	"ListModels\x12\x1f.embedrank.v1.ListModelsRequest\x1a .embedrank.v1.ListModelsResponse\x12B\n" +

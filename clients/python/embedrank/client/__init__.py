@@ -9,10 +9,10 @@ from embedrank.client._channel import tls_credentials
 from embedrank.client._sync import Client
 from embedrank.client.errors import EmbedRankError
 from embedrank.client.types import (
-    Chunk, ChunkedEmbeddings, Classification, LabelScore, ModelInfo, RerankHit, Token, Tokenized,
+    Chunk, ChunkedEmbeddings, Classification, LabelScore, ModelInfo, RerankHit, SparseEmbedding, Token, Tokenized, to_scipy,
 )
 
 __all__ = [
     "AsyncClient", "Chunk", "ChunkedEmbeddings", "Classification", "Client", "EmbedRankError", "LabelScore",
-    "ModelInfo", "RerankHit", "Token", "Tokenized", "tls_credentials",
+    "ModelInfo", "RerankHit", "SparseEmbedding", "Token", "Tokenized", "tls_credentials", "to_scipy",
 ]

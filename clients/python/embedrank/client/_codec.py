@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 
 from embedrank.client.types import (
-    Chunk, ChunkedEmbeddings, Classification, LabelScore, ModelInfo, RerankHit, Token, Tokenized,
+    Chunk, ChunkedEmbeddings, Classification, LabelScore, ModelInfo, RerankHit, SparseEmbedding, Token, Tokenized,
 )
-from embedrank.v1 import classify_pb2, common_pb2, embed_pb2, models_pb2, pairs_pb2, rerank_pb2, tokenize_pb2
+from embedrank.v1 import (
+    classify_pb2, common_pb2, embed_pb2, models_pb2, multivector_pb2, pairs_pb2, rerank_pb2, sparse_pb2, tokenize_pb2,
+)
 
 _PRECISION = {
     "float32": embed_pb2.PRECISION_FLOAT32,
@@ -35,8 +37,13 @@ _TRUNCATION = {
 }
 _LONG_INPUT = {None: common_pb2.LONG_INPUT_UNSPECIFIED, "truncate": common_pb2.LONG_INPUT_TRUNCATE, "chunk": common_pb2.LONG_INPUT_CHUNK}
 _INPUT_TYPE = {None: embed_pb2.INPUT_TYPE_UNSPECIFIED, "query": embed_pb2.INPUT_TYPE_QUERY, "document": embed_pb2.INPUT_TYPE_DOCUMENT}
-_KIND = {models_pb2.MODEL_KIND_EMBEDDING: "embedding", models_pb2.MODEL_KIND_RERANK: "rerank"}
-_KIND[models_pb2.MODEL_KIND_CLASSIFICATION] = "classification"
+_KIND = {
+    models_pb2.MODEL_KIND_EMBEDDING: "embedding",
+    models_pb2.MODEL_KIND_RERANK: "rerank",
+    models_pb2.MODEL_KIND_CLASSIFICATION: "classification",
+    models_pb2.MODEL_KIND_SPARSE: "sparse",
+    models_pb2.MODEL_KIND_MULTI_VECTOR: "multi-vector",
+}
 
 
 def _pick(table: dict[Any, int], value: Any, name: str) -> int:
@@ -230,8 +237,74 @@ def model_info(info: models_pb2.ModelInfo) -> ModelInfo:
         activation=info.activation,
         labels=tuple(info.labels),
         problem_type=info.problem_type,
+        sparse_pooling=info.sparse_pooling,
+        sparse_activation=info.sparse_activation,
+        max_active_dims=info.max_active_dims,
+        query_length=info.query_length,
+        document_length=info.document_length,
+        query_expansion_length=info.query_expansion_length,
         manifest=json.loads(info.manifest_json) if info.manifest_json else {},
     )
+
+
+def sparse_request(
+    model: str,
+    texts: Sequence[str],
+    *,
+    top_k: int | None = None,
+    return_tokens: bool = False,
+    input_type: str | None = None,
+    prompt_name: str | None = None,
+    truncation: str | None = None,
+) -> sparse_pb2.EncodeSparseRequest:
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, not one string")
+    req = sparse_pb2.EncodeSparseRequest(
+        model=model,
+        texts=list(texts),
+        input_type=_pick(_INPUT_TYPE, input_type, "input_type"),  # type: ignore[arg-type]
+        prompt_name=prompt_name or "",
+        return_tokens=return_tokens,
+        truncation=_pick(_TRUNCATION, truncation, "truncation"),  # type: ignore[arg-type]
+    )
+    if top_k is not None:
+        req.top_k = top_k
+    return req
+
+
+def decode_sparse(resp: sparse_pb2.EncodeSparseResponse, return_tokens: bool) -> list[SparseEmbedding]:
+    return [
+        SparseEmbedding(
+            indices=np.asarray(v.indices, dtype=np.uint32), values=np.asarray(v.values, dtype=np.float32),
+            dimensions=resp.dimensions, tokens=list(v.tokens) if return_tokens else None,
+        )
+        for v in resp.vectors
+    ]
+
+
+def multi_vector_request(
+    model: str,
+    texts: Sequence[str],
+    *,
+    input_type: str | None = None,
+    prompt_name: str | None = None,
+    truncation: str | None = None,
+) -> multivector_pb2.EncodeMultiVectorRequest:
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, not one string")
+    return multivector_pb2.EncodeMultiVectorRequest(
+        model=model,
+        texts=list(texts),
+        input_type=_pick(_INPUT_TYPE, input_type, "input_type"),  # type: ignore[arg-type]
+        prompt_name=prompt_name or "",
+        truncation=_pick(_TRUNCATION, truncation, "truncation"),  # type: ignore[arg-type]
+    )
+
+
+def decode_multi_vector(resp: multivector_pb2.EncodeMultiVectorResponse) -> list[np.ndarray]:
+    rows = _matrix(resp.embeddings)
+    bounds = np.cumsum([0, *resp.vector_counts])
+    return [rows[bounds[i] : bounds[i + 1]] for i in range(len(resp.vector_counts))]
 
 
 def chunks(texts: Sequence[str], size: int) -> list[Sequence[str]]:

@@ -10,9 +10,10 @@ import numpy as np
 
 from embedrank.client import _channel, _codec
 from embedrank.client.errors import EmbedRankError
-from embedrank.client.types import ChunkedEmbeddings, Classification, ModelInfo, RerankHit, Tokenized
+from embedrank.client.types import ChunkedEmbeddings, Classification, ModelInfo, RerankHit, SparseEmbedding, Tokenized
 from embedrank.v1 import classify_pb2_grpc, tokenize_pb2, tokenize_pb2_grpc
 from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2_grpc
+from embedrank.v1 import multivector_pb2_grpc, sparse_pb2_grpc
 
 
 class Client:
@@ -34,6 +35,8 @@ class Client:
         self._models = models_pb2_grpc.ModelsStub(self._channel)
         self._tokenize = tokenize_pb2_grpc.TokenizeStub(self._channel)
         self._classify = classify_pb2_grpc.ClassifyStub(self._channel)
+        self._sparse = sparse_pb2_grpc.SparseEmbedStub(self._channel)
+        self._multi_vector = multivector_pb2_grpc.MultiVectorEmbedStub(self._channel)
         self._metadata = _channel.call_metadata(token)
         self._timeout = timeout
 
@@ -137,6 +140,23 @@ class Client:
         options: raw_scores (logits), truncation."""
         req = _codec.classify_request(model, texts_or_pairs, top_k=top_k, **options)
         return _codec.decode_classify(self._call(self._classify.Classify, req))
+    def encode_sparse(
+        self, model: str, texts: Sequence[str], top_k: int | None = None, return_tokens: bool = False, **options: Any
+    ) -> list[SparseEmbedding]:
+        """Sparse (SPLADE) vectors, one per text: ``.indices`` and ``.values`` (highest first), ``.tokens``
+        with ``return_tokens=True``, ``.to_scipy()`` for a CSR row (``embedrank.client.to_scipy(list)`` for
+        a matrix). ``top_k`` keeps the largest weights only. options: input_type ("query"/"document"),
+        prompt_name, truncation."""
+        req = _codec.sparse_request(model, texts, top_k=top_k, return_tokens=return_tokens, **options)
+        return _codec.decode_sparse(self._call(self._sparse.EncodeSparse, req), return_tokens)
+
+    def encode_multi_vector(self, model: str, texts: Sequence[str], **options: Any) -> list[np.ndarray]:
+        """Multi-vector (ColBERT) embeddings: per text a float32 (n_i, dim) matrix, one row per scored token.
+        options: input_type ("query": the model's query length and mask-token expansion; "document": its
+        document length and skiplist; unset: as MultiVectorEncoder.encode), prompt_name, truncation.
+        ``rerank()`` on a multi-vector model scores by MaxSim."""
+        req = _codec.multi_vector_request(model, texts, **options)
+        return _codec.decode_multi_vector(self._call(self._multi_vector.EncodeMultiVector, req))
 
     def list_models(self) -> list[ModelInfo]:
         resp = self._call(self._models.ListModels, models_pb2.ListModelsRequest())

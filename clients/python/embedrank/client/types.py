@@ -92,6 +92,14 @@ class ModelInfo:
     activation: str = ""
     labels: tuple[str, ...] = ()
     problem_type: str = ""
+    # Sparse models: SPLADE pooling (max/sum), activation (relu/log1p_relu), cap on non-zero weights (0 = none).
+    sparse_pooling: str = ""
+    sparse_activation: str = ""
+    max_active_dims: int = 0
+    # Multi-vector models: query and document lengths (0 = max_tokens), query expansion length (0 = none).
+    query_length: int = 0
+    document_length: int = 0
+    query_expansion_length: int = 0
     # The manifest's public part: source model type, graph (optimize/quantize), fidelity figures.
     manifest: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -120,3 +128,30 @@ class ChunkedEmbeddings:
 
     def chunks_of(self, text_index: int) -> list[Chunk]:
         return [c for c in self.chunks if c.text_index == text_index]
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseEmbedding:
+    """One text's sparse vector (``encode_sparse``): its non-zero weights, highest first."""
+
+    indices: np.ndarray  # uint32 vocabulary ids
+    values: np.ndarray  # float32 weights
+    dimensions: int  # the vocabulary size
+    tokens: list[str] | None = None  # return_tokens=True: the token of each index
+
+    def to_scipy(self) -> Any:
+        """A 1 x dimensions scipy.sparse CSR matrix (scipy is needed only here)."""
+        return to_scipy([self])
+
+
+def to_scipy(vectors: list[SparseEmbedding]) -> Any:
+    """Sparse vectors as one scipy.sparse CSR matrix, a row per vector."""
+    try:
+        from scipy import sparse
+    except ImportError:
+        raise ImportError("to_scipy() needs scipy: pip install scipy") from None
+    dims = vectors[0].dimensions if vectors else 0
+    indptr = np.cumsum([0, *(v.indices.size for v in vectors)])
+    indices = np.concatenate([v.indices for v in vectors]) if vectors else np.zeros(0, np.uint32)
+    values = np.concatenate([v.values for v in vectors]) if vectors else np.zeros(0, np.float32)
+    return sparse.csr_matrix((values, indices.astype(np.int64), indptr), shape=(len(vectors), dims))

@@ -38,6 +38,7 @@ class Measured:
 class ExportKind(abc.ABC):
     kind: ModelKind
     pairs: bool  # inputs are (query, document) pairs: token type 1 marks the second segment
+    output_axes: dict[int, str] = {0: "batch"}  # the graph outputs' dynamic axes (token outputs: + sequence)
 
     @abc.abstractmethod
     def recognises(self, path: Path) -> bool:

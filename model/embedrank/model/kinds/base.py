@@ -13,17 +13,23 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from embedrank.model.jsonread import Reader
+
+if TYPE_CHECKING:
+    from embedrank.model.runtime.base import TokenSeq
+    from embedrank.model.tokenize import TextTokenizer
 
 
 class ModelKind(enum.Enum):
     EMBEDDING = "embedding"
     RERANK = "rerank"
     CLASSIFICATION = "classification"
+    SPARSE = "sparse"
+    MULTI_VECTOR = "multi-vector"
 
 
 class Kind(abc.ABC):
@@ -31,6 +37,7 @@ class Kind(abc.ABC):
     output: str  # the graph output holding the kind's result
     rpc: str  # the RPC that serves this kind, named to a caller who called another
     gates: frozenset[str]  # the self-check gate's keys this kind understands
+    ragged = False  # self-check reference rows may differ in length (one row per input, kind-encoded)
 
     @property
     def section(self) -> str:
@@ -46,9 +53,22 @@ class Kind(abc.ABC):
         """Self-check inputs of this kind; ManifestError when they are malformed."""
 
     @abc.abstractmethod
-    def measure(self, reference: np.ndarray, got: np.ndarray, *, queries: int) -> dict[str, float]:
-        """The figures a self-check gate speaks of, from reference and served outputs (rows = inputs)."""
+    def measure(self, reference: Any, got: Any, *, queries: int) -> dict[str, float]:
+        """The figures a self-check gate speaks of, from reference and served outputs (rows = inputs:
+        one array, or for ``ragged`` kinds a list of one row per input)."""
 
     @abc.abstractmethod
     def warm_up_inputs(self, max_tokens: int) -> tuple[Any, Any]:
         """A long input and a short one, run through the batcher before a model takes calls."""
+
+    def self_check_seqs(self, spec: Any, inputs: Sequence[Any], tokenizer: TextTokenizer) -> list[TokenSeq]:
+        """The self check's inputs tokenized as the served RPC tokenizes them."""
+        from embedrank.model.tokenize import Truncate
+
+        seqs, _ = tokenizer.encode(list(inputs), truncate=Truncate.END, field="self_check.inputs")
+        return seqs
+
+    def self_check_row(self, spec: Any, output: np.ndarray, item: Any, seq: TokenSeq) -> np.ndarray:
+        """One input's row, as the reference records it, from the graph output of a batch of one."""
+        row: np.ndarray = output[0]
+        return row

@@ -15,6 +15,9 @@ class TokenSeq:
 
     ids: np.ndarray  # int64 [length]
     type_ids: np.ndarray | None  # int64 [length]; None = all zeros
+    # Leading tokens the model attends to; the rest are fed with attention_mask 0 (ColBERT's query
+    # expansion tokens). None = all of them.
+    attended: int | None = None
 
     @property
     def length(self) -> int:
@@ -28,7 +31,7 @@ def pad_batch(
     wide (0 = the longest input). A lone input at its own length is fed as views, no copies."""
     rows, longest = len(batch), max(seq.length for seq in batch)
     width = max(width, longest)
-    if rows == 1 and width == longest:
+    if rows == 1 and width == longest and batch[0].attended is None:
         ids = batch[0].ids.reshape(1, -1)
         feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
         if with_type_ids:
@@ -41,7 +44,7 @@ def pad_batch(
     for row, seq in enumerate(batch):
         n = seq.length
         ids[row, :n] = seq.ids
-        mask[row, :n] = 1
+        mask[row, : n if seq.attended is None else seq.attended] = 1
         if type_ids is not None and seq.type_ids is not None:
             type_ids[row, :n] = seq.type_ids
     feed = {"input_ids": ids, "attention_mask": mask}

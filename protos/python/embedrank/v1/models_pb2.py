@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from embedrank.v1 import embed_pb2 as embedrank_dot_v1_dot_embed__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65mbedrank/v1/models.proto\x12\x0c\x65mbedrank.v1\x1a\x18\x65mbedrank/v1/embed.proto\"\x13\n\x11ListModelsRequest\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.embedrank.v1.ModelInfo\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xea\x03\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.embedrank.v1.ModelKind\x12\x12\n\ndimensions\x18\x04 \x01(\r\x12\x12\n\nmax_tokens\x18\x05 \x01(\r\x12\x0f\n\x07pooling\x18\x06 \x01(\t\x12\x35\n\x07prompts\x18\x07 \x03(\x0b\x32$.embedrank.v1.ModelInfo.PromptsEntry\x12\x1b\n\x13\x64\x65\x66\x61ult_prompt_name\x18\x08 \x01(\t\x12\x15\n\rsimilarity_fn\x18\t \x01(\t\x12\x17\n\x0fgraph_precision\x18\n \x01(\t\x12\x11\n\tnormalize\x18\x0b \x01(\x08\x12\x32\n\x11output_precisions\x18\x0c \x03(\x0e\x32\x17.embedrank.v1.Precision\x12\x12\n\nnum_labels\x18\r \x01(\r\x12\x12\n\nactivation\x18\x0e \x01(\t\x12\x15\n\rmanifest_json\x18\x0f \x01(\t\x12\x0e\n\x06labels\x18\x10 \x03(\t\x12\x14\n\x0cproblem_type\x18\x11 \x01(\t\x1a.\n\x0cPromptsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*w\n\tModelKind\x12\x1a\n\x16MODEL_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14MODEL_KIND_EMBEDDING\x10\x01\x12\x15\n\x11MODEL_KIND_RERANK\x10\x02\x12\x1d\n\x19MODEL_KIND_CLASSIFICATION\x10\x03\x32\x9d\x01\n\x06Models\x12O\n\nListModels\x12\x1f.embedrank.v1.ListModelsRequest\x1a .embedrank.v1.ListModelsResponse\x12\x42\n\x08GetModel\x12\x1d.embedrank.v1.GetModelRequest\x1a\x17.embedrank.v1.ModelInfoB[\n\x10\x64\x65v.embedrank.v1P\x01ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65mbedrank/v1/models.proto\x12\x0c\x65mbedrank.v1\x1a\x18\x65mbedrank/v1/embed.proto\"\x13\n\x11ListModelsRequest\"=\n\x12ListModelsResponse\x12\'\n\x06models\x18\x01 \x03(\x0b\x32\x17.embedrank.v1.ModelInfo\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x85\x05\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.embedrank.v1.ModelKind\x12\x12\n\ndimensions\x18\x04 \x01(\r\x12\x12\n\nmax_tokens\x18\x05 \x01(\r\x12\x0f\n\x07pooling\x18\x06 \x01(\t\x12\x35\n\x07prompts\x18\x07 \x03(\x0b\x32$.embedrank.v1.ModelInfo.PromptsEntry\x12\x1b\n\x13\x64\x65\x66\x61ult_prompt_name\x18\x08 \x01(\t\x12\x15\n\rsimilarity_fn\x18\t \x01(\t\x12\x17\n\x0fgraph_precision\x18\n \x01(\t\x12\x11\n\tnormalize\x18\x0b \x01(\x08\x12\x32\n\x11output_precisions\x18\x0c \x03(\x0e\x32\x17.embedrank.v1.Precision\x12\x12\n\nnum_labels\x18\r \x01(\r\x12\x12\n\nactivation\x18\x0e \x01(\t\x12\x15\n\rmanifest_json\x18\x0f \x01(\t\x12\x0e\n\x06labels\x18\x10 \x03(\t\x12\x14\n\x0cproblem_type\x18\x11 \x01(\t\x12\x16\n\x0esparse_pooling\x18\x14 \x01(\t\x12\x19\n\x11sparse_activation\x18\x15 \x01(\t\x12\x17\n\x0fmax_active_dims\x18\x16 \x01(\r\x12\x14\n\x0cquery_length\x18\x17 \x01(\r\x12\x17\n\x0f\x64ocument_length\x18\x18 \x01(\r\x12\x1e\n\x16query_expansion_length\x18\x19 \x01(\r\x1a.\n\x0cPromptsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\xab\x01\n\tModelKind\x12\x1a\n\x16MODEL_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14MODEL_KIND_EMBEDDING\x10\x01\x12\x15\n\x11MODEL_KIND_RERANK\x10\x02\x12\x1d\n\x19MODEL_KIND_CLASSIFICATION\x10\x03\x12\x15\n\x11MODEL_KIND_SPARSE\x10\x04\x12\x1b\n\x17MODEL_KIND_MULTI_VECTOR\x10\x05\x32\x9d\x01\n\x06Models\x12O\n\nListModels\x12\x1f.embedrank.v1.ListModelsRequest\x1a .embedrank.v1.ListModelsResponse\x12\x42\n\x08GetModel\x12\x1d.embedrank.v1.GetModelRequest\x1a\x17.embedrank.v1.ModelInfoB[\n\x10\x64\x65v.embedrank.v1P\x01ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.embedrank.v1P\001ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1'
   _globals['_MODELINFO_PROMPTSENTRY']._loaded_options = None
   _globals['_MODELINFO_PROMPTSENTRY']._serialized_options = b'8\001'
-  _globals['_MODELKIND']._serialized_start=679
-  _globals['_MODELKIND']._serialized_end=798
+  _globals['_MODELKIND']._serialized_start=835
+  _globals['_MODELKIND']._serialized_end=1006
   _globals['_LISTMODELSREQUEST']._serialized_start=69
   _globals['_LISTMODELSREQUEST']._serialized_end=88
   _globals['_LISTMODELSRESPONSE']._serialized_start=90
@@ -44,9 +44,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETMODELREQUEST']._serialized_start=153
   _globals['_GETMODELREQUEST']._serialized_end=184
   _globals['_MODELINFO']._serialized_start=187
-  _globals['_MODELINFO']._serialized_end=677
-  _globals['_MODELINFO_PROMPTSENTRY']._serialized_start=631
-  _globals['_MODELINFO_PROMPTSENTRY']._serialized_end=677
-  _globals['_MODELS']._serialized_start=801
-  _globals['_MODELS']._serialized_end=958
+  _globals['_MODELINFO']._serialized_end=832
+  _globals['_MODELINFO_PROMPTSENTRY']._serialized_start=786
+  _globals['_MODELINFO_PROMPTSENTRY']._serialized_end=832
+  _globals['_MODELS']._serialized_start=1009
+  _globals['_MODELS']._serialized_end=1166
 # @@protoc_insertion_point(module_scope)

@@ -14,10 +14,14 @@ class ModelKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MODEL_KIND_EMBEDDING: _ClassVar[ModelKind]
     MODEL_KIND_RERANK: _ClassVar[ModelKind]
     MODEL_KIND_CLASSIFICATION: _ClassVar[ModelKind]
+    MODEL_KIND_SPARSE: _ClassVar[ModelKind]
+    MODEL_KIND_MULTI_VECTOR: _ClassVar[ModelKind]
 MODEL_KIND_UNSPECIFIED: ModelKind
 MODEL_KIND_EMBEDDING: ModelKind
 MODEL_KIND_RERANK: ModelKind
 MODEL_KIND_CLASSIFICATION: ModelKind
+MODEL_KIND_SPARSE: ModelKind
+MODEL_KIND_MULTI_VECTOR: ModelKind
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
@@ -36,7 +40,7 @@ class GetModelRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version", "kind", "dimensions", "max_tokens", "pooling", "prompts", "default_prompt_name", "similarity_fn", "graph_precision", "normalize", "output_precisions", "num_labels", "activation", "manifest_json", "labels", "problem_type")
+    __slots__ = ("name", "version", "kind", "dimensions", "max_tokens", "pooling", "prompts", "default_prompt_name", "similarity_fn", "graph_precision", "normalize", "output_precisions", "num_labels", "activation", "manifest_json", "labels", "problem_type", "sparse_pooling", "sparse_activation", "max_active_dims", "query_length", "document_length", "query_expansion_length")
     class PromptsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +65,12 @@ class ModelInfo(_message.Message):
     MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     PROBLEM_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SPARSE_POOLING_FIELD_NUMBER: _ClassVar[int]
+    SPARSE_ACTIVATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_ACTIVE_DIMS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    QUERY_EXPANSION_LENGTH_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
     kind: ModelKind
@@ -78,4 +88,10 @@ class ModelInfo(_message.Message):
     manifest_json: str
     labels: _containers.RepeatedScalarFieldContainer[str]
     problem_type: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., dimensions: _Optional[int] = ..., max_tokens: _Optional[int] = ..., pooling: _Optional[str] = ..., prompts: _Optional[_Mapping[str, str]] = ..., default_prompt_name: _Optional[str] = ..., similarity_fn: _Optional[str] = ..., graph_precision: _Optional[str] = ..., normalize: _Optional[bool] = ..., output_precisions: _Optional[_Iterable[_Union[_embed_pb2.Precision, str]]] = ..., num_labels: _Optional[int] = ..., activation: _Optional[str] = ..., manifest_json: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., problem_type: _Optional[str] = ...) -> None: ...
+    sparse_pooling: str
+    sparse_activation: str
+    max_active_dims: int
+    query_length: int
+    document_length: int
+    query_expansion_length: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., kind: _Optional[_Union[ModelKind, str]] = ..., dimensions: _Optional[int] = ..., max_tokens: _Optional[int] = ..., pooling: _Optional[str] = ..., prompts: _Optional[_Mapping[str, str]] = ..., default_prompt_name: _Optional[str] = ..., similarity_fn: _Optional[str] = ..., graph_precision: _Optional[str] = ..., normalize: _Optional[bool] = ..., output_precisions: _Optional[_Iterable[_Union[_embed_pb2.Precision, str]]] = ..., num_labels: _Optional[int] = ..., activation: _Optional[str] = ..., manifest_json: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., problem_type: _Optional[str] = ..., sparse_pooling: _Optional[str] = ..., sparse_activation: _Optional[str] = ..., max_active_dims: _Optional[int] = ..., query_length: _Optional[int] = ..., document_length: _Optional[int] = ..., query_expansion_length: _Optional[int] = ...) -> None: ...

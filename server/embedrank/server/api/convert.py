@@ -54,6 +54,15 @@ def _enum(table: dict[int, object], value: int, field: str) -> object:
         raise InvalidArgument(field, f"{value} is not a known value") from None
 
 
+def input_type(value: int) -> InputType:
+    """A request's input_type field (EncodeRequest's enum, shared by the sparse and multi-vector RPCs)."""
+    return _enum(_INPUT_TYPE, value, "input_type")  # type: ignore[arg-type, return-value]
+
+
+def truncation(value: int) -> Truncate:
+    return _enum(_TRUNCATION, value, "truncation")  # type: ignore[arg-type, return-value]
+
+
 def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
     remaining = context.time_remaining()
     return None if remaining is None else time.monotonic() + remaining

@@ -19,7 +19,9 @@ from embedrank.server.engine.served import ServedModel
 from embedrank.model.kinds import REGISTRY, ModelKind
 from embedrank.model.kinds.classification import ClassificationSpec
 from embedrank.model.kinds.embedding import EmbeddingSpec
+from embedrank.model.kinds.multivector import MultiVectorSpec
 from embedrank.model.kinds.rerank import RerankSpec
+from embedrank.model.kinds.sparse import SparseSpec
 from embedrank.v1 import models_pb2, models_pb2_grpc
 
 
@@ -46,11 +48,36 @@ def _classification_info(info: models_pb2.ModelInfo, c: ClassificationSpec) -> N
     info.problem_type = c.problem_type.value
 
 
+def _sparse_info(info: models_pb2.ModelInfo, s: SparseSpec) -> None:
+    info.dimensions = s.dimensions
+    info.prompts.update(s.prompts)
+    info.default_prompt_name = s.default_prompt_name or ""
+    info.similarity_fn = s.similarity_fn
+    info.sparse_pooling = s.pooling
+    info.sparse_activation = s.activation
+    info.max_active_dims = s.max_active_dims or 0
+
+
+def _multi_vector_info(info: models_pb2.ModelInfo, m: MultiVectorSpec) -> None:
+    info.dimensions = m.dimensions
+    info.prompts.update(m.prompts)
+    info.default_prompt_name = m.default_prompt_name or ""
+    info.similarity_fn = m.similarity_fn
+    info.normalize = m.normalize
+    info.query_length = m.query_length or 0
+    info.document_length = m.document_length or 0
+    info.query_expansion_length = m.expansion.length if m.expansion is not None else 0
+
+
 # Per kind: its ModelKind enum value and the ModelInfo fields its manifest section fills.
 _KINDS: dict[ModelKind, tuple[models_pb2.ModelKind, Callable[[models_pb2.ModelInfo, Any], None]]] = {
     ModelKind.EMBEDDING: (models_pb2.MODEL_KIND_EMBEDDING, _embedding_info),
     ModelKind.RERANK: (models_pb2.MODEL_KIND_RERANK, _rerank_info),
     ModelKind.CLASSIFICATION: (models_pb2.MODEL_KIND_CLASSIFICATION, _classification_info),
+
+
+    ModelKind.SPARSE: (models_pb2.MODEL_KIND_SPARSE, _sparse_info),
+    ModelKind.MULTI_VECTOR: (models_pb2.MODEL_KIND_MULTI_VECTOR, _multi_vector_info),
 }
 
 

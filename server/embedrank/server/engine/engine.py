@@ -18,9 +18,11 @@ from embedrank.server.engine.classification import ClassificationModel
 from embedrank.server.engine.embedding import EmbeddingModel
 from embedrank.server.engine.inflight import VersionAdmission
 from embedrank.server.engine.kinds import served_class
+from embedrank.server.engine.multivector import MultiVectorModel
 from embedrank.server.engine.rerank import RerankModel
 from embedrank.server.engine.served import Admission, ServedModel
 from embedrank.server.engine.settings import EngineSettings
+from embedrank.server.engine.sparse import SparseModel
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,8 @@ class Engine:
             log.warning("model %s version %d has no self check (exported before self checks); re-export it",
                         m.name, m.version)
         else:
-            run_self_check(m.self_check, m.kind, runtime, tokenizer, where=f"model {m.name} version {m.version}")
+            run_self_check(m.self_check, m.kind, runtime, tokenizer, where=f"model {m.name} version {m.version}",
+                           spec=m.spec)
         inflight = VersionAdmission(self.admission)
         model = served_class(m.kind)(
             m, runtime, tokenizer, limits=self.settings.limits, admission=inflight, tokenize_pool=self._tokenize_pool
@@ -104,17 +107,19 @@ class Engine:
             raise NotFound(f"model {name!r} is not loaded (loaded: {', '.join(sorted(self.models))})")
         return model
 
-    def resolve(self, name: str, kind: ModelKind) -> ServedModel:
-        """The model for an RPC of ``kind``; an empty name means the only model of that kind."""
+    def resolve(self, name: str, kind: ModelKind, *also: ModelKind) -> ServedModel:
+        """The model for an RPC of ``kind`` (or of the ``also`` kinds the RPC serves too); an empty
+        name means the only model of those kinds."""
+        kinds = (kind, *also)
         if not name:
             if not self.ready:
                 raise Unavailable("models are loading; retry shortly")
-            of_kind = [m for m in self.models.values() if m.manifest.kind is kind]
+            of_kind = [m for m in self.models.values() if m.manifest.kind in kinds]
             if len(of_kind) != 1:
                 raise InvalidArgument("model", f"is required: the server has {len(of_kind)} {kind.value} models")
             return of_kind[0]
         model = self.get(name)
-        if model.manifest.kind is not kind:
+        if model.manifest.kind not in kinds:
             raise FailedPrecondition(
                 f"model {name!r} is a {model.manifest.kind.value} model; call "
                 f"{kind_of(model.manifest.kind).rpc} for it"
@@ -126,9 +131,20 @@ class Engine:
         assert isinstance(model, EmbeddingModel)
         return model
 
-    def reranker(self, name: str) -> RerankModel:
-        model = self.resolve(name, ModelKind.RERANK)
-        assert isinstance(model, RerankModel)
+    def reranker(self, name: str) -> RerankModel | MultiVectorModel:
+        """A cross-encoder, or a multi-vector model (it reranks by MaxSim)."""
+        model = self.resolve(name, ModelKind.RERANK, ModelKind.MULTI_VECTOR)
+        assert isinstance(model, (RerankModel, MultiVectorModel))
+        return model
+
+    def sparse(self, name: str) -> SparseModel:
+        model = self.resolve(name, ModelKind.SPARSE)
+        assert isinstance(model, SparseModel)
+        return model
+
+    def multi_vector(self, name: str) -> MultiVectorModel:
+        model = self.resolve(name, ModelKind.MULTI_VECTOR)
+        assert isinstance(model, MultiVectorModel)
         return model
 
     def classifier(self, name: str) -> ClassificationModel:

@@ -8,13 +8,17 @@ from __future__ import annotations
 from embedrank.model.kinds import ModelKind
 from embedrank.server.engine.classification import ClassificationModel
 from embedrank.server.engine.embedding import EmbeddingModel
+from embedrank.server.engine.multivector import MultiVectorModel
 from embedrank.server.engine.rerank import RerankModel
 from embedrank.server.engine.served import ServedModel
+from embedrank.server.engine.sparse import SparseModel
 
 SERVED: dict[ModelKind, type[ServedModel]] = {
     ModelKind.EMBEDDING: EmbeddingModel,
     ModelKind.RERANK: RerankModel,
     ModelKind.CLASSIFICATION: ClassificationModel,
+    ModelKind.SPARSE: SparseModel,
+    ModelKind.MULTI_VECTOR: MultiVectorModel,
 }
 
 

@@ -10,13 +10,19 @@ import dev.embedrank.v1.DecodeRequest;
 import dev.embedrank.v1.EmbedGrpc;
 import dev.embedrank.v1.EncodeRequest;
 import dev.embedrank.v1.EncodeResponse;
+import dev.embedrank.v1.EncodeMultiVectorRequest;
+import dev.embedrank.v1.EncodeMultiVectorResponse;
+import dev.embedrank.v1.EncodeSparseRequest;
+import dev.embedrank.v1.EncodeSparseResponse;
 import dev.embedrank.v1.EncodeStreamRequest;
+import dev.embedrank.v1.InputType;
 import dev.embedrank.v1.GetModelRequest;
 import dev.embedrank.v1.InputType;
 import dev.embedrank.v1.ListModelsRequest;
 import dev.embedrank.v1.LongInput;
 import dev.embedrank.v1.ModelInfo;
 import dev.embedrank.v1.ModelsGrpc;
+import dev.embedrank.v1.MultiVectorEmbedGrpc;
 import dev.embedrank.v1.Precision;
 import dev.embedrank.v1.RerankGrpc;
 import dev.embedrank.v1.RerankRequest;
@@ -25,6 +31,8 @@ import dev.embedrank.v1.ScoreMode;
 import dev.embedrank.v1.TokenizeGrpc;
 import dev.embedrank.v1.TokenizeRequest;
 import dev.embedrank.v1.TokenizeResponse;
+import dev.embedrank.v1.SparseEmbedGrpc;
+import dev.embedrank.v1.SparseVector;
 import io.grpc.Channel;
 import io.grpc.ChannelCredentials;
 import io.grpc.ClientInterceptors;
@@ -81,7 +89,9 @@ public final class EmbedRankClient implements AutoCloseable {
           RerankGrpc.SERVICE_NAME,
           ModelsGrpc.SERVICE_NAME,
           TokenizeGrpc.SERVICE_NAME,
-          ClassifyGrpc.SERVICE_NAME);
+          ClassifyGrpc.SERVICE_NAME,
+          SparseEmbedGrpc.SERVICE_NAME,
+          MultiVectorEmbedGrpc.SERVICE_NAME);
 
   static final Metadata.Key<String> AUTHORIZATION =
       Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
@@ -95,6 +105,8 @@ public final class EmbedRankClient implements AutoCloseable {
   private final RerankGrpc.RerankBlockingStub rerankBlocking;
   private final RerankGrpc.RerankFutureStub rerankFuture;
   private final ModelsGrpc.ModelsBlockingStub modelsBlocking;
+  private final SparseEmbedGrpc.SparseEmbedBlockingStub sparseBlocking;
+  private final MultiVectorEmbedGrpc.MultiVectorEmbedBlockingStub multiVectorBlocking;
 
   private EmbedRankClient(ManagedChannel managedChannel, Builder b) {
     this.managedChannel = managedChannel;
@@ -110,6 +122,8 @@ public final class EmbedRankClient implements AutoCloseable {
     this.rerankBlocking = RerankGrpc.newBlockingStub(channel);
     this.rerankFuture = RerankGrpc.newFutureStub(channel);
     this.modelsBlocking = ModelsGrpc.newBlockingStub(channel);
+    this.sparseBlocking = SparseEmbedGrpc.newBlockingStub(channel);
+    this.multiVectorBlocking = MultiVectorEmbedGrpc.newBlockingStub(channel);
   }
 
   public static Builder builder() {
@@ -345,6 +359,44 @@ public final class EmbedRankClient implements AutoCloseable {
               in.getTruncated(),
               in.getPrompt(),
               response.getMaxTokens()));
+  // SparseEmbed, MultiVectorEmbed (Rerank on a multi-vector model scores by MaxSim)
+
+  /** Sparse (SPLADE) vectors of {@code texts}, every non-zero weight, no tokens. */
+  public List<SparseEmbedding> encodeSparse(String model, List<String> texts) {
+    return encodeSparse(model, texts, null, false, InputType.INPUT_TYPE_UNSPECIFIED);
+  }
+
+  /**
+   * Sparse (SPLADE) vectors of {@code texts}, one per text in order.
+   *
+   * @param topK keep each text's topK highest weights; null for all (negative: INVALID_ARGUMENT)
+   * @param returnTokens also return each index's token string
+   * @param inputType the model's query or document prompt (UNSPECIFIED: its default)
+   */
+  public List<SparseEmbedding> encodeSparse(
+      String model, List<String> texts, Integer topK, boolean returnTokens, InputType inputType) {
+    EncodeSparseRequest.Builder request =
+        EncodeSparseRequest.newBuilder()
+            .setModel(model)
+            .addAllTexts(texts)
+            .setReturnTokens(returnTokens)
+            .setInputType(inputType);
+    if (topK != null) {
+      request.setTopK(topK);
+    }
+    EncodeSparseResponse response = encodeSparseRaw(request.build());
+    checkRows(response.getVectorsCount(), texts.size());
+    List<SparseEmbedding> out = new ArrayList<>(response.getVectorsCount());
+    for (SparseVector v : response.getVectorsList()) {
+      if (v.getIndicesCount() != v.getValuesCount()) {
+        throw EmbeddingDecoder.malformed(v.getIndicesCount() + " indices, " + v.getValuesCount() + " values");
+      }
+      int[] indices = v.getIndicesList().stream().mapToInt(Integer::intValue).toArray();
+      float[] values = new float[v.getValuesCount()];
+      for (int i = 0; i < values.length; i++) {
+        values[i] = v.getValues(i);
+      }
+      out.add(new SparseEmbedding(indices, values, List.copyOf(v.getTokensList()), response.getDimensions()));
     }
     return Collections.unmodifiableList(out);
   }
@@ -358,6 +410,10 @@ public final class EmbedRankClient implements AutoCloseable {
     }
     try {
       return TokenizeGrpc.newBlockingStub(channel).decode(b.build()).getText();
+  /** The EncodeSparse RPC as such (token counts, metadata). */
+  public EncodeSparseResponse encodeSparseRaw(EncodeSparseRequest request) {
+    try {
+      return sparseBlocking.encodeSparse(request);
     } catch (StatusRuntimeException e) {
       throw EmbedRankException.from(e);
     }
@@ -399,8 +455,40 @@ public final class EmbedRankClient implements AutoCloseable {
       out.add(
           new Classification(
               Collections.unmodifiableList(labels), c.getTruncated(), c.getTokenCount()));
+  /**
+   * Multi-vector (ColBERT) embeddings of {@code texts}: per text a matrix, one row per scored
+   * token. {@code inputType} QUERY applies the model's query length and mask-token expansion,
+   * DOCUMENT its document length and skiplist, UNSPECIFIED what the library's encode() does.
+   */
+  public List<float[][]> encodeMultiVector(String model, List<String> texts, InputType inputType) {
+    EncodeMultiVectorResponse response =
+        encodeMultiVectorRaw(
+            EncodeMultiVectorRequest.newBuilder()
+                .setModel(model)
+                .addAllTexts(texts)
+                .setInputType(inputType)
+                .build());
+    checkRows(response.getVectorCountsCount(), texts.size());
+    float[][] rows = EmbeddingDecoder.toFloats(response.getEmbeddings());
+    List<float[][]> out = new ArrayList<>(texts.size());
+    int start = 0;
+    for (int n : response.getVectorCountsList()) {
+      if (start + n > rows.length) {
+        throw EmbeddingDecoder.malformed("vector counts exceed the " + rows.length + " rows sent");
+      }
+      out.add(java.util.Arrays.copyOfRange(rows, start, start + n));
+      start += n;
     }
     return Collections.unmodifiableList(out);
+  }
+
+  /** The EncodeMultiVector RPC as such (vector and token counts, metadata). */
+  public EncodeMultiVectorResponse encodeMultiVectorRaw(EncodeMultiVectorRequest request) {
+    try {
+      return multiVectorBlocking.encodeMultiVector(request);
+    } catch (StatusRuntimeException e) {
+      throw EmbedRankException.from(e);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -420,6 +420,56 @@ class EndToEndTest {
   // ---- Models
 
   @Test
+  void sparseMultiVectorAndMaxSimEqualPythonClient() {
+    JsonObject kinds = expected.getAsJsonObject("kinds");
+    List<String> texts = strings(kinds.get("texts"));
+    try (EmbedRankClient other =
+        EmbedRankClient.builder(kinds.get("target").getAsString()).usePlaintext().build()) {
+      List<SparseEmbedding> sparse =
+          other.encodeSparse(
+              kinds.get("sparse_model").getAsString(),
+              texts,
+              10,
+              true,
+              dev.embedrank.v1.InputType.INPUT_TYPE_UNSPECIFIED);
+      JsonArray wantSparse = kinds.getAsJsonArray("sparse");
+      for (int i = 0; i < texts.size(); i++) {
+        JsonObject want = wantSparse.get(i).getAsJsonObject();
+        SparseEmbedding got = sparse.get(i);
+        JsonArray indices = want.getAsJsonArray("indices");
+        assertEquals(indices.size(), got.indices().length, "sparse " + i);
+        for (int j = 0; j < indices.size(); j++) {
+          assertEquals(indices.get(j).getAsInt(), got.indices()[j], "sparse index " + i + "," + j);
+          assertClose(want.getAsJsonArray("values").get(j).getAsDouble(), got.values()[j], "sparse value");
+        }
+        assertEquals(strings(want.get("tokens")), got.tokens());
+        assertEquals(got.values()[0], got.toDense()[got.indices()[0]]);
+      }
+      String multiModel = kinds.get("multi_vector_model").getAsString();
+      List<float[][]> multi =
+          other.encodeMultiVector(multiModel, texts, dev.embedrank.v1.InputType.INPUT_TYPE_QUERY);
+      JsonArray wantMulti = kinds.getAsJsonArray("multi_vector");
+      for (int i = 0; i < texts.size(); i++) {
+        assertMatrix(matrix(wantMulti.get(i)), multi.get(i), "multi-vector " + i);
+      }
+      List<RerankResult> hits =
+          other.rerank(
+              multiModel, expected.get("query").getAsString(), strings(kinds.get("documents")));
+      JsonArray wantHits = kinds.getAsJsonArray("maxsim");
+      assertEquals(wantHits.size(), hits.size());
+      for (int i = 0; i < hits.size(); i++) {
+        JsonObject want = wantHits.get(i).getAsJsonObject();
+        assertEquals(want.get("index").getAsInt(), hits.get(i).index(), "maxsim order");
+        assertEquals(want.get("score").getAsDouble(), hits.get(i).score(), 1e-4, "maxsim score");
+      }
+      EmbedRankException e =
+          assertThrows(EmbedRankException.class, () -> other.encodeSparse(multiModel, texts));
+      assertEquals(Status.Code.FAILED_PRECONDITION, e.code());
+      assertTrue(e.getMessage().contains("MultiVectorEmbed.EncodeMultiVector"), e.getMessage());
+    }
+  }
+
+  @Test
   void listModelsViaGeneratedStub() {
     List<ModelInfo> models =
         ModelsGrpc.newBlockingStub(client.channel())

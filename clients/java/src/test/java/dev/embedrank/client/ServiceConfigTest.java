@@ -27,7 +27,9 @@ class ServiceConfigTest {
             "embedrank.v1.Rerank",
             "embedrank.v1.Models",
             "embedrank.v1.Tokenize",
-            "embedrank.v1.Classify"),
+            "embedrank.v1.Classify",
+            "embedrank.v1.SparseEmbed",
+            "embedrank.v1.MultiVectorEmbed"),
         services);
     for (Map<String, Object> n : names) {
       assertEquals(Set.of("service"), n.keySet(), "whole services, no method names");
@@ -50,7 +52,9 @@ class ServiceConfigTest {
             "embedrank.v1.Rerank",
             "embedrank.v1.Models",
             "embedrank.v1.Tokenize",
-            "embedrank.v1.Classify"),
+            "embedrank.v1.Classify",
+            "embedrank.v1.SparseEmbed",
+            "embedrank.v1.MultiVectorEmbed"),
         EmbedRankClient.SERVICES);
   }
 

@@ -1,0 +1,69 @@
+from embedrank.v1 import common_pb2 as _common_pb2
+from embedrank.v1 import embed_pb2 as _embed_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class EncodeSparseRequest(_message.Message):
+    __slots__ = ("model", "texts", "input_type", "prompt_name", "top_k", "return_tokens", "truncation")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_NAME_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    RETURN_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATION_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    input_type: _embed_pb2.InputType
+    prompt_name: str
+    top_k: int
+    return_tokens: bool
+    truncation: _common_pb2.Truncation
+    def __init__(self, model: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., input_type: _Optional[_Union[_embed_pb2.InputType, str]] = ..., prompt_name: _Optional[str] = ..., top_k: _Optional[int] = ..., return_tokens: _Optional[bool] = ..., truncation: _Optional[_Union[_common_pb2.Truncation, str]] = ...) -> None: ...
+
+class SparseVector(_message.Message):
+    __slots__ = ("indices", "values", "tokens")
+    INDICES_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    indices: _containers.RepeatedScalarFieldContainer[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    tokens: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, indices: _Optional[_Iterable[int]] = ..., values: _Optional[_Iterable[float]] = ..., tokens: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class EncodeSparseResponse(_message.Message):
+    __slots__ = ("vectors", "dimensions", "token_counts", "truncated", "metadata")
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    vectors: _containers.RepeatedCompositeFieldContainer[SparseVector]
+    dimensions: int
+    token_counts: _containers.RepeatedScalarFieldContainer[int]
+    truncated: _containers.RepeatedScalarFieldContainer[bool]
+    metadata: _common_pb2.Metadata
+    def __init__(self, vectors: _Optional[_Iterable[_Union[SparseVector, _Mapping]]] = ..., dimensions: _Optional[int] = ..., token_counts: _Optional[_Iterable[int]] = ..., truncated: _Optional[_Iterable[bool]] = ..., metadata: _Optional[_Union[_common_pb2.Metadata, _Mapping]] = ...) -> None: ...
+
+class EncodeSparseStreamRequest(_message.Message):
+    __slots__ = ("id", "request")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    request: EncodeSparseRequest
+    def __init__(self, id: _Optional[str] = ..., request: _Optional[_Union[EncodeSparseRequest, _Mapping]] = ...) -> None: ...
+
+class EncodeSparseStreamResponse(_message.Message):
+    __slots__ = ("id", "response", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    response: EncodeSparseResponse
+    error: _common_pb2.StreamError
+    def __init__(self, id: _Optional[str] = ..., response: _Optional[_Union[EncodeSparseResponse, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.StreamError, _Mapping]] = ...) -> None: ...

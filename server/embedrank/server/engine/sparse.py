@@ -1,0 +1,97 @@
+"""The sparse (SPLADE) facade: prompts, the model's max_active_dims, top_k, token strings."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from embedrank.model.errors import InvalidArgument
+from embedrank.model.kinds.sparse import SparseSpec, nonzero_pairs
+from embedrank.model.runtime.base import TokenSeq
+from embedrank.model.tokenize import Truncate
+from embedrank.server.engine.requests import InputType, Usage
+from embedrank.server.engine.served import ServedModel, check_texts
+
+_DOCUMENT_PROMPTS = ("document", "passage", "corpus")
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseParams:
+    texts: list[str]
+    input_type: InputType = InputType.DEFAULT
+    prompt_name: str = ""
+    top_k: int | None = None  # None = every non-zero weight
+    return_tokens: bool = False
+    truncate: Truncate = Truncate.END
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseVector:
+    indices: np.ndarray  # uint32, highest value first
+    values: np.ndarray  # float32
+    tokens: list[str]  # return_tokens only
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseResult:
+    vectors: list[SparseVector]
+    dimensions: int
+    token_counts: list[int]
+    truncated: list[bool]
+    usage: Usage
+
+
+def pick_prompt(prompts: dict[str, str], default_prompt_name: str | None, *, input_type: InputType,
+                prompt_name: str, model: str) -> str:
+    """The prompt sentence-transformers' encode_query / encode_document / encode would prepend."""
+    if prompt_name:
+        if prompt_name not in prompts:
+            known = ", ".join(sorted(prompts)) or "none"
+            raise InvalidArgument("prompt_name", f"{prompt_name!r} is not a prompt of {model} (known: {known})")
+        return prompts[prompt_name]
+    if input_type is InputType.QUERY:
+        return prompts.get("query", "")
+    if input_type is InputType.DOCUMENT:
+        return next((prompts[p] for p in _DOCUMENT_PROMPTS if p in prompts), "")
+    return prompts.get(default_prompt_name, "") if default_prompt_name else ""
+
+
+class SparseModel(ServedModel):
+    @property
+    def spec(self) -> SparseSpec:
+        return self.manifest.spec_as(SparseSpec)
+
+    def _batch_fn(self):  # type: ignore[no-untyped-def]
+        runtime = self.runtime
+        k = self.spec.max_active_dims
+
+        def run(batch: Sequence[TokenSeq], lone: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+            out = runtime.run(batch, lone=lone)["sparse_embedding"]
+            # On the worker thread: the (index, value) pairs, not vocabulary-wide rows, go back.
+            return [nonzero_pairs(out[i], max_active_dims=k) for i in range(len(batch))]
+
+        return run
+
+    async def encode_sparse(self, params: SparseParams, *, deadline: float | None, request_id: str) -> SparseResult:
+        spec = self.spec
+        chars = check_texts(params.texts, "texts", self.limits)
+        if params.top_k is not None and params.top_k < 0:
+            raise InvalidArgument("top_k", f"{params.top_k} is negative; leave it unset for every non-zero weight")
+        prompt = pick_prompt(spec.prompts, spec.default_prompt_name, input_type=params.input_type,
+                             prompt_name=params.prompt_name, model=self.name)
+        texts = [prompt + t for t in params.texts] if prompt else params.texts
+        results, seqs, truncated, usage = await self.run(
+            texts, truncate=params.truncate, field="texts", chars=chars, deadline=deadline, request_id=request_id
+        )
+        vectors = []
+        for indices, values in results:
+            if params.top_k is not None:
+                indices, values = indices[: params.top_k], values[: params.top_k]
+            tokens = [self.tokenizer.id_to_token(int(i)) for i in indices] if params.return_tokens else []
+            vectors.append(SparseVector(indices, values, tokens))
+        return SparseResult(
+            vectors=vectors, dimensions=spec.dimensions, token_counts=[s.length for s in seqs],
+            truncated=truncated, usage=usage,
+        )

@@ -1,0 +1,136 @@
+"""Multi-vector (ColBERT) models: export of a MultiVectorEncoder (Dense, skiplist, query
+expansion), serving through MultiVectorEmbed, parity with MultiVectorEncoder.encode_query /
+encode_document / encode, MaxSim Rerank equal to the library's scoring, bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from embedrank.client import AsyncClient, Client, EmbedRankError
+from embedrank.exporter import corpus
+from tests.conftest import ServerProcess
+
+TEXTS = ["Hello, world!", "What is the capital of France?", *corpus.sentences(6), " ".join(corpus.paragraphs()[:6])]
+QUERY = "How do I handle an exception raised inside a function?"
+DOCS = corpus.sentences(30)[10:30]
+
+
+def _encoder(path: Path):  # type: ignore[no-untyped-def]
+    from sentence_transformers import MultiVectorEncoder
+
+    return MultiVectorEncoder(str(path), device="cpu")
+
+
+def _assert_same(got: list[np.ndarray], ref: list[np.ndarray]) -> None:
+    assert [g.shape for g in got] == [np.asarray(r).shape for r in ref]
+    for g, r in zip(got, ref):
+        r = np.asarray(r, dtype=np.float32)
+        cos = (g * r).sum(1) / (np.linalg.norm(g, axis=1) * np.linalg.norm(r, axis=1))
+        assert cos.min() >= 0.99999
+        assert g.dtype == np.float32
+
+
+def test_manifest_records_the_query_and_document_handling(kinds_repo: Path) -> None:
+    manifest = json.loads((kinds_repo / "tiny-colbert" / "1" / "manifest.json").read_text())
+    assert manifest["kind"] == "multi-vector"
+    section = manifest["multi-vector"]
+    assert section["dimensions"] == 16 and section["document_length"] == 40
+    assert section["expansion"] == {"strategy": "fixed", "attend": False, "token_id": 103, "length": 12}
+    assert len(section["skiplist_ids"]) > 20 and section["skiplist_tasks"] == ["document"]
+    for side in ("query", "document", "encode"):
+        assert manifest["fidelity"]["parity"][side]["count_mismatch"] == 0
+        assert manifest["fidelity"]["parity"][side]["min_token_cosine"] >= 0.99999
+
+
+def test_matches_multi_vector_encoder(kinds_server: ServerProcess, kinds_sources: dict[str, Path]) -> None:
+    model = _encoder(kinds_sources["tiny-colbert"])
+    with Client(kinds_server.target) as client:
+        queries = client.encode_multi_vector("tiny-colbert", TEXTS, input_type="query")
+        documents = client.encode_multi_vector("tiny-colbert", TEXTS, input_type="document")
+        plain = client.encode_multi_vector("tiny-colbert", TEXTS)
+    _assert_same(queries, model.encode_query(TEXTS, convert_to_numpy=True))
+    _assert_same(documents, model.encode_document(TEXTS, convert_to_numpy=True))
+    _assert_same(plain, model.encode(TEXTS, convert_to_numpy=True))
+    assert {q.shape[0] for q in queries} == {12}  # every query expanded (or cut) to 12 tokens
+    assert documents[0].shape[0] == 4  # [CLS] hello world [SEP]: the skiplist drops "," and "!"
+    assert max(d.shape[0] for d in documents) <= 40  # document_length
+
+
+def test_batched_equals_single(kinds_server: ServerProcess) -> None:
+    with Client(kinds_server.target) as client:
+        for input_type in ("query", "document"):
+            batched = client.encode_multi_vector("tiny-colbert", TEXTS, input_type=input_type)
+            single = [client.encode_multi_vector("tiny-colbert", [t], input_type=input_type)[0] for t in TEXTS]
+            for b, s in zip(batched, single):
+                np.testing.assert_allclose(b, s, atol=1e-5)
+
+
+def test_rerank_is_the_library_maxsim(kinds_server: ServerProcess, kinds_sources: dict[str, Path]) -> None:
+    model = _encoder(kinds_sources["tiny-colbert"])
+    ref = model.similarity(model.encode_query([QUERY]), model.encode_document(DOCS)).numpy()[0]
+    with Client(kinds_server.target) as client:
+        hits = client.rerank("tiny-colbert", QUERY, DOCS, return_documents=True)
+        top = client.rerank("tiny-colbert", QUERY, DOCS, top_k=3)
+    assert sorted(h.index for h in hits) == list(range(len(DOCS)))
+    np.testing.assert_allclose([h.score for h in hits], ref[[h.index for h in hits]], rtol=1e-5)
+    assert [h.index for h in hits] == list(np.argsort(-ref, kind="stable"))
+    assert all(h.document == DOCS[h.index] for h in hits)
+    assert [h.index for h in top] == [h.index for h in hits[:3]]
+
+
+async def test_async_client_and_model_info(kinds_server: ServerProcess) -> None:
+    async with AsyncClient(kinds_server.target) as client:
+        got = await client.encode_multi_vector("tiny-colbert", ["a query"], input_type="query")
+        models = {m.name: m for m in await client.list_models()}
+    assert got[0].shape == (12, 16)
+    info = models["tiny-colbert"]
+    assert info.kind == "multi-vector" and info.dimensions == 16 and info.similarity_fn == "maxsim" and info.normalize
+    assert info.query_expansion_length == 12 and info.document_length == 40 and info.query_length == 0
+    assert models["tiny-sparse"].kind == "sparse" and models["tiny-bert"].kind == "embedding"
+
+
+def test_bad_inputs(kinds_server: ServerProcess) -> None:
+    with Client(kinds_server.target) as client:
+        with pytest.raises(EmbedRankError) as err:
+            client.rerank("tiny-colbert", QUERY, DOCS, top_k=-2)
+        assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT and "top_k" in str(err.value)
+        with pytest.raises(EmbedRankError) as err:
+            client.rerank("tiny-colbert", QUERY, DOCS, long_input="chunk")
+        assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT and "long_input" in str(err.value)
+        with pytest.raises(EmbedRankError) as err:
+            client.encode_multi_vector("tiny-colbert", [])
+        assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT and "texts" in str(err.value)
+        with pytest.raises(EmbedRankError) as err:
+            client.encode("tiny-colbert", ["a"])
+        assert err.value.code is grpc.StatusCode.FAILED_PRECONDITION
+        assert "MultiVectorEmbed.EncodeMultiVector" in str(err.value)
+        with pytest.raises(EmbedRankError) as err:
+            client.encode_multi_vector("tiny-sparse", ["a"])
+        assert err.value.code is grpc.StatusCode.FAILED_PRECONDITION and "SparseEmbed.EncodeSparse" in str(err.value)
+        with pytest.raises(EmbedRankError) as err:
+            client.encode_multi_vector("tiny-bert", ["a"], prompt_name="nope")
+        assert err.value.code is grpc.StatusCode.FAILED_PRECONDITION and "Embed.Encode" in str(err.value)
+        with pytest.raises(EmbedRankError) as err:
+            client.encode_multi_vector("tiny-colbert", ["a"], prompt_name="nope")
+        assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT and "prompt_name" in str(err.value)
+
+
+def test_self_check_refuses_a_model_whose_masks_changed(workdir: Path, kinds_repo: Path) -> None:
+    """An edited manifest (the skiplist gone) changes what the server returns: the load-time self
+    check sees other vector counts than the recorded reference and refuses the model."""
+    import shutil
+
+    repo = workdir / "colbert-edited"
+    shutil.copytree(kinds_repo / "tiny-colbert", repo / "tiny-colbert")
+    path = repo / "tiny-colbert" / "1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["multi-vector"]["skiplist_ids"] = []
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(RuntimeError) as err:
+        ServerProcess(repo).stop()
+    assert "SELF CHECK FAILED" in str(err.value) and "another token count" in str(err.value)
