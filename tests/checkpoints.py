@@ -127,6 +127,9 @@ def build_classifier(out: Path, kind: str) -> Path:
     _tokenizer(128).save_pretrained(hf_dir)
     path = out / "tiny-nli"
     CrossEncoder(str(hf_dir), device="cpu", max_length=128).save(str(path))
+    return path
+
+
 def build_sparse_encoder(out: Path) -> Path:
     """A tiny SparseEncoder: a random BertForMaskedLM whose MLM bias is pushed down (about a hundred
     non-zero weights a text, as a trained SPLADE has), max pooling, relu, max_active_dims 100, prompts."""
