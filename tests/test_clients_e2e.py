@@ -89,7 +89,7 @@ def expected(target: str, workdir: Path, kinds_server: ServerProcess) -> Path:
     with Client(kinds_server.target) as client:
         kinds_texts = texts[:3]
         sparse = client.encode_sparse("tiny-sparse", kinds_texts, top_k=10, return_tokens=True)
-        data["kinds"] = {
+        data["kinds"] |= {  # beside Classify's and Tokenize's (no key in common)
             "target": kinds_server.target,
             "sparse_model": "tiny-sparse",
             "multi_vector_model": "tiny-colbert",
