@@ -8,14 +8,13 @@ import dev.embedrank.v1.ClassifyGrpc;
 import dev.embedrank.v1.ClassifyRequest;
 import dev.embedrank.v1.DecodeRequest;
 import dev.embedrank.v1.EmbedGrpc;
-import dev.embedrank.v1.EncodeRequest;
-import dev.embedrank.v1.EncodeResponse;
 import dev.embedrank.v1.EncodeMultiVectorRequest;
 import dev.embedrank.v1.EncodeMultiVectorResponse;
+import dev.embedrank.v1.EncodeRequest;
+import dev.embedrank.v1.EncodeResponse;
 import dev.embedrank.v1.EncodeSparseRequest;
 import dev.embedrank.v1.EncodeSparseResponse;
 import dev.embedrank.v1.EncodeStreamRequest;
-import dev.embedrank.v1.InputType;
 import dev.embedrank.v1.GetModelRequest;
 import dev.embedrank.v1.InputType;
 import dev.embedrank.v1.ListModelsRequest;
@@ -28,11 +27,11 @@ import dev.embedrank.v1.RerankGrpc;
 import dev.embedrank.v1.RerankRequest;
 import dev.embedrank.v1.RerankResponse;
 import dev.embedrank.v1.ScoreMode;
+import dev.embedrank.v1.SparseEmbedGrpc;
+import dev.embedrank.v1.SparseVector;
 import dev.embedrank.v1.TokenizeGrpc;
 import dev.embedrank.v1.TokenizeRequest;
 import dev.embedrank.v1.TokenizeResponse;
-import dev.embedrank.v1.SparseEmbedGrpc;
-import dev.embedrank.v1.SparseVector;
 import io.grpc.Channel;
 import io.grpc.ChannelCredentials;
 import io.grpc.ClientInterceptors;
@@ -359,6 +358,65 @@ public final class EmbedRankClient implements AutoCloseable {
               in.getTruncated(),
               in.getPrompt(),
               response.getMaxTokens()));
+    }
+    return Collections.unmodifiableList(out);
+  }
+
+  /** Token ids back to text, as the model's tokenizer decodes them. */
+  public String decode(String model, int[] ids, boolean skipSpecialTokens) {
+    DecodeRequest.Builder b =
+        DecodeRequest.newBuilder().setModel(model).setSkipSpecialTokens(skipSpecialTokens);
+    for (int id : ids) {
+      b.addIds(id);
+    }
+    try {
+      return TokenizeGrpc.newBlockingStub(channel).decode(b.build()).getText();
+    } catch (StatusRuntimeException e) {
+      throw EmbedRankException.from(e);
+    }
+  }
+
+  /** Each text's labels, best first; {@code topK} null for all of them. */
+  public List<Classification> classify(String model, List<String> texts, Integer topK) {
+    ClassifyRequest.Builder b = ClassifyRequest.newBuilder().setModel(model).addAllTexts(texts);
+    if (topK != null) {
+      b.setTopK(topK);
+    }
+    return classifyRaw(b.build());
+  }
+
+  /** Each pair's labels (NLI: premise, hypothesis), best first; {@code topK} null for all. */
+  public List<Classification> classifyPairs(String model, List<Pair> pairs, Integer topK) {
+    ClassifyRequest.Builder b = ClassifyRequest.newBuilder().setModel(model);
+    pairs.forEach(p -> b.addPairs(p.toProto()));
+    if (topK != null) {
+      b.setTopK(topK);
+    }
+    return classifyRaw(b.build());
+  }
+
+  /** The Classify RPC with every option (raw scores: {@link ScoreMode#SCORE_MODE_RAW}). */
+  public List<Classification> classifyRaw(ClassifyRequest request) {
+    dev.embedrank.v1.ClassifyResponse response;
+    try {
+      response = ClassifyGrpc.newBlockingStub(channel).classify(request);
+    } catch (StatusRuntimeException e) {
+      throw EmbedRankException.from(e);
+    }
+    List<Classification> out = new ArrayList<>(response.getResultsCount());
+    for (dev.embedrank.v1.Classification c : response.getResultsList()) {
+      List<LabelScore> labels = new ArrayList<>(c.getLabelsCount());
+      for (dev.embedrank.v1.LabelScore l : c.getLabelsList()) {
+        labels.add(new LabelScore(l.getIndex(), l.getLabel(), l.getScore()));
+      }
+      out.add(
+          new Classification(
+              Collections.unmodifiableList(labels), c.getTruncated(), c.getTokenCount()));
+    }
+    return Collections.unmodifiableList(out);
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // SparseEmbed, MultiVectorEmbed (Rerank on a multi-vector model scores by MaxSim)
 
   /** Sparse (SPLADE) vectors of {@code texts}, every non-zero weight, no tokens. */
@@ -401,15 +459,6 @@ public final class EmbedRankClient implements AutoCloseable {
     return Collections.unmodifiableList(out);
   }
 
-  /** Token ids back to text, as the model's tokenizer decodes them. */
-  public String decode(String model, int[] ids, boolean skipSpecialTokens) {
-    DecodeRequest.Builder b =
-        DecodeRequest.newBuilder().setModel(model).setSkipSpecialTokens(skipSpecialTokens);
-    for (int id : ids) {
-      b.addIds(id);
-    }
-    try {
-      return TokenizeGrpc.newBlockingStub(channel).decode(b.build()).getText();
   /** The EncodeSparse RPC as such (token counts, metadata). */
   public EncodeSparseResponse encodeSparseRaw(EncodeSparseRequest request) {
     try {
@@ -419,42 +468,6 @@ public final class EmbedRankClient implements AutoCloseable {
     }
   }
 
-  /** Each text's labels, best first; {@code topK} null for all of them. */
-  public List<Classification> classify(String model, List<String> texts, Integer topK) {
-    ClassifyRequest.Builder b = ClassifyRequest.newBuilder().setModel(model).addAllTexts(texts);
-    if (topK != null) {
-      b.setTopK(topK);
-    }
-    return classifyRaw(b.build());
-  }
-
-  /** Each pair's labels (NLI: premise, hypothesis), best first; {@code topK} null for all. */
-  public List<Classification> classifyPairs(String model, List<Pair> pairs, Integer topK) {
-    ClassifyRequest.Builder b = ClassifyRequest.newBuilder().setModel(model);
-    pairs.forEach(p -> b.addPairs(p.toProto()));
-    if (topK != null) {
-      b.setTopK(topK);
-    }
-    return classifyRaw(b.build());
-  }
-
-  /** The Classify RPC with every option (raw scores: {@link ScoreMode#SCORE_MODE_RAW}). */
-  public List<Classification> classifyRaw(ClassifyRequest request) {
-    dev.embedrank.v1.ClassifyResponse response;
-    try {
-      response = ClassifyGrpc.newBlockingStub(channel).classify(request);
-    } catch (StatusRuntimeException e) {
-      throw EmbedRankException.from(e);
-    }
-    List<Classification> out = new ArrayList<>(response.getResultsCount());
-    for (dev.embedrank.v1.Classification c : response.getResultsList()) {
-      List<LabelScore> labels = new ArrayList<>(c.getLabelsCount());
-      for (dev.embedrank.v1.LabelScore l : c.getLabelsList()) {
-        labels.add(new LabelScore(l.getIndex(), l.getLabel(), l.getScore()));
-      }
-      out.add(
-          new Classification(
-              Collections.unmodifiableList(labels), c.getTruncated(), c.getTokenCount()));
   /**
    * Multi-vector (ColBERT) embeddings of {@code texts}: per text a matrix, one row per scored
    * token. {@code inputType} QUERY applies the model's query length and mask-token expansion,
