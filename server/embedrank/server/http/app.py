@@ -284,8 +284,9 @@ def _model_entry(model: Any) -> dict[str, Any]:
         "id": m.name, "object": "model", "created": _created(m.raw.get("created")), "owned_by": "embedrank",
         "kind": m.kind.value, "version": m.version, "max_tokens": m.tokenizer.max_tokens,
     }
-    if m.embedding is not None:
-        entry["dimensions"] = m.embedding.dimensions
+    dimensions = getattr(m.spec, "dimensions", None)  # the vector kinds' section has it
+    if dimensions is not None:
+        entry["dimensions"] = dimensions
     return entry
 
 
