@@ -30,6 +30,7 @@ from embedrank.server import metrics
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.tls import TlsFiles, read
 from embedrank.server.engine.engine import Engine
+from embedrank.server.engine.served import ServedModel
 from embedrank.model.errors import (
     ConfigError, FailedPrecondition, InvalidArgument, MessageTooLarge, Unauthenticated, Unavailable,
 )
@@ -278,7 +279,7 @@ class HttpServer:
         return _json_response({"status": "ok"})
 
 
-def _model_entry(model: Any) -> dict[str, Any]:
+def _model_entry(model: ServedModel) -> dict[str, Any]:
     m = model.manifest
     entry: dict[str, Any] = {
         "id": m.name, "object": "model", "created": _created(m.raw.get("created")), "owned_by": "embedrank",
