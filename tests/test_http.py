@@ -335,6 +335,9 @@ async def test_over_admission_is_429_with_retry_after(http_repo: Path, workdir: 
 
 
 def test_sigterm_drains_the_http_port(http_repo: Path, workdir: Path) -> None:
+    """As on gRPC (tests/test_drain.py): from SIGTERM /health says draining, but every call sent before
+    the listener closes is served, the one in flight and one sent after the signal; then the process
+    exits and the port is closed."""
     proc = ServerProcess(_only(http_repo, workdir, "minilm"), "--http-port", "0", "--shutdown-grace-s", "20")
     base = http_base(proc)
     texts = _paragraph_texts(64, 3)
@@ -348,14 +351,11 @@ def test_sigterm_drains_the_http_port(http_repo: Path, workdir: Path) -> None:
     time.sleep(0.5)  # read, tokenized and running: 64 x 256 tokens take seconds here
     proc.proc.send_signal(signal.SIGTERM)
     time.sleep(0.1)
-    refused = httpx.post(f"{base}/v1/embeddings", json={"model": "minilm", "input": "late"}, timeout=10)
     health = httpx.get(f"{base}/health", timeout=10)
+    late = httpx.post(f"{base}/v1/embeddings", json={"model": "minilm", "input": "late"}, timeout=30)
     caller.join(60)
-    assert refused.status_code == 503, refused.text
-    assert refused.json()["error"]["type"] == "service_unavailable_error"
-    assert refused.json()["error"]["code"] == "unavailable"
-    assert refused.headers.get("connection") == "close"
     assert (health.status_code, health.json()) == (503, {"status": "draining"})
+    assert late.status_code == 200 and len(late.json()["data"]) == 1, late.text  # sent before the listener closed
     answer = inflight["answer"]
     assert answer.status_code == 200 and len(answer.json()["data"]) == 64  # in flight: answered
     assert proc.proc.wait(30) == 0
