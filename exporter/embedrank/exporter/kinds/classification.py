@@ -20,7 +20,6 @@ from embedrank.exporter.deps import need
 from embedrank.exporter.graphrun import GraphRunner
 from embedrank.exporter.kinds.base import Loaded, Measured
 from embedrank.exporter.kinds.rerank import RerankExport
-from embedrank.exporter.options import ExportOptions
 from embedrank.model.errors import ConfigError
 from embedrank.model.kinds import ModelKind
 from embedrank.model.kinds.classification import ProblemType
@@ -141,26 +140,6 @@ class ClassificationExport(RerankExport):
             "activation": _BY_PROBLEM[problem].value,
         }
         return Loaded(model, reference, hf, model.tokenizer, int(model.max_seq_length), info)
-
-    def thresholds(self, opts: ExportOptions) -> dict[str, float]:
-        if opts.precision == "bf16":
-            return {"max_score_diff": 1e-2, "min_top1_agreement": 1.0}
-        return {"max_abs_diff": 1e-4} if not opts.lossy else {"min_top1_agreement": opts.min_top1}
-
-    def failures(self, report: dict[str, Any], limits: dict[str, float]) -> list[str]:
-        parity, fidelity = report["parity"], report.get("fidelity") or {}
-        bad: list[str] = []
-        if "max_score_diff" in limits:
-            worst = max(parity["max_score_diff"], fidelity.get("max_score_diff", 0.0))
-            if worst > limits["max_score_diff"]:
-                bad.append(f"max abs score diff {worst:.2e} > {limits['max_score_diff']}")
-        if "max_abs_diff" in limits and parity["max_abs_diff"] > limits["max_abs_diff"]:
-            bad.append(f"parity max abs logit diff {parity['max_abs_diff']:.2e} > {limits['max_abs_diff']}")
-        if "min_top1_agreement" in limits:
-            top1 = (fidelity or parity)["top1_agreement"]
-            if top1 < limits["min_top1_agreement"]:
-                bad.append(f"top-1 label agreement {top1:.3f} < {limits['min_top1_agreement']}")
-        return bad
 
     def measure(self, source: Any, runner: GraphRunner, texts: list[str], *, fidelity: bool) -> Measured:
         items: list[Any] = [*corpus.parity_texts(), *corpus.parity_pairs()]
