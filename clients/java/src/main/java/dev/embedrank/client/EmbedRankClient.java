@@ -28,7 +28,6 @@ import dev.embedrank.v1.RerankRequest;
 import dev.embedrank.v1.RerankResponse;
 import dev.embedrank.v1.ScoreMode;
 import dev.embedrank.v1.SparseEmbedGrpc;
-import dev.embedrank.v1.SparseVector;
 import dev.embedrank.v1.TokenizeGrpc;
 import dev.embedrank.v1.TokenizeRequest;
 import dev.embedrank.v1.TokenizeResponse;
@@ -342,24 +341,7 @@ public final class EmbedRankClient implements AutoCloseable {
     } catch (StatusRuntimeException e) {
       throw EmbedRankException.from(e);
     }
-    List<TokenizedInput> out = new ArrayList<>(response.getInputsCount());
-    for (dev.embedrank.v1.TokenizedInput in : response.getInputsList()) {
-      List<Token> tokens = new ArrayList<>(in.getTokensCount());
-      for (dev.embedrank.v1.Token t : in.getTokensList()) {
-        tokens.add(
-            new Token(
-                t.getId(), t.getText(), Span.from(t.getSpan()), t.getSpecial(), t.getPrompt(),
-                t.getSequence()));
-      }
-      out.add(
-          new TokenizedInput(
-              Collections.unmodifiableList(tokens),
-              in.getTokenCount(),
-              in.getTruncated(),
-              in.getPrompt(),
-              response.getMaxTokens()));
-    }
-    return Collections.unmodifiableList(out);
+    return KindDecoder.tokenized(response);
   }
 
   /** Token ids back to text, as the model's tokenizer decodes them. */
@@ -403,17 +385,7 @@ public final class EmbedRankClient implements AutoCloseable {
     } catch (StatusRuntimeException e) {
       throw EmbedRankException.from(e);
     }
-    List<Classification> out = new ArrayList<>(response.getResultsCount());
-    for (dev.embedrank.v1.Classification c : response.getResultsList()) {
-      List<LabelScore> labels = new ArrayList<>(c.getLabelsCount());
-      for (dev.embedrank.v1.LabelScore l : c.getLabelsList()) {
-        labels.add(new LabelScore(l.getIndex(), l.getLabel(), l.getScore()));
-      }
-      out.add(
-          new Classification(
-              Collections.unmodifiableList(labels), c.getTruncated(), c.getTokenCount()));
-    }
-    return Collections.unmodifiableList(out);
+    return KindDecoder.classifications(response);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -444,19 +416,7 @@ public final class EmbedRankClient implements AutoCloseable {
     }
     EncodeSparseResponse response = encodeSparseRaw(request.build());
     checkRows(response.getVectorsCount(), texts.size());
-    List<SparseEmbedding> out = new ArrayList<>(response.getVectorsCount());
-    for (SparseVector v : response.getVectorsList()) {
-      if (v.getIndicesCount() != v.getValuesCount()) {
-        throw EmbeddingDecoder.malformed(v.getIndicesCount() + " indices, " + v.getValuesCount() + " values");
-      }
-      int[] indices = v.getIndicesList().stream().mapToInt(Integer::intValue).toArray();
-      float[] values = new float[v.getValuesCount()];
-      for (int i = 0; i < values.length; i++) {
-        values[i] = v.getValues(i);
-      }
-      out.add(new SparseEmbedding(indices, values, List.copyOf(v.getTokensList()), response.getDimensions()));
-    }
-    return Collections.unmodifiableList(out);
+    return KindDecoder.sparse(response);
   }
 
   /** The EncodeSparse RPC as such (token counts, metadata). */
@@ -482,17 +442,7 @@ public final class EmbedRankClient implements AutoCloseable {
                 .setInputType(inputType)
                 .build());
     checkRows(response.getVectorCountsCount(), texts.size());
-    float[][] rows = EmbeddingDecoder.toFloats(response.getEmbeddings());
-    List<float[][]> out = new ArrayList<>(texts.size());
-    int start = 0;
-    for (int n : response.getVectorCountsList()) {
-      if (start + n > rows.length) {
-        throw EmbeddingDecoder.malformed("vector counts exceed the " + rows.length + " rows sent");
-      }
-      out.add(java.util.Arrays.copyOfRange(rows, start, start + n));
-      start += n;
-    }
-    return Collections.unmodifiableList(out);
+    return KindDecoder.multiVectors(response);
   }
 
   /** The EncodeMultiVector RPC as such (vector and token counts, metadata). */
