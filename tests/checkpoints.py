@@ -150,6 +150,35 @@ def build_sparse_encoder(out: Path) -> Path:
     return path
 
 
+def build_sparse_router(out: Path, *, default_route: str | None = "document") -> Path:
+    """A tiny inference-free SPLADE model (the layout of opensearch-neural-sparse-encoding-doc-v3-distill):
+    a Router whose query route is a SparseStaticEmbedding (random weights in [0, 3), a fifth of them
+    zero; its tokenizer truncates at 16 tokens) and whose document route is tiny-mlm-hf + SpladePooling.
+    ``default_route=None``: no default (encode() without a task is refused by sentence-transformers)."""
+    import torch
+    from sentence_transformers import SparseEncoder
+    from sentence_transformers.base.modules import Router, Transformer
+    from sentence_transformers.sparse_encoder.modules import SparseStaticEmbedding, SpladePooling
+
+    hf_dir = out / "tiny-mlm-hf"
+    if not hf_dir.is_dir():
+        build_sparse_encoder(out)
+    gen = torch.Generator().manual_seed(8)
+    weights = torch.rand(30522, generator=gen) * 3
+    weights[torch.rand(30522, generator=gen) < 0.2] = 0
+    query_tokenizer = _tokenizer(16)
+    doc = Transformer(str(hf_dir), transformer_task="fill-mask")
+    router = Router(
+        {"query": [SparseStaticEmbedding(tokenizer=query_tokenizer, weight=weights, frozen=True)],
+         "document": [doc, SpladePooling()]},
+        default_route=default_route, allow_empty_key=default_route is not None,
+    )
+    model = SparseEncoder(modules=[router], device="cpu", max_active_dims=100, prompts={"query": "query: "})
+    path = out / ("tiny-router" if default_route else "tiny-router-nodefault")
+    model.save(str(path))
+    return path
+
+
 def build_multi_vector(out: Path) -> Path:
     """A tiny ColBERT: random BERT -> Dense 32->16 -> MultiVectorMask (punctuation skiplist on
     documents) -> token Normalize; queries expanded with [MASK] to 12 tokens, documents cut at 40."""

@@ -28,6 +28,7 @@ class GraphRunner:
     ) -> None:
         spec = Graph(file=graph.name, inputs=tuple(inputs), outputs=(), precision=precision, runtime=runtime)
         settings = RuntimeSettings(allow_fp16_on_cpu=True, allow_bf16_without_native=allow_bf16_without_native)
+        self.folder = graph.parent  # the staged version folder (a kind's own files lie beside the graph)
         self.runtime = open_runtime(graph, spec, pad_token_id=pad_token_id, settings=settings)
         self.tokenizer = TextTokenizer(str(tokenizer), max_tokens=max_tokens, with_type_ids="token_type_ids" in inputs)
 

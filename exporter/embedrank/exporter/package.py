@@ -15,13 +15,17 @@ from embedrank.model.manifest import MANIFEST_FILE
 from embedrank.model.repository import check_model_name, version_dirs
 
 
-def write_tokenizer(source_tokenizer: Any, path: Path) -> int:
-    """Save tokenizer.json without its own padding/truncation; returns the pad token id."""
-    backend = source_tokenizer.backend_tokenizer
-    data = json.loads(backend.to_str())
+def tokenizer_json(source_tokenizer: Any) -> dict[str, Any]:
+    """An HF fast tokenizer's tokenizer.json, without its own padding/truncation (set per request)."""
+    data: dict[str, Any] = json.loads(source_tokenizer.backend_tokenizer.to_str())
     data["padding"] = None
     data["truncation"] = None
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return data
+
+
+def write_tokenizer(source_tokenizer: Any, path: Path) -> int:
+    """Save tokenizer.json without its own padding/truncation; returns the pad token id."""
+    path.write_text(json.dumps(tokenizer_json(source_tokenizer), ensure_ascii=False), encoding="utf-8")
     pad = source_tokenizer.pad_token_id
     return int(pad) if pad is not None else 0
 

@@ -98,6 +98,7 @@ def run_export(opts: ExportOptions) -> Path:
         staging = tmp / "staging"
         staging.mkdir()
         pad_id = package.write_tokenizer(source.tokenizer, staging / "tokenizer.json")
+        kind.write_files(source, staging)
         ov_int8 = openvino and precision == "int8"
         t = _step(4, total, "quantizing (" + ("NNCF int8 for OpenVINO" if ov_int8 else opts.quantize.value) + ")")
         kept_fp32: list[str] = []
@@ -136,10 +137,11 @@ def run_export(opts: ExportOptions) -> Path:
         check = kind.self_check(source, _self_check_gate(limits))
         spec = kind_of(source.kind).parse(Reader({kind_of(source.kind).section: measured.section}, "export"),
                                           outputs=outputs, where="export")
+        spec = kind_of(source.kind).attach(spec, staging)  # the kind's own files, as the server loads them
         figures = selfcheck.measure(check, source.kind, runner.runtime, runner.tokenizer, spec=spec)
         report["self_check"] = figures
         failures += [f"self check: {f}" for f in selfcheck.failures(figures, check.gate)]
-        summary = json.dumps({k: report[k] for k in ("parity", "fidelity", "self_check") if k in report})
+        summary = json.dumps({k: report[k] for k in ("parity", "query_parity", "fidelity", "self_check") if k in report})
         _done(t, summary)
         if failures:
             raise ExportFailed("; ".join(failures) + f" (figures: {summary})")
@@ -176,6 +178,7 @@ _SELF_CHECK_GATE = {
     "max_abs_diff": "max_abs_diff", "max_score_diff": "max_abs_diff", "min_top1_agreement": "min_top1_agreement",
     "min_index_agreement": "min_index_agreement", "max_rel_diff": "max_rel_diff",
     "min_token_cosine": "min_token_cosine", "max_count_mismatch": "max_count_mismatch",
+    "min_topk_recall": "min_topk_recall", "min_mean_topk_recall": "min_mean_topk_recall",
 }
 
 

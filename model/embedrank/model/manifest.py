@@ -47,7 +47,8 @@ class SelfCheck:
     ``inputs`` are texts (embeddings) or [query, document] pairs (rerankers, grouped by query,
     ``queries`` groups of equal size); ``reference`` holds sentence_embedding rows or logits.
     ``gate`` keys: min_cosine, min_mean_cosine (embeddings); max_abs_diff, min_top1_agreement
-    (rerankers).
+    (rerankers); the kind's ``gates`` say which. A sparse model with an inference-free query route
+    has its ``queries`` query texts first (run through that route), then documents.
     """
 
     inputs: tuple[Any, ...]
@@ -95,7 +96,7 @@ class Manifest:
         graph_files = [manifest.graph.file]
         if manifest.graph.file.endswith(".xml"):  # OpenVINO IR: the weights sit beside it
             graph_files.append(manifest.graph.file[: -len(".xml")] + ".bin")
-        for needed in (*graph_files, manifest.tokenizer.file):
+        for needed in (*graph_files, manifest.tokenizer.file, *kind_of(manifest.kind).files(manifest.spec)):
             if not (directory / needed).is_file():
                 raise ManifestError(f"{directory / needed}: missing (named in {path}); re-export the model")
             if not os.access(directory / needed, os.R_OK):

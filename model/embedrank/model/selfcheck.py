@@ -31,8 +31,7 @@ def measure(
     inputs: list[Any] = list(check.inputs)
     k = kind_of(kind)
     if k.ragged:  # one kind-encoded row per input, of its own length
-        seqs = k.self_check_seqs(spec, inputs, tokenizer)
-        rows = [k.self_check_row(spec, runtime.run([seq])[k.output], item, seq) for item, seq in zip(inputs, seqs)]
+        rows = k.self_check_rows(spec, inputs, tokenizer, runtime, queries=check.queries)
         return k.measure([np.asarray(r, dtype=np.float64) for r in check.reference], rows, queries=check.queries)
     seqs, _ = tokenizer.encode(inputs, truncate=Truncate.END, field="self_check.inputs")
     got = np.concatenate([runtime.run([seq])[k.output] for seq in seqs]).astype(np.float32)
@@ -57,6 +56,10 @@ def failures(figures: dict[str, float], gate: dict[str, float]) -> list[str]:
         bad.append(f"same non-zero indices in {figures['index_agreement']:.3f} of the texts < {gate['min_index_agreement']}")
     if "max_rel_diff" in gate and figures["max_rel_diff"] > gate["max_rel_diff"]:
         bad.append(f"max relative value diff {figures['max_rel_diff']:.2e} > {gate['max_rel_diff']}")
+    if "min_topk_recall" in gate and figures["min_topk_recall"] < gate["min_topk_recall"]:
+        bad.append(f"min top-{figures['topk']:.0f} term recall {figures['min_topk_recall']:.3f} < {gate['min_topk_recall']}")
+    if "min_mean_topk_recall" in gate and figures["topk_recall"] < gate["min_mean_topk_recall"]:
+        bad.append(f"mean top-{figures['topk']:.0f} term recall {figures['topk_recall']:.3f} < {gate['min_mean_topk_recall']}")
     if "min_token_cosine" in gate and figures["min_token_cosine"] < gate["min_token_cosine"]:
         bad.append(f"min token cosine {figures['min_token_cosine']:.6f} < {gate['min_token_cosine']}")
     if "max_count_mismatch" in gate and figures["count_mismatch"] > gate["max_count_mismatch"]:

@@ -26,7 +26,8 @@ class Truncate(enum.Enum):
 class TextTokenizer:
     """Thread-safe: one `Tokenizer` per truncation mode, none of them mutated after init."""
 
-    def __init__(self, path: str, *, max_tokens: int, with_type_ids: bool) -> None:
+    def __init__(self, path: str, *, max_tokens: int, with_type_ids: bool, add_special_tokens: bool = True) -> None:
+        """``add_special_tokens=False``: no [CLS]/[SEP] template (an inference-free sparse query route)."""
         base = Tokenizer.from_file(path)
         base.no_padding()
         base.no_truncation()
@@ -39,6 +40,7 @@ class TextTokenizer:
         self._limited: dict[int, TextTokenizer] = {}
         self.max_tokens = max_tokens
         self._with_type_ids = with_type_ids
+        self._specials = add_special_tokens
 
     def encode(
         self,
@@ -51,7 +53,7 @@ class TextTokenizer:
 
         With Truncate.NONE an over-long input raises InvalidArgument naming ``field[i]``.
         """
-        encodings: list[Encoding] = self._by_mode[truncate].encode_batch(list(inputs))
+        encodings: list[Encoding] = self._by_mode[truncate].encode_batch(list(inputs), add_special_tokens=self._specials)
         seqs: list[TokenSeq] = []
         flags: list[bool] = []
         for i, enc in enumerate(encodings):
@@ -70,7 +72,7 @@ class TextTokenizer:
     def encodings(self, inputs: Sequence[str] | Sequence[tuple[str, str]], *, truncate: Truncate) -> list[Encoding]:
         """The full encodings (ids, token strings, code-point offsets, special-token mask, sequence ids) as
         ``encode`` would run them; Truncate.NONE returns every token and never refuses."""
-        return list(self._by_mode[truncate].encode_batch(list(inputs)))
+        return list(self._by_mode[truncate].encode_batch(list(inputs), add_special_tokens=self._specials))
 
     def decode(self, ids: Sequence[int], *, skip_special_tokens: bool) -> str:
         return str(self._base.decode(list(ids), skip_special_tokens=skip_special_tokens))

@@ -65,6 +65,9 @@ class ExportKind(abc.ABC):
     def measure(self, source: Any, runner: GraphRunner, texts: list[str], *, fidelity: bool) -> Measured:
         """Parity (always), fidelity on ``texts`` (when asked) and the section's calibrated extras."""
 
+    def write_files(self, source: Any, folder: Path) -> None:
+        """Files the kind keeps beside the graph and tokenizer.json (named in its manifest section)."""
+
     @abc.abstractmethod
     def calibration_items(self, texts: list[str]) -> list[Any]:
         """Inputs of this kind built from calibration texts (static int8 quantization)."""

@@ -20,7 +20,9 @@ import numpy as np
 from embedrank.model.jsonread import Reader
 
 if TYPE_CHECKING:
-    from embedrank.model.runtime.base import TokenSeq
+    from pathlib import Path
+
+    from embedrank.model.runtime.base import Runtime, TokenSeq
     from embedrank.model.tokenize import TextTokenizer
 
 
@@ -60,6 +62,23 @@ class Kind(abc.ABC):
     @abc.abstractmethod
     def warm_up_inputs(self, max_tokens: int) -> tuple[Any, Any]:
         """A long input and a short one, run through the batcher before a model takes calls."""
+
+    def files(self, spec: Any) -> list[str]:
+        """Files of the version folder the kind's section names, beside the graph and tokenizer.json
+        (checked with them when the manifest is read)."""
+        return []
+
+    def attach(self, spec: Any, directory: Path) -> Any:
+        """The section with those files loaded (the server and the exporter call it once per version,
+        before the self check); ManifestError when one cannot be used."""
+        return spec
+
+    def self_check_rows(
+        self, spec: Any, inputs: Sequence[Any], tokenizer: TextTokenizer, runtime: Runtime, *, queries: int
+    ) -> list[np.ndarray]:
+        """A ``ragged`` kind's self-check rows: each input run alone, as served."""
+        seqs = self.self_check_seqs(spec, inputs, tokenizer)
+        return [self.self_check_row(spec, runtime.run([seq])[self.output], item, seq) for item, seq in zip(inputs, seqs)]
 
     def self_check_seqs(self, spec: Any, inputs: Sequence[Any], tokenizer: TextTokenizer) -> list[TokenSeq]:
         """The self check's inputs tokenized as the served RPC tokenizes them."""

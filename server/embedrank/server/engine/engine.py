@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import time
 
@@ -41,6 +42,8 @@ class Engine:
 
     def _build(self, version: ModelVersion) -> ServedModel:
         m = version.manifest
+        # The kind's own files beside the graph (a sparse model's query weights), loaded once per version.
+        m = dataclasses.replace(m, spec=kind_of(m.kind).attach(m.spec, version.directory))
         runtime = open_runtime(
             version.directory / m.graph.file, m.graph, pad_token_id=m.tokenizer.pad_token_id,
             settings=self.runtime_settings,

@@ -1,17 +1,20 @@
-"""The sparse (SPLADE) facade: prompts, the model's max_active_dims, top_k, token strings."""
+"""The sparse (SPLADE) facade: prompts, the model's max_active_dims, top_k, token strings, and for an
+asymmetric model the route: documents through the graph, queries through the static query weights
+(no model runs for those: tokenized and looked up here, without the batcher)."""
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 
 import numpy as np
 
 from embedrank.model.errors import InvalidArgument
-from embedrank.model.kinds.sparse import SparseSpec, nonzero_pairs
+from embedrank.model.kinds.sparse import SparseSpec, StaticRoute, nonzero_pairs
 from embedrank.model.runtime.base import TokenSeq
-from embedrank.model.tokenize import Truncate
-from embedrank.server.engine.requests import InputType, Usage
+from embedrank.model.tokenize import TextTokenizer, Truncate
+from embedrank.server.engine.requests import InputType, Timing, Usage
 from embedrank.server.engine.served import ServedModel, check_texts
 
 _DOCUMENT_PROMPTS = ("document", "passage", "corpus")
@@ -74,22 +77,68 @@ class SparseModel(ServedModel):
 
         return run
 
+    def _route(self, input_type: InputType) -> StaticRoute | None:
+        """The query route for texts it serves (QUERY, or no input type when it is the default), else None:
+        the graph. A Router model without a default route refuses a request that gives no input type."""
+        spec = self.spec
+        try:
+            route = spec.route(input_type.value)
+        except ValueError:
+            raise InvalidArgument(
+                "input_type", f"{self.name} encodes queries and documents differently and has no default route; "
+                "set it to QUERY or DOCUMENT"
+            ) from None
+        return spec.query if route == "query" else None
+
+    async def _run_static(
+        self, route: StaticRoute, texts: list[str], *, truncate: Truncate, chars: int, request_id: str
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[TokenSeq], list[bool], Usage]:
+        """The query route: its tokenizer, then each distinct token's weight; admitted like any input."""
+        start = time.monotonic_ns()
+        _, tokenizer = route.loaded()
+        k = self.spec.max_active_dims
+        self._admission.acquire(len(texts))
+        try:
+            seqs, truncated = await self._tokenize(
+                texts, truncate=truncate, field="texts", chars=chars,
+                tokenize=lambda xs: tokenizer.encode(xs, truncate=truncate, field="texts"),
+            )
+            tokenized = time.monotonic_ns()
+            results = [nonzero_pairs(route.row(seq), max_active_dims=k) for seq in seqs]
+        finally:
+            self._admission.release(len(texts))
+        done = time.monotonic_ns()
+        usage = Usage(
+            request_id=request_id, model=self.name, version=self.manifest.version, chars=chars,
+            tokens=sum(s.length for s in seqs),
+            timing=Timing(tokenize_ns=tokenized - start, inference_ns=done - tokenized, total_ns=done - start),
+        )
+        return results, seqs, truncated, usage
+
     async def encode_sparse(self, params: SparseParams, *, deadline: float | None, request_id: str) -> SparseResult:
         spec = self.spec
         chars = check_texts(params.texts, "texts", self.limits)
         if params.top_k is not None and params.top_k < 0:
             raise InvalidArgument("top_k", f"{params.top_k} is negative; leave it unset for every non-zero weight")
+        route = self._route(params.input_type)
         prompt = pick_prompt(spec.prompts, spec.default_prompt_name, input_type=params.input_type,
                              prompt_name=params.prompt_name, model=self.name)
         texts = [prompt + t for t in params.texts] if prompt else params.texts
-        results, seqs, truncated, usage = await self.run(
-            texts, truncate=params.truncate, field="texts", chars=chars, deadline=deadline, request_id=request_id
-        )
+        tokenizer: TextTokenizer = self.tokenizer
+        if route is None:
+            results, seqs, truncated, usage = await self.run(
+                texts, truncate=params.truncate, field="texts", chars=chars, deadline=deadline, request_id=request_id
+            )
+        else:
+            results, seqs, truncated, usage = await self._run_static(
+                route, texts, truncate=params.truncate, chars=chars, request_id=request_id
+            )
+            _, tokenizer = route.loaded()
         vectors = []
         for indices, values in results:
             if params.top_k is not None:
                 indices, values = indices[: params.top_k], values[: params.top_k]
-            tokens = [self.tokenizer.id_to_token(int(i)) for i in indices] if params.return_tokens else []
+            tokens = [tokenizer.id_to_token(int(i)) for i in indices] if params.return_tokens else []
             vectors.append(SparseVector(indices, values, tokens))
         return SparseResult(
             vectors=vectors, dimensions=spec.dimensions, token_counts=[s.length for s in seqs],
