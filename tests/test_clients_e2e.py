@@ -96,6 +96,8 @@ def expected(target: str, workdir: Path, kinds_server: ServerProcess) -> Path:
             "texts": kinds_texts,
             "sparse": [{"indices": v.indices.tolist(), "values": v.values.tolist(), "tokens": v.tokens} for v in sparse],
             "multi_vector": [m.tolist() for m in client.encode_multi_vector("tiny-colbert", kinds_texts, input_type="query")],
+            "multi_vector_int8": [m.tolist() for m in client.encode_multi_vector(
+                "tiny-colbert", kinds_texts, input_type="query", precision="int8")],
             "documents": documents[:8],
             "maxsim": [{"index": h.index, "score": h.score} for h in client.rerank("tiny-colbert", query, documents[:8])],
         }
