@@ -24,7 +24,7 @@ class StreamKind:
     method: str
     item: Callable[..., Any]  # the ...StreamRequest message
     build: Callable[..., Any]
-    decode: Callable[[Any, dict[str, Any]], Sequence[Any]]  # (response, options) -> results
+    decode: Callable[[Any, dict[str, Any]], Any]  # (response, options) -> the request's results (a list, a matrix)
 
 
 ENCODE = StreamKind(
@@ -66,7 +66,7 @@ def requests(kind: StreamKind, model: str, parts: Sequence[Sequence[Any]], optio
     return items()
 
 
-def result(kind: StreamKind, resp: Any, index: int, options: dict[str, Any]) -> Sequence[Any]:
+def result(kind: StreamKind, resp: Any, index: int, options: dict[str, Any]) -> Any:
     """Response ``index`` of the stream, decoded; EmbedRankError for an error item or one out of order."""
     if resp.id != str(index):
         raise EmbedRankError(grpc.StatusCode.INTERNAL, f"stream out of order: got id {resp.id}, wanted {index}")

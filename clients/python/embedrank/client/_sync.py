@@ -88,7 +88,7 @@ class Client:
         out: list[np.ndarray] = []
         try:
             for part, rows in zip(parts, self._ordered(_streams.ENCODE, model, parts, options)):
-                out.append(rows)  # type: ignore[arg-type]
+                out.append(rows)
                 if bar is not None:
                     bar.update(len(part))
         finally:
