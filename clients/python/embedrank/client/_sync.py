@@ -87,10 +87,10 @@ class Client:
         bar = _progress(len(texts)) if progress else None
         out: list[np.ndarray] = []
         try:
-            for part, rows in zip(parts, self._ordered(_streams.ENCODE, model, parts, options)):
+            for i, rows in enumerate(self._ordered(_streams.ENCODE, model, parts, options)):
                 out.append(rows)
                 if bar is not None:
-                    bar.update(len(part))
+                    bar.update(len(parts[i]))
         finally:
             if bar is not None:
                 bar.close()
