@@ -96,6 +96,8 @@ def expected(target: str, workdir: Path, kinds_server: ServerProcess) -> Path:
             "texts": kinds_texts,
             "sparse": [{"indices": v.indices.tolist(), "values": v.values.tolist(), "tokens": v.tokens} for v in sparse],
             "multi_vector": [m.tolist() for m in client.encode_multi_vector("tiny-colbert", kinds_texts, input_type="query")],
+            "multi_vector_int8": [m.tolist() for m in client.encode_multi_vector(
+                "tiny-colbert", kinds_texts, input_type="query", precision="int8")],
             "documents": documents[:8],
             "maxsim": [{"index": h.index, "score": h.score} for h in client.rerank("tiny-colbert", query, documents[:8])],
         }
@@ -127,6 +129,7 @@ def test_go_client_end_to_end(target: str, expected: Path) -> None:
     assert result.returncode == 0, out[-6000:]
     passed = re.findall(r"--- PASS: (TestE2E\w*)", out)
     assert len(passed) >= 6 and "--- SKIP: TestE2E" not in out, out[-6000:]
+    assert {"TestE2EClassifyAndTokenizeStreams", "TestE2ESparseAndMultiVectorStreams"} <= set(passed), out[-6000:]
     assert "--- FAIL" not in out
 
 
@@ -138,9 +141,11 @@ def test_java_client_end_to_end(target: str, expected: Path) -> None:
     )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-6000:]
-    report = ROOT / "clients" / "java" / "target" / "surefire-reports" / "TEST-dev.embedrank.client.EndToEndTest.xml"
-    xml = report.read_text()
-    tests = int(re.search(r'tests="(\d+)"', xml).group(1))  # type: ignore[union-attr]
-    skipped = int(re.search(r'skipped="(\d+)"', xml).group(1))  # type: ignore[union-attr]
-    failures = int(re.search(r'failures="(\d+)"', xml).group(1))  # type: ignore[union-attr]
-    assert tests >= 6 and skipped == 0 and failures == 0, xml[:2000]
+    reports = ROOT / "clients" / "java" / "target" / "surefire-reports"
+    for name, least in (("EndToEndTest", 6), ("StreamsEndToEndTest", 2)):
+        xml = (reports / f"TEST-dev.embedrank.client.{name}.xml").read_text()
+        tests = int(re.search(r'tests="(\d+)"', xml).group(1))  # type: ignore[union-attr]
+        skipped = int(re.search(r'skipped="(\d+)"', xml).group(1))  # type: ignore[union-attr]
+        failures = int(re.search(r'failures="(\d+)"', xml).group(1))  # type: ignore[union-attr]
+        errors = int(re.search(r'errors="(\d+)"', xml).group(1))  # type: ignore[union-attr]
+        assert tests >= least and skipped == 0 and failures == 0 and errors == 0, xml[:2000]

@@ -11,8 +11,9 @@ import grpc
 import numpy as np
 import pytest
 
-from embedrank.client import AsyncClient, Client, EmbedRankError
+from embedrank.client import AsyncClient, Client, EmbedRankError, _codec
 from embedrank.exporter import corpus
+from embedrank.v1 import embed_pb2
 from tests.conftest import ServerProcess
 
 TEXTS = ["Hello, world!", "What is the capital of France?", *corpus.sentences(6), " ".join(corpus.paragraphs()[:6])]
@@ -134,3 +135,89 @@ def test_self_check_refuses_a_model_whose_masks_changed(workdir: Path, kinds_rep
     with pytest.raises(RuntimeError) as err:
         ServerProcess(repo).stop()
     assert "SELF CHECK FAILED" in str(err.value) and "another token count" in str(err.value)
+
+
+def _token_cosines(got: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    got = got.astype(np.float32)
+    return (got * ref).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
+
+
+def test_quantized_vectors_on_the_wire(kinds_server: ServerProcess, kinds_repo: Path) -> None:
+    """precision as for Encode: int8/uint8 with the ranges calibrated at export over token vectors
+    (the same quantize() as Encode's), binary/ubinary sign bits; fewer bytes, the same vector counts."""
+    manifest = json.loads((kinds_repo / "tiny-colbert" / "1" / "manifest.json").read_text())
+    ranges = manifest["multi-vector"]["ranges"]
+    assert len(ranges["min"]) == len(ranges["max"]) == 16 and all(a < b for a, b in zip(ranges["min"], ranges["max"]))
+    starts = np.asarray(ranges["min"], np.float32)
+    steps = (np.asarray(ranges["max"], np.float32) - starts) / 255
+    with Client(kinds_server.target) as client:
+        for input_type in ("query", "document"):
+            ref = client.encode_multi_vector("tiny-colbert", TEXTS, input_type=input_type)
+            raw = client._call(client._multi_vector.EncodeMultiVector, _codec.multi_vector_request(
+                "tiny-colbert", TEXTS, input_type=input_type))
+            for precision, dtype, width in (("int8", np.int8, 16), ("uint8", np.uint8, 16), ("binary", np.int8, 2),
+                                            ("ubinary", np.uint8, 2)):
+                got = client.encode_multi_vector("tiny-colbert", TEXTS, input_type=input_type, precision=precision)
+                assert [g.shape for g in got] == [(r.shape[0], width) for r in ref]
+                assert all(g.dtype == dtype for g in got)
+                if precision in ("int8", "uint8"):
+                    for g, r in zip(got, ref):
+                        # Dequantized (bucket middles), each token vector points where the float one does.
+                        values = g.astype(np.float32) + (128 if precision == "int8" else 0)
+                        assert _token_cosines(starts + (values + 0.5) * steps, r).min() > 0.99
+                else:
+                    for g, r in zip(got, ref):
+                        bits = np.unpackbits((g.astype(np.int16) + (128 if precision == "binary" else 0)).astype(np.uint8), axis=1)
+                        np.testing.assert_array_equal(bits[:, :16], (r > 0).astype(np.uint8))
+            small = client._call(client._multi_vector.EncodeMultiVector, _codec.multi_vector_request(
+                "tiny-colbert", TEXTS, input_type=input_type, precision="int8"))
+            assert len(small.embeddings.data) * 4 == len(raw.embeddings.data)
+            assert small.embeddings.precision == embed_pb2.PRECISION_INT8 and list(small.vector_counts) == list(raw.vector_counts)
+        info = {m.name: m for m in client.list_models()}["tiny-colbert"]
+        assert info.output_precisions == ("float32", "int8", "uint8", "binary", "ubinary")
+        assert info.manifest["multi-vector"]["ranges_calibrated"] is True and "ranges" not in info.manifest["multi-vector"]
+
+
+def test_int8_equals_encode_quantizer(kinds_server: ServerProcess, kinds_repo: Path) -> None:
+    """The int8 rows are sentence_transformers.quantize_embeddings of the float rows with the manifest's ranges."""
+    from sentence_transformers.quantization import quantize_embeddings
+
+    ranges = json.loads((kinds_repo / "tiny-colbert" / "1" / "manifest.json").read_text())["multi-vector"]["ranges"]
+    calibration = np.asarray([ranges["min"], ranges["max"]], np.float32)
+    with Client(kinds_server.target) as client:
+        floats = client.encode_multi_vector("tiny-colbert", TEXTS[:3], input_type="document")
+        ints = client.encode_multi_vector("tiny-colbert", TEXTS[:3], input_type="document", precision="int8")
+    for f, i in zip(floats, ints):
+        want = quantize_embeddings(f, precision="int8", ranges=calibration)
+        assert np.abs(want.astype(np.int16) - i).max() <= 1  # float32 rounding at a bucket edge
+
+
+def test_bad_precision_names_the_field(kinds_server: ServerProcess, workdir: Path, kinds_repo: Path) -> None:
+    with Client(kinds_server.target) as client:
+        req = _codec.multi_vector_request("tiny-colbert", ["a"])
+        req.precision = 42  # type: ignore[assignment]  # an enum value this server does not know
+        with pytest.raises(EmbedRankError) as err:
+            client._call(client._multi_vector.EncodeMultiVector, req)
+        assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT and err.value.field == "precision"
+        assert str(err.value).startswith("INVALID_ARGUMENT: precision")
+        with pytest.raises(ValueError, match="precision"):
+            client.encode_multi_vector("tiny-colbert", ["a"], precision="int4")
+    # A model exported before the ranges were calibrated: int8 is refused up front, binary still works.
+    import shutil
+
+    repo = workdir / "colbert-noranges"
+    shutil.copytree(kinds_repo / "tiny-colbert", repo / "tiny-colbert")
+    path = repo / "tiny-colbert" / "1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["multi-vector"]["ranges"]
+    path.write_text(json.dumps(manifest))
+    proc = ServerProcess(repo)
+    try:
+        with Client(proc.target) as client:
+            with pytest.raises(EmbedRankError) as err:
+                client.encode_multi_vector("tiny-colbert", ["a"], precision="int8")
+            assert err.value.code is grpc.StatusCode.FAILED_PRECONDITION and "calibration ranges" in err.value.message
+            assert client.encode_multi_vector("tiny-colbert", ["a"], precision="ubinary")[0].shape[1] == 2
+            assert {m.name: m for m in client.list_models()}["tiny-colbert"].output_precisions == ("float32", "binary", "ubinary")
+    finally:
+        assert proc.stop() == 0

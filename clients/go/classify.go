@@ -62,6 +62,10 @@ func (c *Client) classify(ctx context.Context, req *pb.ClassifyRequest, opts []C
 	if err != nil {
 		return nil, wrapErr(err)
 	}
+	return decodeClassify(resp), nil
+}
+
+func decodeClassify(resp *pb.ClassifyResponse) []Classification {
 	out := make([]Classification, len(resp.GetResults()))
 	for i, r := range resp.GetResults() {
 		out[i] = Classification{Truncated: r.GetTruncated(), TokenCount: int(r.GetTokenCount()), Labels: make([]LabelScore, len(r.GetLabels()))}
@@ -69,5 +73,5 @@ func (c *Client) classify(ctx context.Context, req *pb.ClassifyRequest, opts []C
 			out[i].Labels[j] = LabelScore{Index: int(s.GetIndex()), Label: s.GetLabel(), Score: s.GetScore()}
 		}
 	}
-	return out, nil
+	return out
 }

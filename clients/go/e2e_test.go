@@ -65,9 +65,10 @@ type expected struct {
 			Values  []float64 `json:"values"`
 			Tokens  []string  `json:"tokens"`
 		} `json:"sparse"`
-		MultiVector [][][]float64 `json:"multi_vector"`
-		Documents   []string      `json:"documents"`
-		MaxSim      []struct {
+		MultiVector     [][][]float64 `json:"multi_vector"`
+		MultiVectorInt8 [][][]float64 `json:"multi_vector_int8"`
+		Documents       []string      `json:"documents"`
+		MaxSim          []struct {
 			Index int     `json:"index"`
 			Score float64 `json:"score"`
 		} `json:"maxsim"`

@@ -106,6 +106,10 @@ func (c *Client) tokenize(ctx context.Context, req *pb.TokenizeRequest, opts []T
 	if err != nil {
 		return nil, wrapErr(err)
 	}
+	return decodeTokenize(resp), nil
+}
+
+func decodeTokenize(resp *pb.TokenizeResponse) *TokenizeResult {
 	out := &TokenizeResult{MaxTokens: int(resp.GetMaxTokens()), Metadata: resp.GetMetadata()}
 	for _, in := range resp.GetInputs() {
 		item := TokenizedInput{
@@ -121,7 +125,7 @@ func (c *Client) tokenize(ctx context.Context, req *pb.TokenizeRequest, opts []T
 		}
 		out.Inputs = append(out.Inputs, item)
 	}
-	return out, nil
+	return out
 }
 
 // Decode turns token ids back into text, as the model's tokenizer does;

@@ -117,8 +117,12 @@ def _score_diff(source: Source, ref: np.ndarray, got: np.ndarray) -> float:
 
 def calibrate_ranges(runner: GraphRunner, texts: list[str]) -> dict[str, list[float]]:
     """Per-dimension min/max of the served embeddings, for int8/uint8 output."""
-    emb = runner.run(texts, "sentence_embedding")
-    return {"min": [float(v) for v in emb.min(axis=0)], "max": [float(v) for v in emb.max(axis=0)]}
+    return ranges_of(runner.run(texts, "sentence_embedding"))
+
+
+def ranges_of(rows: np.ndarray) -> dict[str, list[float]]:
+    """Per-dimension min/max of rows x dimensions vectors: the manifest's ``ranges``."""
+    return {"min": [float(v) for v in rows.min(axis=0)], "max": [float(v) for v in rows.max(axis=0)]}
 
 
 def rerank_calibration_pairs(texts: list[str], *, queries: int = 50) -> list[tuple[str, str]]:

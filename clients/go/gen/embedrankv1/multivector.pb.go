@@ -32,8 +32,13 @@ type EncodeMultiVectorRequest struct {
 	// the document skiplist).
 	InputType InputType `protobuf:"varint,3,opt,name=input_type,json=inputType,proto3,enum=embedrank.v1.InputType" json:"input_type,omitempty"`
 	// An explicit prompt name of the model; wins over input_type's prompt.
-	PromptName    string     `protobuf:"bytes,4,opt,name=prompt_name,json=promptName,proto3" json:"prompt_name,omitempty"`
-	Truncation    Truncation `protobuf:"varint,5,opt,name=truncation,proto3,enum=embedrank.v1.Truncation" json:"truncation,omitempty"`
+	PromptName string     `protobuf:"bytes,4,opt,name=prompt_name,json=promptName,proto3" json:"prompt_name,omitempty"`
+	Truncation Truncation `protobuf:"varint,5,opt,name=truncation,proto3,enum=embedrank.v1.Truncation" json:"truncation,omitempty"`
+	// Element type of the returned vectors, as EncodeRequest.precision:
+	// float32 (unset), int8/uint8 (per-dimension ranges calibrated at export
+	// over token vectors; a model exported without them refuses with
+	// FAILED_PRECONDITION), binary/ubinary (sign bits packed 8 a byte).
+	Precision     Precision `protobuf:"varint,6,opt,name=precision,proto3,enum=embedrank.v1.Precision" json:"precision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -103,10 +108,18 @@ func (x *EncodeMultiVectorRequest) GetTruncation() Truncation {
 	return Truncation_TRUNCATION_UNSPECIFIED
 }
 
+func (x *EncodeMultiVectorRequest) GetPrecision() Precision {
+	if x != nil {
+		return x.Precision
+	}
+	return Precision_PRECISION_UNSPECIFIED
+}
+
 type EncodeMultiVectorResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Per text, in request order: its token vectors, token_counts[i] rows of
-	// `dimensions` float32 each; rows of all texts one after the other.
+	// Per text, in request order: its token vectors, vector_counts[i] rows of
+	// `dimensions` values each (float32, or as the request's precision);
+	// rows of all texts one after the other.
 	Embeddings *Embeddings `protobuf:"bytes,1,opt,name=embeddings,proto3" json:"embeddings,omitempty"`
 	// Per text: the number of vectors (rows) it has in `embeddings`.
 	VectorCounts []uint32 `protobuf:"varint,2,rep,packed,name=vector_counts,json=vectorCounts,proto3" json:"vector_counts,omitempty"`
@@ -331,7 +344,7 @@ var File_embedrank_v1_multivector_proto protoreflect.FileDescriptor
 
 const file_embedrank_v1_multivector_proto_rawDesc = "" +
 	"\n" +
-	"\x1eembedrank/v1/multivector.proto\x12\fembedrank.v1\x1a\x19embedrank/v1/common.proto\x1a\x18embedrank/v1/embed.proto\"\xd9\x01\n" +
+	"\x1eembedrank/v1/multivector.proto\x12\fembedrank.v1\x1a\x19embedrank/v1/common.proto\x1a\x18embedrank/v1/embed.proto\"\x90\x02\n" +
 	"\x18EncodeMultiVectorRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05texts\x18\x02 \x03(\tR\x05texts\x126\n" +
@@ -341,7 +354,8 @@ const file_embedrank_v1_multivector_proto_rawDesc = "" +
 	"promptName\x128\n" +
 	"\n" +
 	"truncation\x18\x05 \x01(\x0e2\x18.embedrank.v1.TruncationR\n" +
-	"truncation\"\xef\x01\n" +
+	"truncation\x125\n" +
+	"\tprecision\x18\x06 \x01(\x0e2\x17.embedrank.v1.PrecisionR\tprecision\"\xef\x01\n" +
 	"\x19EncodeMultiVectorResponse\x128\n" +
 	"\n" +
 	"embeddings\x18\x01 \x01(\v2\x18.embedrank.v1.EmbeddingsR\n" +
@@ -383,27 +397,29 @@ var file_embedrank_v1_multivector_proto_goTypes = []any{
 	(*EncodeMultiVectorStreamResponse)(nil), // 3: embedrank.v1.EncodeMultiVectorStreamResponse
 	(InputType)(0),                          // 4: embedrank.v1.InputType
 	(Truncation)(0),                         // 5: embedrank.v1.Truncation
-	(*Embeddings)(nil),                      // 6: embedrank.v1.Embeddings
-	(*Metadata)(nil),                        // 7: embedrank.v1.Metadata
-	(*StreamError)(nil),                     // 8: embedrank.v1.StreamError
+	(Precision)(0),                          // 6: embedrank.v1.Precision
+	(*Embeddings)(nil),                      // 7: embedrank.v1.Embeddings
+	(*Metadata)(nil),                        // 8: embedrank.v1.Metadata
+	(*StreamError)(nil),                     // 9: embedrank.v1.StreamError
 }
 var file_embedrank_v1_multivector_proto_depIdxs = []int32{
-	4, // 0: embedrank.v1.EncodeMultiVectorRequest.input_type:type_name -> embedrank.v1.InputType
-	5, // 1: embedrank.v1.EncodeMultiVectorRequest.truncation:type_name -> embedrank.v1.Truncation
-	6, // 2: embedrank.v1.EncodeMultiVectorResponse.embeddings:type_name -> embedrank.v1.Embeddings
-	7, // 3: embedrank.v1.EncodeMultiVectorResponse.metadata:type_name -> embedrank.v1.Metadata
-	0, // 4: embedrank.v1.EncodeMultiVectorStreamRequest.request:type_name -> embedrank.v1.EncodeMultiVectorRequest
-	1, // 5: embedrank.v1.EncodeMultiVectorStreamResponse.response:type_name -> embedrank.v1.EncodeMultiVectorResponse
-	8, // 6: embedrank.v1.EncodeMultiVectorStreamResponse.error:type_name -> embedrank.v1.StreamError
-	0, // 7: embedrank.v1.MultiVectorEmbed.EncodeMultiVector:input_type -> embedrank.v1.EncodeMultiVectorRequest
-	2, // 8: embedrank.v1.MultiVectorEmbed.EncodeMultiVectorStream:input_type -> embedrank.v1.EncodeMultiVectorStreamRequest
-	1, // 9: embedrank.v1.MultiVectorEmbed.EncodeMultiVector:output_type -> embedrank.v1.EncodeMultiVectorResponse
-	3, // 10: embedrank.v1.MultiVectorEmbed.EncodeMultiVectorStream:output_type -> embedrank.v1.EncodeMultiVectorStreamResponse
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	4,  // 0: embedrank.v1.EncodeMultiVectorRequest.input_type:type_name -> embedrank.v1.InputType
+	5,  // 1: embedrank.v1.EncodeMultiVectorRequest.truncation:type_name -> embedrank.v1.Truncation
+	6,  // 2: embedrank.v1.EncodeMultiVectorRequest.precision:type_name -> embedrank.v1.Precision
+	7,  // 3: embedrank.v1.EncodeMultiVectorResponse.embeddings:type_name -> embedrank.v1.Embeddings
+	8,  // 4: embedrank.v1.EncodeMultiVectorResponse.metadata:type_name -> embedrank.v1.Metadata
+	0,  // 5: embedrank.v1.EncodeMultiVectorStreamRequest.request:type_name -> embedrank.v1.EncodeMultiVectorRequest
+	1,  // 6: embedrank.v1.EncodeMultiVectorStreamResponse.response:type_name -> embedrank.v1.EncodeMultiVectorResponse
+	9,  // 7: embedrank.v1.EncodeMultiVectorStreamResponse.error:type_name -> embedrank.v1.StreamError
+	0,  // 8: embedrank.v1.MultiVectorEmbed.EncodeMultiVector:input_type -> embedrank.v1.EncodeMultiVectorRequest
+	2,  // 9: embedrank.v1.MultiVectorEmbed.EncodeMultiVectorStream:input_type -> embedrank.v1.EncodeMultiVectorStreamRequest
+	1,  // 10: embedrank.v1.MultiVectorEmbed.EncodeMultiVector:output_type -> embedrank.v1.EncodeMultiVectorResponse
+	3,  // 11: embedrank.v1.MultiVectorEmbed.EncodeMultiVectorStream:output_type -> embedrank.v1.EncodeMultiVectorStreamResponse
+	10, // [10:12] is the sub-list for method output_type
+	8,  // [8:10] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_embedrank_v1_multivector_proto_init() }

@@ -8,11 +8,11 @@ from typing import Any, Literal, overload
 import grpc
 import numpy as np
 
-from embedrank.client import _channel, _codec
+from embedrank.client import _channel, _codec, _streams
 from embedrank.client.errors import EmbedRankError
 from embedrank.client.types import ChunkedEmbeddings, Classification, ModelInfo, RerankHit, SparseEmbedding, Tokenized
 from embedrank.v1 import classify_pb2_grpc, tokenize_pb2, tokenize_pb2_grpc
-from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2, rerank_pb2_grpc
+from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2_grpc
 from embedrank.v1 import multivector_pb2_grpc, sparse_pb2_grpc
 
 
@@ -78,24 +78,8 @@ class AsyncClient:
         """Encode a large corpus through one EncodeStream, ``chunk_size`` texts a request."""
         if options.get("return_chunks"):
             raise TypeError("return_chunks is for encode(); encode_stream returns one vector per text")
-        parts = _codec.chunks(texts, chunk_size)
-
-        async def requests() -> AsyncIterator[embed_pb2.EncodeStreamRequest]:
-            for i, part in enumerate(parts):
-                yield embed_pb2.EncodeStreamRequest(id=str(i), request=_codec.encode_request(model, part, **options))
-
-        out: list[np.ndarray] = []
-        try:
-            i = 0
-            async for resp in self._embed.EncodeStream(requests(), timeout=self._timeout, metadata=self._metadata):
-                if resp.id != str(i):
-                    raise EmbedRankError(grpc.StatusCode.INTERNAL, f"stream out of order: got id {resp.id}, wanted {i}")
-                if resp.HasField("error"):
-                    raise EmbedRankError.from_stream_error(resp.error)
-                out.append(_codec.decode_embeddings(resp.response))
-                i += 1
-        except grpc.RpcError as err:
-            raise EmbedRankError.from_rpc_error(err) from None
+        parts = _streams.parts(texts, chunk_size, "texts")
+        out = [rows async for rows in self._ordered(_streams.ENCODE, model, parts, options)]
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
     async def rerank(
@@ -108,22 +92,52 @@ class AsyncClient:
         self, model: str, requests: Sequence[tuple[str, Sequence[str]]], *, top_k: int | None = None, **options: Any
     ) -> list[list[RerankHit]]:
         """Many (query, documents) requests over one RerankStream; results in request order."""
+        options = {**options, "top_k": top_k}
+        return [hits async for hits in self._ordered(_streams.RERANK, model, list(requests), options)]
 
-        async def gen() -> AsyncIterator[rerank_pb2.RerankStreamRequest]:
-            for i, (query, docs) in enumerate(requests):
-                yield rerank_pb2.RerankStreamRequest(id=str(i), request=_codec.rerank_request(model, query, docs, top_k=top_k, **options))
+    async def classify_stream(
+        self, model: str, texts_or_pairs: Sequence[str] | Sequence[tuple[str, str]], *, chunk_size: int = 64, **options: Any
+    ) -> list[Classification]:
+        """Same as Client.classify_stream: one ClassifyStream, one result per input, in order."""
+        return await self._flat(_streams.CLASSIFY, model, texts_or_pairs, chunk_size, options)
 
-        out: list[list[RerankHit]] = []
+    async def encode_sparse_stream(self, model: str, texts: Sequence[str], *, chunk_size: int = 64, **options: Any) -> list[SparseEmbedding]:
+        """Same as Client.encode_sparse_stream: one EncodeSparseStream, one vector per text, in order."""
+        return await self._flat(_streams.SPARSE, model, texts, chunk_size, options)
+
+    async def encode_multi_vector_stream(self, model: str, texts: Sequence[str], *, chunk_size: int = 64, **options: Any) -> list[np.ndarray]:
+        """Same as Client.encode_multi_vector_stream: one EncodeMultiVectorStream, one matrix per text, in order."""
+        return await self._flat(_streams.MULTI_VECTOR, model, texts, chunk_size, options)
+
+    async def tokenize_stream(
+        self, model: str, texts: Sequence[str] | Sequence[tuple[str, str]], *, chunk_size: int = 64, **options: Any
+    ) -> list[Tokenized]:
+        """Same as Client.tokenize_stream: one TokenizeStream, one result per text or pair, in order."""
+        return await self._flat(_streams.TOKENIZE, model, texts, chunk_size, options)
+
+    async def _flat(self, kind: _streams.StreamKind, model: str, items: Sequence[Any], chunk_size: int, options: dict[str, Any]) -> list[Any]:
+        parts = _streams.parts(items, chunk_size, "texts")
+        return [r async for results in self._ordered(kind, model, parts, options) for r in results]
+
+    async def _ordered(
+        self, kind: _streams.StreamKind, model: str, parts: Sequence[Any], options: dict[str, Any]
+    ) -> AsyncIterator[Any]:
+        """Each request's decoded results, in request order, from one stream."""
+        items = _streams.requests(kind, model, parts, options)
+
+        async def send() -> AsyncIterator[Any]:
+            for item in items:
+                yield item
+
+        method = getattr(getattr(self, kind.stub), kind.method)
+        received = 0
         try:
-            async for resp in self._rerank.RerankStream(gen(), timeout=self._timeout, metadata=self._metadata):
-                if resp.id != str(len(out)):
-                    raise EmbedRankError(grpc.StatusCode.INTERNAL, f"stream out of order: got id {resp.id}, wanted {len(out)}")
-                if resp.HasField("error"):
-                    raise EmbedRankError.from_stream_error(resp.error)
-                out.append(_codec.decode_rerank(resp.response, bool(options.get("return_documents"))))
+            async for resp in method(send(), timeout=self._timeout, metadata=self._metadata):
+                yield _streams.result(kind, resp, received, options)
+                received += 1
         except grpc.RpcError as err:
             raise EmbedRankError.from_rpc_error(err) from None
-        return out
+        _streams.check_count(received, len(parts))
 
     async def tokenize(
         self, model: str, texts: Sequence[str] | Sequence[tuple[str, str]], *, input_type: str | None = None, **options: Any
@@ -160,8 +174,9 @@ class AsyncClient:
     async def encode_multi_vector(self, model: str, texts: Sequence[str], **options: Any) -> list[np.ndarray]:
         """Multi-vector (ColBERT) embeddings: per text a float32 (n_i, dim) matrix, one row per scored token.
         options: input_type ("query": the model's query length and mask-token expansion; "document": its
-        document length and skiplist; unset: as MultiVectorEncoder.encode), prompt_name, truncation.
-        ``rerank()`` on a multi-vector model scores by MaxSim."""
+        document length and skiplist; unset: as MultiVectorEncoder.encode), prompt_name, truncation, precision
+        ("int8"/"uint8": int8/uint8 matrices, per-dimension ranges calibrated at export; "binary"/"ubinary":
+        sign bits packed 8 a byte; as encode()). ``rerank()`` on a multi-vector model scores by MaxSim."""
         req = _codec.multi_vector_request(model, texts, **options)
         return _codec.decode_multi_vector(await self._call(self._multi_vector.EncodeMultiVector, req))
 

@@ -289,6 +289,7 @@ def multi_vector_request(
     input_type: str | None = None,
     prompt_name: str | None = None,
     truncation: str | None = None,
+    precision: str = "float32",
 ) -> multivector_pb2.EncodeMultiVectorRequest:
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, not one string")
@@ -298,10 +299,12 @@ def multi_vector_request(
         input_type=_pick(_INPUT_TYPE, input_type, "input_type"),  # type: ignore[arg-type]
         prompt_name=prompt_name or "",
         truncation=_pick(_TRUNCATION, truncation, "truncation"),  # type: ignore[arg-type]
+        precision=_pick(_PRECISION, precision, "precision"),  # type: ignore[arg-type]
     )
 
 
 def decode_multi_vector(resp: multivector_pb2.EncodeMultiVectorResponse) -> list[np.ndarray]:
+    """Per text its rows: float32, int8/uint8, or packed bits (ceil(dim / 8) bytes a row)."""
     rows = _matrix(resp.embeddings)
     bounds = np.cumsum([0, *resp.vector_counts])
     return [rows[bounds[i] : bounds[i + 1]] for i in range(len(resp.vector_counts))]

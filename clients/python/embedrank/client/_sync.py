@@ -8,7 +8,7 @@ from typing import Any, Literal, overload
 import grpc
 import numpy as np
 
-from embedrank.client import _channel, _codec
+from embedrank.client import _channel, _codec, _streams
 from embedrank.client.errors import EmbedRankError
 from embedrank.client.types import ChunkedEmbeddings, Classification, ModelInfo, RerankHit, SparseEmbedding, Tokenized
 from embedrank.v1 import classify_pb2_grpc, tokenize_pb2, tokenize_pb2_grpc
@@ -83,26 +83,52 @@ class Client:
         """Encode a large corpus through one EncodeStream, ``chunk_size`` texts a request."""
         if options.get("return_chunks"):
             raise TypeError("return_chunks is for encode(); encode_stream returns one vector per text")
-        parts = _codec.chunks(texts, chunk_size)
-        requests = (
-            embed_pb2.EncodeStreamRequest(id=str(i), request=_codec.encode_request(model, part, **options))
-            for i, part in enumerate(parts)
-        )
+        parts = _streams.parts(texts, chunk_size, "texts")
         bar = _progress(len(texts)) if progress else None
         out: list[np.ndarray] = []
         try:
-            for i, resp in enumerate(self._stream(self._embed.EncodeStream, requests)):
-                if resp.id != str(i):
-                    raise EmbedRankError(grpc.StatusCode.INTERNAL, f"stream out of order: got id {resp.id}, wanted {i}")
-                if resp.HasField("error"):
-                    raise EmbedRankError.from_stream_error(resp.error)
-                out.append(_codec.decode_embeddings(resp.response))
+            for i, rows in enumerate(self._ordered(_streams.ENCODE, model, parts, options)):
+                out.append(rows)
                 if bar is not None:
                     bar.update(len(parts[i]))
         finally:
             if bar is not None:
                 bar.close()
         return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+    def classify_stream(
+        self, model: str, texts_or_pairs: Sequence[str] | Sequence[tuple[str, str]], *, chunk_size: int = 64, **options: Any
+    ) -> list[Classification]:
+        """classify() of a large corpus through one ClassifyStream, ``chunk_size`` inputs a request;
+        one result per input, in order. Options as classify() (top_k, raw_scores, truncation)."""
+        return self._flat(_streams.CLASSIFY, model, texts_or_pairs, chunk_size, options)
+
+    def encode_sparse_stream(self, model: str, texts: Sequence[str], *, chunk_size: int = 64, **options: Any) -> list[SparseEmbedding]:
+        """encode_sparse() of a large corpus through one EncodeSparseStream; one vector per text, in order."""
+        return self._flat(_streams.SPARSE, model, texts, chunk_size, options)
+
+    def encode_multi_vector_stream(self, model: str, texts: Sequence[str], *, chunk_size: int = 64, **options: Any) -> list[np.ndarray]:
+        """encode_multi_vector() of a large corpus through one EncodeMultiVectorStream; one matrix per text, in order."""
+        return self._flat(_streams.MULTI_VECTOR, model, texts, chunk_size, options)
+
+    def tokenize_stream(
+        self, model: str, texts: Sequence[str] | Sequence[tuple[str, str]], *, chunk_size: int = 64, **options: Any
+    ) -> list[Tokenized]:
+        """tokenize() of a large corpus through one TokenizeStream; one result per text or pair, in order."""
+        return self._flat(_streams.TOKENIZE, model, texts, chunk_size, options)
+
+    def _flat(self, kind: _streams.StreamKind, model: str, items: Sequence[Any], chunk_size: int, options: dict[str, Any]) -> list[Any]:
+        parts = _streams.parts(items, chunk_size, "texts")
+        return [r for results in self._ordered(kind, model, parts, options) for r in results]
+
+    def _ordered(self, kind: _streams.StreamKind, model: str, parts: Sequence[Sequence[Any]], options: dict[str, Any]) -> Iterator[Any]:
+        """Each request's decoded results, in request order, from one stream."""
+        method = getattr(getattr(self, kind.stub), kind.method)
+        received = 0
+        for i, resp in enumerate(self._stream(method, _streams.requests(kind, model, parts, options))):
+            yield _streams.result(kind, resp, i, options)
+            received = i + 1
+        _streams.check_count(received, len(parts))
 
     def _stream(self, method: Any, requests: Iterator[Any]) -> Iterator[Any]:
         try:
@@ -153,8 +179,9 @@ class Client:
     def encode_multi_vector(self, model: str, texts: Sequence[str], **options: Any) -> list[np.ndarray]:
         """Multi-vector (ColBERT) embeddings: per text a float32 (n_i, dim) matrix, one row per scored token.
         options: input_type ("query": the model's query length and mask-token expansion; "document": its
-        document length and skiplist; unset: as MultiVectorEncoder.encode), prompt_name, truncation.
-        ``rerank()`` on a multi-vector model scores by MaxSim."""
+        document length and skiplist; unset: as MultiVectorEncoder.encode), prompt_name, truncation, precision
+        ("int8"/"uint8": int8/uint8 matrices, per-dimension ranges calibrated at export; "binary"/"ubinary":
+        sign bits packed 8 a byte; as encode()). ``rerank()`` on a multi-vector model scores by MaxSim."""
         req = _codec.multi_vector_request(model, texts, **options)
         return _codec.decode_multi_vector(self._call(self._multi_vector.EncodeMultiVector, req))
 

@@ -85,6 +85,15 @@ def compare(ref: list[np.ndarray], got: list[np.ndarray]) -> dict[str, Any]:
     return {"min_token_cosine": worst, "count_mismatch": mismatched}
 
 
+def calibrate_ranges(info: dict[str, Any], runner: GraphRunner, texts: list[str]) -> dict[str, list[float]]:
+    """Per-dimension min/max over every token vector served for the texts as queries (with their
+    expansion vectors) and as documents, for int8/uint8 output (EncodeMultiVectorRequest.precision).
+    The first 256 texts: already thousands of vectors (an embedding model calibrates on one a text)."""
+    some = texts[:256]
+    rows = [v for task in (Task.QUERY, Task.DOCUMENT) for v in served_vectors(info, runner, some, task)]
+    return verify.ranges_of(np.concatenate(rows))
+
+
 class MultiVectorExport(ExportKind):
     kind = ModelKind.MULTI_VECTOR
     pairs = False
@@ -187,7 +196,7 @@ class MultiVectorExport(ExportKind):
         parity: dict[str, Any] = {"items": len(items)}
         for side, task in (("query", Task.QUERY), ("document", Task.DOCUMENT), ("encode", Task.NONE)):
             parity[side] = compare(reference_vectors(source, items, task), served_vectors(source.info, runner, items, task))
-        return Measured({"parity": parity}, dict(source.info))
+        return Measured({"parity": parity}, {**source.info, "ranges": calibrate_ranges(source.info, runner, texts)})
 
     def calibration_items(self, texts: list[str]) -> list[Any]:
         return list(texts)

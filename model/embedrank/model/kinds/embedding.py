@@ -22,6 +22,17 @@ class QuantizationRanges:
     maximum: tuple[float, ...]
 
 
+def parse_ranges(section: Reader, *, dimensions: int, where: str) -> QuantizationRanges | None:
+    """A kind section's optional ``ranges`` ({"min": [...], "max": [...]}, one value a dimension)."""
+    if section.data.get("ranges") is None:
+        return None
+    q = section.sub("ranges")
+    ranges = QuantizationRanges(tuple(q.get("min", list)), tuple(q.get("max", list)))
+    if not (len(ranges.minimum) == len(ranges.maximum) == dimensions):
+        raise ManifestError(f"{where}: {section.prefix}ranges must have {dimensions} values each")
+    return ranges
+
+
 @dataclasses.dataclass(frozen=True)
 class EmbeddingSpec:
     dimensions: int
@@ -41,21 +52,16 @@ class EmbeddingKind(Kind):
 
     def parse(self, r: Reader, *, outputs: Sequence[str], where: str) -> EmbeddingSpec:
         e = r.sub(self.section)
-        ranges = None
-        if e.data.get("ranges") is not None:
-            q = e.sub("ranges")
-            ranges = QuantizationRanges(tuple(q.get("min", list)), tuple(q.get("max", list)))
+        dimensions = e.get("dimensions", int)
         spec = EmbeddingSpec(
-            dimensions=e.get("dimensions", int),
+            dimensions=dimensions,
             pooling=tuple(e.get("pooling", list)),
             normalize=e.get("normalize", bool),
             prompts=dict(e.get("prompts", dict, {})),
             default_prompt_name=e.get("default_prompt_name", str, None),
             similarity_fn=e.get("similarity_fn", str, "cosine"),
-            ranges=ranges,
+            ranges=parse_ranges(e, dimensions=dimensions, where=where),
         )
-        if ranges and not (len(ranges.minimum) == len(ranges.maximum) == spec.dimensions):
-            raise ManifestError(f"{where}: embedding.ranges must have {spec.dimensions} values each")
         if self.output not in outputs:
             raise ManifestError(f"{where}: an embedding graph must output {self.output}")
         return spec

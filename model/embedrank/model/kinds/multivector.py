@@ -22,6 +22,7 @@ import numpy as np
 from embedrank.model.errors import ManifestError
 from embedrank.model.jsonread import Reader
 from embedrank.model.kinds.base import Kind, ModelKind
+from embedrank.model.kinds.embedding import QuantizationRanges, parse_ranges
 from embedrank.model.numeric import cosines
 from embedrank.model.runtime.base import TokenSeq
 from embedrank.model.tokenize import TextTokenizer, Truncate
@@ -57,6 +58,7 @@ class MultiVectorSpec:
     default_prompt_name: str | None
     similarity_fn: str  # maxsim | meanmaxsim
     normalize: bool = True  # the graph ends in a token-level Normalize
+    ranges: QuantizationRanges | None = None  # per dimension, over token vectors: int8/uint8 output
 
 
 def encode(
@@ -120,8 +122,9 @@ class MultiVectorKind(Kind):
             )
             if expansion.strategy not in ("fixed", "min") or expansion.length < 1:
                 raise ManifestError(f"{where}: multi-vector.expansion needs strategy fixed|min and a positive length")
+        dimensions = m.get("dimensions", int)
         spec = MultiVectorSpec(
-            dimensions=m.get("dimensions", int),
+            dimensions=dimensions,
             query_length=m.get("query_length", int, None),
             document_length=m.get("document_length", int, None),
             expansion=expansion,
@@ -131,6 +134,7 @@ class MultiVectorKind(Kind):
             default_prompt_name=m.get("default_prompt_name", str, None),
             similarity_fn=m.get("similarity_fn", str, "maxsim"),
             normalize=m.get("normalize", bool, True),
+            ranges=parse_ranges(m, dimensions=dimensions, where=where),
         )
         if spec.similarity_fn not in ("maxsim", "meanmaxsim"):
             raise ManifestError(f"{where}: multi-vector.similarity_fn must be maxsim or meanmaxsim")

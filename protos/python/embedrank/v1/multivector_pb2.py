@@ -26,7 +26,7 @@ from embedrank.v1 import common_pb2 as embedrank_dot_v1_dot_common__pb2
 from embedrank.v1 import embed_pb2 as embedrank_dot_v1_dot_embed__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65mbedrank/v1/multivector.proto\x12\x0c\x65mbedrank.v1\x1a\x19\x65mbedrank/v1/common.proto\x1a\x18\x65mbedrank/v1/embed.proto\"\xa8\x01\n\x18\x45ncodeMultiVectorRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12+\n\ninput_type\x18\x03 \x01(\x0e\x32\x17.embedrank.v1.InputType\x12\x13\n\x0bprompt_name\x18\x04 \x01(\t\x12,\n\ntruncation\x18\x05 \x01(\x0e\x32\x18.embedrank.v1.Truncation\"\xb3\x01\n\x19\x45ncodeMultiVectorResponse\x12,\n\nembeddings\x18\x01 \x01(\x0b\x32\x18.embedrank.v1.Embeddings\x12\x15\n\rvector_counts\x18\x02 \x03(\r\x12\x14\n\x0ctoken_counts\x18\x03 \x03(\r\x12\x11\n\ttruncated\x18\x04 \x03(\x08\x12(\n\x08metadata\x18\x05 \x01(\x0b\x32\x16.embedrank.v1.Metadata\"e\n\x1e\x45ncodeMultiVectorStreamRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x37\n\x07request\x18\x02 \x01(\x0b\x32&.embedrank.v1.EncodeMultiVectorRequest\"\xa0\x01\n\x1f\x45ncodeMultiVectorStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12;\n\x08response\x18\x02 \x01(\x0b\x32\'.embedrank.v1.EncodeMultiVectorResponseH\x00\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.embedrank.v1.StreamErrorH\x00\x42\x08\n\x06result2\xf4\x01\n\x10MultiVectorEmbed\x12\x64\n\x11\x45ncodeMultiVector\x12&.embedrank.v1.EncodeMultiVectorRequest\x1a\'.embedrank.v1.EncodeMultiVectorResponse\x12z\n\x17\x45ncodeMultiVectorStream\x12,.embedrank.v1.EncodeMultiVectorStreamRequest\x1a-.embedrank.v1.EncodeMultiVectorStreamResponse(\x01\x30\x01\x42[\n\x10\x64\x65v.embedrank.v1P\x01ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65mbedrank/v1/multivector.proto\x12\x0c\x65mbedrank.v1\x1a\x19\x65mbedrank/v1/common.proto\x1a\x18\x65mbedrank/v1/embed.proto\"\xd4\x01\n\x18\x45ncodeMultiVectorRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05texts\x18\x02 \x03(\t\x12+\n\ninput_type\x18\x03 \x01(\x0e\x32\x17.embedrank.v1.InputType\x12\x13\n\x0bprompt_name\x18\x04 \x01(\t\x12,\n\ntruncation\x18\x05 \x01(\x0e\x32\x18.embedrank.v1.Truncation\x12*\n\tprecision\x18\x06 \x01(\x0e\x32\x17.embedrank.v1.Precision\"\xb3\x01\n\x19\x45ncodeMultiVectorResponse\x12,\n\nembeddings\x18\x01 \x01(\x0b\x32\x18.embedrank.v1.Embeddings\x12\x15\n\rvector_counts\x18\x02 \x03(\r\x12\x14\n\x0ctoken_counts\x18\x03 \x03(\r\x12\x11\n\ttruncated\x18\x04 \x03(\x08\x12(\n\x08metadata\x18\x05 \x01(\x0b\x32\x16.embedrank.v1.Metadata\"e\n\x1e\x45ncodeMultiVectorStreamRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x37\n\x07request\x18\x02 \x01(\x0b\x32&.embedrank.v1.EncodeMultiVectorRequest\"\xa0\x01\n\x1f\x45ncodeMultiVectorStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12;\n\x08response\x18\x02 \x01(\x0b\x32\'.embedrank.v1.EncodeMultiVectorResponseH\x00\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.embedrank.v1.StreamErrorH\x00\x42\x08\n\x06result2\xf4\x01\n\x10MultiVectorEmbed\x12\x64\n\x11\x45ncodeMultiVector\x12&.embedrank.v1.EncodeMultiVectorRequest\x1a\'.embedrank.v1.EncodeMultiVectorResponse\x12z\n\x17\x45ncodeMultiVectorStream\x12,.embedrank.v1.EncodeMultiVectorStreamRequest\x1a-.embedrank.v1.EncodeMultiVectorStreamResponse(\x01\x30\x01\x42[\n\x10\x64\x65v.embedrank.v1P\x01ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,13 +35,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.embedrank.v1P\001ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1'
   _globals['_ENCODEMULTIVECTORREQUEST']._serialized_start=102
-  _globals['_ENCODEMULTIVECTORREQUEST']._serialized_end=270
-  _globals['_ENCODEMULTIVECTORRESPONSE']._serialized_start=273
-  _globals['_ENCODEMULTIVECTORRESPONSE']._serialized_end=452
-  _globals['_ENCODEMULTIVECTORSTREAMREQUEST']._serialized_start=454
-  _globals['_ENCODEMULTIVECTORSTREAMREQUEST']._serialized_end=555
-  _globals['_ENCODEMULTIVECTORSTREAMRESPONSE']._serialized_start=558
-  _globals['_ENCODEMULTIVECTORSTREAMRESPONSE']._serialized_end=718
-  _globals['_MULTIVECTOREMBED']._serialized_start=721
-  _globals['_MULTIVECTOREMBED']._serialized_end=965
+  _globals['_ENCODEMULTIVECTORREQUEST']._serialized_end=314
+  _globals['_ENCODEMULTIVECTORRESPONSE']._serialized_start=317
+  _globals['_ENCODEMULTIVECTORRESPONSE']._serialized_end=496
+  _globals['_ENCODEMULTIVECTORSTREAMREQUEST']._serialized_start=498
+  _globals['_ENCODEMULTIVECTORSTREAMREQUEST']._serialized_end=599
+  _globals['_ENCODEMULTIVECTORSTREAMRESPONSE']._serialized_start=602
+  _globals['_ENCODEMULTIVECTORSTREAMRESPONSE']._serialized_end=762
+  _globals['_MULTIVECTOREMBED']._serialized_start=765
+  _globals['_MULTIVECTOREMBED']._serialized_end=1009
 # @@protoc_insertion_point(module_scope)

@@ -9,18 +9,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EncodeMultiVectorRequest(_message.Message):
-    __slots__ = ("model", "texts", "input_type", "prompt_name", "truncation")
+    __slots__ = ("model", "texts", "input_type", "prompt_name", "truncation", "precision")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     INPUT_TYPE_FIELD_NUMBER: _ClassVar[int]
     PROMPT_NAME_FIELD_NUMBER: _ClassVar[int]
     TRUNCATION_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     model: str
     texts: _containers.RepeatedScalarFieldContainer[str]
     input_type: _embed_pb2.InputType
     prompt_name: str
     truncation: _common_pb2.Truncation
-    def __init__(self, model: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., input_type: _Optional[_Union[_embed_pb2.InputType, str]] = ..., prompt_name: _Optional[str] = ..., truncation: _Optional[_Union[_common_pb2.Truncation, str]] = ...) -> None: ...
+    precision: _embed_pb2.Precision
+    def __init__(self, model: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., input_type: _Optional[_Union[_embed_pb2.InputType, str]] = ..., prompt_name: _Optional[str] = ..., truncation: _Optional[_Union[_common_pb2.Truncation, str]] = ..., precision: _Optional[_Union[_embed_pb2.Precision, str]] = ...) -> None: ...
 
 class EncodeMultiVectorResponse(_message.Message):
     __slots__ = ("embeddings", "vector_counts", "token_counts", "truncated", "metadata")

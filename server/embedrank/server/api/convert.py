@@ -76,7 +76,7 @@ def encode_params(req: embed_pb2.EncodeRequest) -> EncodeParams:
         normalize=req.normalize if req.HasField("normalize") else None,
         dimensions=req.dimensions,
         truncate=_enum(_TRUNCATION, req.truncation, "truncation"),  # type: ignore[arg-type]
-        precision=_enum(PRECISION, req.precision, "precision"),  # type: ignore[arg-type]
+        precision=precision(req.precision),
         long_input=_enum(_LONG_INPUT, req.long_input, "long_input"),  # type: ignore[arg-type]
         chunk_overlap=req.chunk_overlap if req.HasField("chunk_overlap") else None,
         return_chunks=req.return_chunks,
@@ -110,13 +110,20 @@ def metadata(usage: Usage) -> common_pb2.Metadata:
     )
 
 
-def _embeddings(matrix: np.ndarray, result: EncodeResult) -> embed_pb2.Embeddings:
+def precision(value: int) -> OutputPrecision:
+    """A request's precision field (EncodeRequest's enum, shared by the multi-vector RPC)."""
+    return _enum(PRECISION, value, "precision")  # type: ignore[arg-type, return-value]
+
+
+def embeddings(matrix: np.ndarray, precision: OutputPrecision, dimensions: int) -> embed_pb2.Embeddings:
+    """A packed rows x dimensions matrix (already quantized to ``precision``)."""
     return embed_pb2.Embeddings(
-        precision=PRECISION_TO_PROTO[result.precision],
-        rows=matrix.shape[0],
-        dimensions=result.dimensions,
-        data=matrix.tobytes(),
+        precision=PRECISION_TO_PROTO[precision], rows=matrix.shape[0], dimensions=dimensions, data=matrix.tobytes(),
     )
+
+
+def _embeddings(matrix: np.ndarray, result: EncodeResult) -> embed_pb2.Embeddings:
+    return embeddings(matrix, result.precision, result.dimensions)
 
 
 def encode_response(result: EncodeResult) -> embed_pb2.EncodeResponse:

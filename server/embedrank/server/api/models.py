@@ -18,11 +18,17 @@ from embedrank.server.engine.postprocess import OutputPrecision
 from embedrank.server.engine.served import ServedModel
 from embedrank.model.kinds import REGISTRY, ModelKind
 from embedrank.model.kinds.classification import ClassificationSpec
-from embedrank.model.kinds.embedding import EmbeddingSpec
-from embedrank.model.kinds.multivector import MultiVectorSpec
+from embedrank.model.kinds.embedding import EmbeddingSpec, QuantizationRanges
+from embedrank.model.kinds.multivector import MULTI_VECTOR, MultiVectorSpec
 from embedrank.model.kinds.rerank import RerankSpec
 from embedrank.model.kinds.sparse import SparseSpec
 from embedrank.v1 import models_pb2, models_pb2_grpc
+
+
+def _output_precisions(info: models_pb2.ModelInfo, ranges: QuantizationRanges | None) -> None:
+    """Every precision; int8/uint8 only with calibration ranges."""
+    precisions = [p for p in OutputPrecision if ranges is not None or p not in (OutputPrecision.INT8, OutputPrecision.UINT8)]
+    info.output_precisions.extend(PRECISION_TO_PROTO[p] for p in precisions)
 
 
 def _embedding_info(info: models_pb2.ModelInfo, e: EmbeddingSpec) -> None:
@@ -32,8 +38,7 @@ def _embedding_info(info: models_pb2.ModelInfo, e: EmbeddingSpec) -> None:
     info.default_prompt_name = e.default_prompt_name or ""
     info.similarity_fn = e.similarity_fn
     info.normalize = e.normalize
-    precisions = [p for p in OutputPrecision if e.ranges is not None or p not in (OutputPrecision.INT8, OutputPrecision.UINT8)]
-    info.output_precisions.extend(PRECISION_TO_PROTO[p] for p in precisions)
+    _output_precisions(info, e.ranges)
 
 
 def _rerank_info(info: models_pb2.ModelInfo, r: RerankSpec) -> None:
@@ -67,6 +72,7 @@ def _multi_vector_info(info: models_pb2.ModelInfo, m: MultiVectorSpec) -> None:
     info.query_length = m.query_length or 0
     info.document_length = m.document_length or 0
     info.query_expansion_length = m.expansion.length if m.expansion is not None else 0
+    _output_precisions(info, m.ranges)
 
 
 # Per kind: its ModelKind enum value and the ModelInfo fields its manifest section fills.
@@ -98,9 +104,10 @@ def public_manifest(raw: dict[str, Any]) -> dict[str, Any]:
         path = str(source.pop("path"))
         local = os.path.isabs(path) or path.startswith(("~", "./", "../"))
         source["name"] = PurePath(path).name if local else path  # a hub id stays as it is
-    embedding = public.get("embedding")
-    if isinstance(embedding, dict) and "ranges" in embedding:
-        embedding["ranges_calibrated"] = embedding.pop("ranges") is not None
+    for section in ("embedding", MULTI_VECTOR.section):
+        spec = public.get(section)
+        if isinstance(spec, dict) and "ranges" in spec:
+            spec["ranges_calibrated"] = spec.pop("ranges") is not None
     return public
 
 

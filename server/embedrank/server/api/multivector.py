@@ -12,7 +12,8 @@ from embedrank.server.api import convert
 from embedrank.server.api.rpc import Rpcs
 from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.multivector import MultiVectorParams, MultiVectorResult
-from embedrank.v1 import embed_pb2, multivector_pb2, multivector_pb2_grpc
+from embedrank.server.engine.postprocess import OutputPrecision
+from embedrank.v1 import multivector_pb2, multivector_pb2_grpc
 
 
 def multi_vector_params(req: multivector_pb2.EncodeMultiVectorRequest) -> MultiVectorParams:
@@ -21,16 +22,16 @@ def multi_vector_params(req: multivector_pb2.EncodeMultiVectorRequest) -> MultiV
         input_type=convert.input_type(req.input_type),
         prompt_name=req.prompt_name,
         truncate=convert.truncation(req.truncation),
+        precision=convert.precision(req.precision),
     )
 
 
 def multi_vector_response(result: MultiVectorResult) -> multivector_pb2.EncodeMultiVectorResponse:
     rows = np.concatenate(result.vectors) if result.vectors else np.zeros((0, result.dimensions), np.float32)
+    if result.precision is OutputPrecision.FLOAT32:
+        rows = rows.astype("<f4", copy=False)
     return multivector_pb2.EncodeMultiVectorResponse(
-        embeddings=embed_pb2.Embeddings(
-            precision=embed_pb2.PRECISION_FLOAT32, rows=rows.shape[0], dimensions=result.dimensions,
-            data=rows.astype("<f4", copy=False).tobytes(),
-        ),
+        embeddings=convert.embeddings(rows, result.precision, result.dimensions),
         vector_counts=[v.shape[0] for v in result.vectors],
         token_counts=result.token_counts,
         truncated=result.truncated,

@@ -12,6 +12,7 @@ from embedrank.model.errors import InvalidArgument
 from embedrank.model.kinds.multivector import MultiVectorSpec, Task, encode, kept, maxsim
 from embedrank.model.runtime.base import TokenSeq
 from embedrank.model.tokenize import Truncate
+from embedrank.server.engine.postprocess import OutputPrecision, check_precision, quantize
 from embedrank.server.engine.requests import InputType, LongInput, Ranked, RerankParams, RerankResult, Timing, Usage
 from embedrank.server.engine.served import ServedModel, check_texts, is_blank
 from embedrank.server.engine.sparse import pick_prompt
@@ -25,15 +26,17 @@ class MultiVectorParams:
     input_type: InputType = InputType.DEFAULT
     prompt_name: str = ""
     truncate: Truncate = Truncate.END
+    precision: OutputPrecision = OutputPrecision.FLOAT32
 
 
 @dataclasses.dataclass(frozen=True)
 class MultiVectorResult:
-    vectors: list[np.ndarray]  # per text: float32 [n_i, dimensions]
+    vectors: list[np.ndarray]  # per text [n_i, dimensions]: float32, or as `precision` (packed bits: dimensions / 8)
     dimensions: int
     token_counts: list[int]
     truncated: list[bool]
     usage: Usage
+    precision: OutputPrecision = OutputPrecision.FLOAT32
 
 
 class MultiVectorModel(ServedModel):
@@ -76,13 +79,17 @@ class MultiVectorModel(ServedModel):
         self, params: MultiVectorParams, *, deadline: float | None, request_id: str
     ) -> MultiVectorResult:
         chars = check_texts(params.texts, "texts", self.limits)
+        spec = self.spec
+        check_precision(params.precision, spec.ranges, model=self.name)
         prompt = self._prompt(params.input_type, params.prompt_name)
         vectors, seqs, truncated, usage = await self._vectors(
             params.texts, _TASK[params.input_type], prompt=prompt, truncate=params.truncate, field="texts",
             chars=chars, deadline=deadline, request_id=request_id,
         )
-        return MultiVectorResult(vectors=vectors, dimensions=self.spec.dimensions,
-                                 token_counts=[s.length for s in seqs], truncated=truncated, usage=usage)
+        if params.precision is not OutputPrecision.FLOAT32:
+            vectors = [quantize(v, params.precision, spec.ranges, model=self.name) for v in vectors]
+        return MultiVectorResult(vectors=vectors, dimensions=spec.dimensions, token_counts=[s.length for s in seqs],
+                                 truncated=truncated, usage=usage, precision=params.precision)
 
     async def rerank(self, params: RerankParams, *, deadline: float | None, request_id: str) -> RerankResult:
         """Documents by MaxSim against the query, as MultiVectorEncoder.similarity(encode_query, encode_document)."""

@@ -14,7 +14,6 @@ import dev.embedrank.v1.EncodeRequest;
 import dev.embedrank.v1.EncodeResponse;
 import dev.embedrank.v1.EncodeSparseRequest;
 import dev.embedrank.v1.EncodeSparseResponse;
-import dev.embedrank.v1.EncodeStreamRequest;
 import dev.embedrank.v1.GetModelRequest;
 import dev.embedrank.v1.InputType;
 import dev.embedrank.v1.ListModelsRequest;
@@ -41,7 +40,6 @@ import io.grpc.ManagedChannelBuilder;
 import io.grpc.Metadata;
 import io.grpc.StatusRuntimeException;
 import io.grpc.TlsChannelCredentials;
-import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
@@ -105,6 +103,7 @@ public final class EmbedRankClient implements AutoCloseable {
   private final ModelsGrpc.ModelsBlockingStub modelsBlocking;
   private final SparseEmbedGrpc.SparseEmbedBlockingStub sparseBlocking;
   private final MultiVectorEmbedGrpc.MultiVectorEmbedBlockingStub multiVectorBlocking;
+  private final KindStreams streams;
 
   private EmbedRankClient(ManagedChannel managedChannel, Builder b) {
     this.managedChannel = managedChannel;
@@ -122,6 +121,7 @@ public final class EmbedRankClient implements AutoCloseable {
     this.modelsBlocking = ModelsGrpc.newBlockingStub(channel);
     this.sparseBlocking = SparseEmbedGrpc.newBlockingStub(channel);
     this.multiVectorBlocking = MultiVectorEmbedGrpc.newBlockingStub(channel);
+    this.streams = new KindStreams(channel, streamMaxInFlight);
   }
 
   public static Builder builder() {
@@ -247,19 +247,11 @@ public final class EmbedRankClient implements AutoCloseable {
    */
   public List<StreamItem<EncodeResponse>> encodeStreamRaw(
       List<EncodeRequest> requests, int maxInFlight, Duration deadline) {
-    if (maxInFlight < 1) {
-      throw new IllegalArgumentException("maxInFlight must be >= 1, got " + maxInFlight);
-    }
-    if (requests.isEmpty()) {
-      return List.of();
-    }
-    EmbedGrpc.EmbedStub stub = embedAsync;
-    if (deadline != null) {
-      stub = stub.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
-    }
-    OrderedStream call = new OrderedStream(requests.size(), maxInFlight);
-    StreamObserver<EncodeStreamRequest> sender = stub.encodeStream(call);
-    return call.run(requests, sender);
+    EmbedGrpc.EmbedStub stub =
+        deadline == null
+            ? embedAsync
+            : embedAsync.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
+    return OrderedStream.run(KindStreams.ENCODE, stub::encodeStream, requests, maxInFlight);
   }
 
   /** All documents scored against {@code query}, best first, with default options. */
@@ -443,6 +435,23 @@ public final class EmbedRankClient implements AutoCloseable {
                 .build());
     checkRows(response.getVectorCountsCount(), texts.size());
     return KindDecoder.multiVectors(response);
+  }
+
+  /**
+   * Multi-vector embeddings of {@code texts} in a compact precision, per text one matrix: int8 and
+   * uint8 use per-dimension ranges calibrated at export, binary and ubinary pack sign bits.
+   */
+  public List<QuantizedEmbeddings> encodeMultiVectorQuantized(
+      String model, List<String> texts, InputType inputType, Precision precision) {
+    EncodeMultiVectorResponse response =
+        encodeMultiVectorRaw(KindStreams.multiVectorRequest(model, texts, inputType, precision));
+    checkRows(response.getVectorCountsCount(), texts.size());
+    return KindDecoder.multiVectorsQuantized(response, precision);
+  }
+
+  /** The ...Stream RPCs of Classify, Tokenize, SparseEmbed and MultiVectorEmbed, in order. */
+  public KindStreams streams() {
+    return streams;
   }
 
   /** The EncodeMultiVector RPC as such (vector and token counts, metadata). */

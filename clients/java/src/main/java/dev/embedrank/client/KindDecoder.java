@@ -81,4 +81,23 @@ final class KindDecoder {
     }
     return Collections.unmodifiableList(out);
   }
+
+  /** One matrix per text of a quantized answer; the precision must be the one asked for. */
+  static List<QuantizedEmbeddings> multiVectorsQuantized(
+      EncodeMultiVectorResponse response, dev.embedrank.v1.Precision precision) {
+    QuantizedEmbeddings rows = EmbeddingDecoder.toQuantized(response.getEmbeddings());
+    if (rows.precision() != precision) {
+      throw EmbeddingDecoder.malformed("asked for " + precision + ", got " + rows.precision());
+    }
+    List<QuantizedEmbeddings> out = new ArrayList<>(response.getVectorCountsCount());
+    int start = 0;
+    for (int n : response.getVectorCountsList()) {
+      if (start + n > rows.rows()) {
+        throw EmbeddingDecoder.malformed("vector counts exceed the " + rows.rows() + " rows sent");
+      }
+      out.add(rows.slice(start, start + n));
+      start += n;
+    }
+    return Collections.unmodifiableList(out);
+  }
 }

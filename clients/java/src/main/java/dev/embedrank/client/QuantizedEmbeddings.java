@@ -48,6 +48,11 @@ public final class QuantizedEmbeddings {
     return rows[i].clone();
   }
 
+  /** Rows {@code from} to {@code to} (exclusive), sharing this matrix's row arrays. */
+  QuantizedEmbeddings slice(int from, int to) {
+    return new QuantizedEmbeddings(precision, dimensions, java.util.Arrays.copyOfRange(rows, from, to));
+  }
+
   /** The bit of dimension {@code dim} of a binary/ubinary row: whether that value was positive. */
   public boolean bit(int row, int dim) {
     if (precision != Precision.PRECISION_BINARY && precision != Precision.PRECISION_UBINARY) {
