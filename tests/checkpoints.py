@@ -150,11 +150,14 @@ def build_sparse_encoder(out: Path) -> Path:
     return path
 
 
-def build_sparse_router(out: Path, *, default_route: str | None = "document") -> Path:
+def build_sparse_router(out: Path, *, default_route: str | None = "document", cased_query: bool = False) -> Path:
     """A tiny inference-free SPLADE model (the layout of opensearch-neural-sparse-encoding-doc-v3-distill):
     a Router whose query route is a SparseStaticEmbedding (random weights in [0, 3), a fifth of them
     zero; its tokenizer truncates at 16 tokens) and whose document route is tiny-mlm-hf + SpladePooling.
-    ``default_route=None``: no default (encode() without a task is refused by sentence-transformers)."""
+    ``default_route=None``: no default (encode() without a task is refused by sentence-transformers).
+    ``cased_query``: the query route has a tokenizer of its own, saved apart from the document one: the
+    same vocabulary without lowercasing or accent stripping (an upper-case or accented word is another
+    token, mostly [UNK]), truncating at 24 tokens."""
     import torch
     from sentence_transformers import SparseEncoder
     from sentence_transformers.base.modules import Router, Transformer
@@ -166,7 +169,13 @@ def build_sparse_router(out: Path, *, default_route: str | None = "document") ->
     gen = torch.Generator().manual_seed(8)
     weights = torch.rand(30522, generator=gen) * 3
     weights[torch.rand(30522, generator=gen) < 0.2] = 0
-    query_tokenizer = _tokenizer(16)
+    if cased_query:
+        from transformers import AutoTokenizer
+
+        query_tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()), do_lower_case=False)
+        query_tokenizer.model_max_length = 24
+    else:
+        query_tokenizer = _tokenizer(16)
     doc = Transformer(str(hf_dir), transformer_task="fill-mask")
     router = Router(
         {"query": [SparseStaticEmbedding(tokenizer=query_tokenizer, weight=weights, frozen=True)],
@@ -174,7 +183,7 @@ def build_sparse_router(out: Path, *, default_route: str | None = "document") ->
         default_route=default_route, allow_empty_key=default_route is not None,
     )
     model = SparseEncoder(modules=[router], device="cpu", max_active_dims=100, prompts={"query": "query: "})
-    path = out / ("tiny-router" if default_route else "tiny-router-nodefault")
+    path = out / ("tiny-router-cased" if cased_query else "tiny-router" if default_route else "tiny-router-nodefault")
     model.save(str(path))
     return path
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import pytest
 
 from embedrank.client import Client, EmbedRankError
 from embedrank.exporter import corpus
-from embedrank.v1 import embed_pb2, sparse_pb2, sparse_pb2_grpc
+from embedrank.model.errors import DeadlineExceeded
+from embedrank.v1 import embed_pb2, sparse_pb2, sparse_pb2_grpc, tokenize_pb2, tokenize_pb2_grpc
 from tests import checkpoints
 from tests.conftest import ServerProcess, export
 
@@ -29,7 +31,8 @@ def router_sources(workdir: Path) -> dict[str, Path]:
     out = workdir / "router-checkpoints"
     out.mkdir()
     return {"tiny-router": checkpoints.build_sparse_router(out),
-            "tiny-router-nodefault": checkpoints.build_sparse_router(out, default_route=None)}
+            "tiny-router-nodefault": checkpoints.build_sparse_router(out, default_route=None),
+            "tiny-router-cased": checkpoints.build_sparse_router(out, cased_query=True)}
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +150,102 @@ def test_self_check_covers_the_query_weights(workdir: Path, router_repo: Path) -
     with pytest.raises(RuntimeError) as err:
         ServerProcess(repo).stop()
     assert "query_weights.npy: must hold 30522 finite float32 weights" in str(err.value)
+
+
+def test_query_tokenizer_of_its_own(router_repo: Path, router_server: ServerProcess,
+                                    router_sources: dict[str, Path]) -> None:
+    """A query route whose tokenizer is not the document route's (cased, 24 tokens): exported as its own
+    file, served as encode_query runs it; the document route keeps the graph's tokenizer."""
+    version = router_repo / "tiny-router-cased" / "1"
+    manifest = json.loads((version / "manifest.json").read_text())
+    query = manifest["sparse"]["router"]["query"]
+    assert query["tokenizer"] == {"file": "query_tokenizer.json", "max_tokens": 24, "add_special_tokens": False}
+    own = json.loads((version / "query_tokenizer.json").read_text())
+    assert own["normalizer"]["lowercase"] is False
+    assert json.loads((version / "tokenizer.json").read_text())["normalizer"]["lowercase"] is True
+    assert manifest["fidelity"]["query_parity"]["index_agreement"] == 1.0
+    model = _encoder(router_sources["tiny-router-cased"])
+    with Client(router_server.target) as client:
+        queries = client.encode_sparse("tiny-router-cased", TEXTS, input_type="query", return_tokens=True)
+        documents = client.encode_sparse("tiny-router-cased", TEXTS, input_type="document")
+    _assert_same(queries, _dense(model.encode_query(TEXTS)))
+    _assert_same(documents, _dense(model.encode_document(TEXTS)))
+    # Upper-case words are [UNK] to the cased query tokenizer (the lowercasing one knows "hello").
+    assert "[UNK]" in queries[0].tokens and "hello" not in queries[0].tokens
+
+
+def _query_route(model):  # type: ignore[no-untyped-def]
+    """The library's query route: its SparseStaticEmbedding, and the prompt encode_query puts first."""
+    return model[0].sub_modules["query"][0], model.prompts["query"]
+
+
+@pytest.mark.parametrize("name, query_max", [("tiny-router", 16), ("tiny-router-cased", 24)])
+def test_tokenize_query_is_the_query_routes(router_server: ServerProcess, router_sources: dict[str, Path],
+                                            name: str, query_max: int) -> None:
+    """Tokenize(QUERY) on a Router model: the ids SparseStaticEmbedding tokenizes (no special tokens, the
+    route's own length and tokenizer), as many as EncodeSparse counts; DOCUMENT: the graph's tokenizer."""
+    model = _encoder(router_sources[name])
+    static, prompt = _query_route(model)
+    doc_tokenizer = model[0].sub_modules["document"][0].tokenizer
+    with Client(router_server.target) as client:
+        tokenized = client.tokenize(name, TEXTS, input_type="query")
+        documents = client.tokenize(name, TEXTS, input_type="document")
+    with grpc.insecure_channel(router_server.target) as channel:
+        sparse = sparse_pb2_grpc.SparseEmbedStub(channel)
+        encoded = sparse.EncodeSparse(sparse_pb2.EncodeSparseRequest(
+            model=name, texts=TEXTS, input_type=embed_pb2.INPUT_TYPE_QUERY), timeout=30)
+        encoded_docs = sparse.EncodeSparse(sparse_pb2.EncodeSparseRequest(
+            model=name, texts=TEXTS, input_type=embed_pb2.INPUT_TYPE_DOCUMENT), timeout=30)
+        request = tokenize_pb2.TokenizeRequest(model=name, texts=TEXTS, input_type=embed_pb2.INPUT_TYPE_QUERY)
+        streamed = list(tokenize_pb2_grpc.TokenizeStub(channel).TokenizeStream(
+            iter([tokenize_pb2.TokenizeStreamRequest(id="q", request=request)]), timeout=30))
+    for i, (text, got) in enumerate(zip(TEXTS, tokenized, strict=True)):
+        ref = static.preprocess([text], prompt=prompt)
+        assert got.ids == ref["input_ids"][0].tolist(), text
+        assert got.token_count == int(ref["attention_mask"].sum()) == encoded.token_counts[i]
+        assert got.truncated == encoded.truncated[i] and got.max_tokens == query_max and got.prompt == prompt
+        assert not any(t.special for t in got.tokens)
+    assert any(t.truncated for t in tokenized)  # the paragraphs are cut at the query route's length
+    assert [[t.id for t in i.tokens] for i in streamed[0].response.inputs] == [t.ids for t in tokenized]
+    assert streamed[0].response.max_tokens == query_max
+    for i, (text, got) in enumerate(zip(TEXTS, documents, strict=True)):
+        assert got.ids == doc_tokenizer(text, truncation=True, max_length=64).input_ids, text
+        assert got.token_count == encoded_docs.token_counts[i] and got.max_tokens == 64 and got.prompt == ""
+        assert got.tokens[0].special and got.tokens[-1].special  # [CLS] ... [SEP]
+    if name == "tiny-router-cased":  # the query tokenizer is really another one: ids differ from the graph's
+        assert tokenized[0].ids != doc_tokenizer(prompt + TEXTS[0], add_special_tokens=False).input_ids
+
+
+def test_tokenize_without_a_route_is_refused(router_server: ServerProcess) -> None:
+    """A Router model without a default route: Tokenize without an input type is refused as EncodeSparse is."""
+    with Client(router_server.target) as client:
+        with pytest.raises(EmbedRankError) as err:
+            client.tokenize("tiny-router-nodefault", ["a"])
+        assert err.value.code is grpc.StatusCode.INVALID_ARGUMENT and "QUERY or DOCUMENT" in str(err.value)
+        assert client.tokenize("tiny-router-nodefault", ["a"], input_type="query")[0].max_tokens == 16
+
+
+async def test_past_deadline_on_the_query_route(workdir: Path, router_repo: Path) -> None:
+    """The engine in process (a client's too-short timeout would end the call on the client's side whatever the
+    server does): a deadline already passed is DeadlineExceeded on the query route, as on the graph route."""
+    from embedrank.server.config import parse
+    from embedrank.server.engine.engine import Engine
+    from embedrank.server.engine.requests import InputType
+    from embedrank.server.engine.sparse import SparseParams
+
+    repo = workdir / "router-deadline"
+    shutil.copytree(router_repo / "tiny-router", repo / "tiny-router")
+    config = parse(["--model-repository", str(repo)])
+    engine = Engine(config.engine_settings, config.runtime_settings)
+    await engine.load()
+    try:
+        model = engine.sparse("tiny-router")
+        for input_type in (InputType.QUERY, InputType.DOCUMENT):
+            params = SparseParams(["Hello world"], input_type=input_type)
+            with pytest.raises(DeadlineExceeded):
+                await model.encode_sparse(params, deadline=time.monotonic() - 0.001, request_id="late")
+            result = await model.encode_sparse(params, deadline=time.monotonic() + 30, request_id="in-time")
+            assert result.vectors[0].indices.size > 0
+        assert engine.admission.in_flight == 0  # the refused requests gave their admission back
+    finally:
+        await engine.close()

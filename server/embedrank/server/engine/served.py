@@ -240,18 +240,24 @@ class ServedModel:
             raise InvalidArgument("prompt_name", f"{prompt_name!r} is not a prompt of {self.name} (it has none)")
         return ""
 
+    def tokenizer_for(self, input_type: InputType) -> TextTokenizer:
+        """The tokenizer Encode runs on texts of this input type; one for all but a kind that routes
+        them apart (an inference-free sparse model's query route)."""
+        return self.tokenizer
+
     async def tokenize(self, params: TokenizeParams, *, request_id: str) -> TokenizeResult:
-        """The tokens this model reads for each text (with Encode's prompt) or pair; no model runs."""
+        """The tokens this model reads for each text (with Encode's prompt and tokenizer) or pair; no model runs."""
         start = time.monotonic_ns()
         chars = check_texts_or_pairs(params.texts, params.pairs, self.limits)
         if params.pairs and params.prompt_name:
             raise InvalidArgument("prompt_name", "pairs are read without a prompt; leave it unset")
         prompt = "" if params.pairs else self.prompt_for(params.input_type, params.prompt_name)
+        tokenizer = self.tokenizer if params.pairs else self.tokenizer_for(params.input_type)
         inputs: list[Any] = list(params.pairs) or [prompt + t for t in params.texts]
 
         def run() -> list[Any]:
-            encs = self.tokenizer.encodings(inputs, truncate=params.truncate)
-            return [tokens_of(e, prompt=prompt, truncate=params.truncate, max_tokens=self.tokenizer.max_tokens)
+            encs = tokenizer.encodings(inputs, truncate=params.truncate)
+            return [tokens_of(e, prompt=prompt, truncate=params.truncate, max_tokens=tokenizer.max_tokens)
                     for e in encs]
 
         if chars <= INLINE_TOKENIZE_CHARS:
@@ -264,7 +270,7 @@ class ServedModel:
             tokens=sum(t.token_count for t in tokenized),
             timing=Timing(tokenize_ns=done - start, total_ns=done - start),
         )
-        return TokenizeResult(tokenized, self.tokenizer.max_tokens, usage)
+        return TokenizeResult(tokenized, tokenizer.max_tokens, usage)
 
     async def decode(self, ids: Sequence[int], *, skip_special_tokens: bool, request_id: str) -> DecodeResult:
         """Token ids back to text, as the model's tokenizer decodes them."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from embedrank.model.errors import InvalidArgument
+from embedrank.model.errors import DeadlineExceeded, InvalidArgument
 from embedrank.model.kinds.sparse import SparseSpec, StaticRoute, nonzero_pairs
 from embedrank.model.runtime.base import TokenSeq
 from embedrank.model.tokenize import TextTokenizer, Truncate
@@ -90,10 +90,24 @@ class SparseModel(ServedModel):
             ) from None
         return spec.query if route == "query" else None
 
+    def prompt_for(self, input_type: InputType, prompt_name: str) -> str:
+        spec = self.spec
+        return pick_prompt(spec.prompts, spec.default_prompt_name, input_type=input_type, prompt_name=prompt_name,
+                           model=self.name)
+
+    def tokenizer_for(self, input_type: InputType) -> TextTokenizer:
+        """The query route's tokenizer (no special tokens, its own max length and file) for the texts it
+        serves, else the graph's."""
+        route = self._route(input_type)
+        return self.tokenizer if route is None else route.loaded()[1]
+
     async def _run_static(
-        self, route: StaticRoute, texts: list[str], *, truncate: Truncate, chars: int, request_id: str
+        self, route: StaticRoute, texts: list[str], *, truncate: Truncate, chars: int, deadline: float | None,
+        request_id: str,
     ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[TokenSeq], list[bool], Usage]:
-        """The query route: its tokenizer, then each distinct token's weight; admitted like any input."""
+        """The query route: its tokenizer, then each distinct token's weight; admitted like any input, and
+        refused with DeadlineExceeded when the caller's deadline has passed before the lookup (as a queued
+        input of the graph route is)."""
         start = time.monotonic_ns()
         _, tokenizer = route.loaded()
         k = self.spec.max_active_dims
@@ -104,6 +118,8 @@ class SparseModel(ServedModel):
                 tokenize=lambda xs: tokenizer.encode(xs, truncate=truncate, field="texts"),
             )
             tokenized = time.monotonic_ns()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise DeadlineExceeded("deadline passed before the query route ran; the weights were not looked up")
             results = [nonzero_pairs(route.row(seq), max_active_dims=k) for seq in seqs]
         finally:
             self._admission.release(len(texts))
@@ -121,19 +137,17 @@ class SparseModel(ServedModel):
         if params.top_k is not None and params.top_k < 0:
             raise InvalidArgument("top_k", f"{params.top_k} is negative; leave it unset for every non-zero weight")
         route = self._route(params.input_type)
-        prompt = pick_prompt(spec.prompts, spec.default_prompt_name, input_type=params.input_type,
-                             prompt_name=params.prompt_name, model=self.name)
+        prompt = self.prompt_for(params.input_type, params.prompt_name)
         texts = [prompt + t for t in params.texts] if prompt else params.texts
-        tokenizer: TextTokenizer = self.tokenizer
+        tokenizer = self.tokenizer_for(params.input_type)
         if route is None:
             results, seqs, truncated, usage = await self.run(
                 texts, truncate=params.truncate, field="texts", chars=chars, deadline=deadline, request_id=request_id
             )
         else:
             results, seqs, truncated, usage = await self._run_static(
-                route, texts, truncate=params.truncate, chars=chars, request_id=request_id
+                route, texts, truncate=params.truncate, chars=chars, deadline=deadline, request_id=request_id
             )
-            _, tokenizer = route.loaded()
         vectors = []
         for indices, values in results:
             if params.top_k is not None:

@@ -1,8 +1,8 @@
 """Tokenize and Decode for every model: the tokens a model reads, without running it.
 
 The prompt is chosen and placed exactly as Encode places it (``ServedModel.prompt_for``) and the
-tokenizer is the one Encode runs (``TextTokenizer`` with the request's truncation), so ids and
-counts are Encode's. Spans are Unicode code points of the caller's text (prompt tokens: of the
+tokenizer is the one Encode runs for that input type (``ServedModel.tokenizer_for``, with the
+request's truncation), so ids and counts are Encode's. Spans are Unicode code points of the caller's text (prompt tokens: of the
 prompt), as the chunking spans are.
 """
 
