@@ -257,7 +257,7 @@ def run_server_phase(cfg: argparse.Namespace, texts: Path, flags: list[str], var
                     res["latency"] = load(server, texts, "encode-latency", name, n=cfg.latency_n, warmup=30)
                     log(f"embedrank {name}: a lone sentence, in turns with the runtime alone on the same graph")
                     res["lone"] = latency(server, texts, "lone", name, graph=version_dir(name), n=cfg.latency_n,
-                                          rounds=3, threads=min(os.cpu_count() or 1, 4))
+                                          threads=min(os.cpu_count() or 1, 4), go_client=go_lone_client())
                     if name in LOADED_LATENCY:
                         rate = 0.5 * res["sentences"]["items_per_s"]
                         log(f"embedrank {name}: latency under load (half of peak = {rate:.0f} sentences/s, and full)")
@@ -291,6 +291,17 @@ LOADED_LATENCY = ("minilm", "minilm-int8")
 
 def version_dir(name: str, repo: Path = REPO) -> Path:
     return max((repo / name).glob("*/manifest.json"), key=lambda p: int(p.parent.name)).parent
+
+
+def go_lone_client() -> str:
+    """bench/golone built once (the Go client timing lone calls); "" where Go is missing."""
+    binary = WORK / "golone"
+    if not binary.exists():
+        if shutil.which("go") is None:
+            log("go not found: the lone-query latency is measured from the Python client only")
+            return ""
+        subprocess.run(["go", "build", "-o", str(binary), "."], cwd=HERE / "golone", check=True)
+    return str(binary)
 
 
 def latency(server: Server, texts: Path, mode: str, model: str, **opts: object) -> dict:
