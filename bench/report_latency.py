@@ -42,7 +42,9 @@ def render(r: dict, w: Callable[[str], None], embed_names: list[str]) -> None:
                 misses.append(f"{label} p99 {ratio:.1f}× p50")
         verdict = "met" if not misses else "**missed**: " + ", ".join(misses)
         w(f"| `{name}` | {_pp(fastest)} | {_pp(lone.get('ort_nospin'))} | {' | '.join(cells)} | {verdict} |")
-    w("")
+    w("\nWhat was tried to shorten it (uvloop, a sync server, gRPC settings, the client's channel options, the "
+      "tokenizer call), each measured in turns, and why none was kept: [runtime-notes.md](runtime-notes.md), "
+      "\"A lone query: what was tried\".\n")
     w("Where a lone request's time goes (medians of per-request values, ms): the server's own split from "
       "`Metadata.timing`, and the rest of the time the client saw (gRPC both ways, protobuf, the client):\n")
     w("| variant | client | tokenize | queue | inference | other server work | transport + client | total |")
