@@ -76,7 +76,7 @@ def export(name: str, cmd: list[str]) -> None:
 def exporter_stamp() -> str:
     """A hash of the exporter's code: exports made by other code are redone."""
     digest = hashlib.sha256()
-    for path in sorted([*(ROOT / "exporter").glob("*.py"), ROOT / "server" / "manifest.py"]):
+    for path in sorted([*(ROOT / "exporter").rglob("*.py"), *(ROOT / "model").rglob("*.py")]):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -101,8 +101,9 @@ def unsupported(features: dict[str, list[str]]) -> dict[str, str]:
     return {name: why for name, (_, flags) in VARIANTS.items() if "bf16" in flags}
 
 
-def prepare_models(skip: dict[str, str]) -> dict[str, Path]:
-    """The reranker checkpoint, the embedrank exports but ``skip``'s, and sentence-transformers' private copies."""
+def prepare_models(skip: dict[str, str], only: list[str] | None = None) -> dict[str, Path]:
+    """The reranker checkpoint, the embedrank exports but ``skip``'s (with ``only``: just those), and
+    sentence-transformers' private copies."""
     sources = {"embed": minilm_path(), "rerank": SRC / "minilm-rerank"}
     if not (sources["rerank"] / "config.json").exists():
         log("building the reranker checkpoint (all-MiniLM-L6-v2 + seeded head, tests/checkpoints.py)")
@@ -119,7 +120,7 @@ def prepare_models(skip: dict[str, str]) -> dict[str, Path]:
     REPO.mkdir(parents=True, exist_ok=True)
     stamp_file.write_text(stamp + "\n")
     for name, (src, flags) in VARIANTS.items():
-        if name in skip or list((REPO / name).glob("*/manifest.json")):
+        if name in skip or (only is not None and name not in only) or list((REPO / name).glob("*/manifest.json")):
             continue
         log(f"exporting {name} ({' '.join(flags) or 'default: O2 fp32'})")
         t = time.time()
@@ -179,7 +180,7 @@ class Server:
     also wait for health SERVING (every model loaded and warmed, e.g. CUDA's length buckets)."""
 
     def __init__(self, flags: list[str], *, repo: Path = REPO, name: str = "server", serving: bool = False,
-                 timeout: float = 300) -> None:
+                 timeout: float = 300, cpus: list[int] | None = None) -> None:
         port_file = WORK / f"{name}-port"
         port_file.unlink(missing_ok=True)
         # This interpreter's embedrank: .venv's here, a GPU machine's python3 with carried wheels there.
@@ -189,7 +190,8 @@ class Server:
         self.log = open(self.log_path, "a")
         self.log.write(f"\n$ {' '.join(cmd)}\n")
         self.log.flush()
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         deadline = time.time() + timeout
         while not (port_file.exists() and port_file.read_text().strip()):
             self._check(deadline, "did not start")
@@ -257,7 +259,7 @@ def run_server_phase(cfg: argparse.Namespace, texts: Path, flags: list[str], var
                     res["latency"] = load(server, texts, "encode-latency", name, n=cfg.latency_n, warmup=30)
                     log(f"embedrank {name}: a lone sentence, in turns with the runtime alone on the same graph")
                     res["lone"] = latency(server, texts, "lone", name, graph=version_dir(name), n=cfg.latency_n,
-                                          rounds=3, threads=min(os.cpu_count() or 1, 4))
+                                          threads=min(os.cpu_count() or 1, 4), go_client=go_lone_client())
                     if name in LOADED_LATENCY:
                         rate = 0.5 * res["sentences"]["items_per_s"]
                         log(f"embedrank {name}: latency under load (half of peak = {rate:.0f} sentences/s, and full)")
@@ -293,24 +295,46 @@ def version_dir(name: str, repo: Path = REPO) -> Path:
     return max((repo / name).glob("*/manifest.json"), key=lambda p: int(p.parent.name)).parent
 
 
-def latency(server: Server, texts: Path, mode: str, model: str, **opts: object) -> dict:
+def go_lone_client() -> str:
+    """bench/golone built once (the Go client timing lone calls); "" where Go is missing."""
+    binary = WORK / "golone"
+    if not binary.exists():
+        if shutil.which("go") is None:
+            log("go not found: the lone-query latency is measured from the Python client only")
+            return ""
+        subprocess.run(["go", "build", "-o", str(binary), "."], cwd=HERE / "golone", check=True)
+    return str(binary)
+
+
+def latency(server: Server, texts: Path, mode: str, model: str, _cpus: list[int] | None = None, **opts: object) -> dict:
     cmd = [str(MAIN_PY), str(HERE / "latency.py"), mode, "--target", server.target, "--model", model,
            "--texts", str(texts)]
     for key, value in opts.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                         preexec_fn=(lambda: os.sched_setaffinity(0, _cpus)) if _cpus else None)
     return json.loads(out.stdout)
 
 
 def run_refusals(cfg: argparse.Namespace, texts: Path) -> dict:
-    """Admission under overload: a server capped at 256 inputs, 16 requests of 32 in flight."""
+    """Admission under overload: a server capped at 256 inputs, 16 requests of 32 in flight; once with
+    server and load client sharing every core, once (2+ cores) with the client on cores of its own."""
     flags = ["--max-inflight-inputs", "256", "--max-inputs-per-request", "256"]
     log(f"over-cap refusals: a server with {' '.join(flags)}, 16 x 32 texts in flight")
-    server = Server(flags)
-    try:
-        return latency(server, texts, "refusals", "minilm", seconds=cfg.seconds, concurrency=16)
-    finally:
-        server.stop()
+    cpus = sorted(os.sched_getaffinity(0))
+    half = len(cpus) // 2
+    out: dict = {}
+    for label, server_cpus, client_cpus in (("shared", cpus, cpus), ("own_cores", cpus[:half], cpus[half:])):
+        if not server_cpus:
+            continue
+        server = Server(flags, cpus=server_cpus)
+        try:
+            out[label] = latency(server, texts, "refusals", "minilm", seconds=cfg.seconds, concurrency=16,
+                                 _cpus=client_cpus)
+            out[label]["server_cpus"], out[label]["client_cpus"] = server_cpus, client_cpus
+        finally:
+            server.stop()
+    return out
 
 
 def run_st(label: str, backends: list[str], cfg: argparse.Namespace, texts: Path, paths: dict,
@@ -417,12 +441,17 @@ def main() -> None:
                     "%(default)s, one batch over both cores: the CPU default before 2026-11-30)")
     ap.add_argument("--rounds", type=int, help="rounds of the sentence targets in turns (default 3, quick 1; 0 skips)")
     ap.add_argument("--out", type=Path, help="markdown report (default docs/benchmarks.md; quick: .cache/bench/work/benchmarks.md)")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="only the lone query (Python and Go clients beside the runtime alone), over-cap refusals and "
+                    "idle CPU of minilm and minilm-int8, without sentence-transformers: writes docs/benchmarks-latency.md")
     cfg = ap.parse_args()
     cfg.seconds = cfg.seconds or (3.0 if cfg.quick else 10.0)
     cfg.rounds = (1 if cfg.quick else 3) if cfg.rounds is None else cfg.rounds
     cfg.latency_n = 100 if cfg.quick else 300
     cfg.rerank_latency_n = 3 if cfg.quick else 8
     cfg.fidelity_n = 256
+    if cfg.latency_only:
+        return latency_only(cfg)
     if cfg.out is None:
         cfg.out = WORK / "benchmarks.md" if cfg.quick else ROOT / "docs" / "benchmarks.md"
     if not BENCH_PY.exists() or not BENCH_OV_PY.exists():
@@ -480,6 +509,48 @@ def main() -> None:
     png = cfg.out.parent / "bench-embed-fidelity.png"
     report.write(results, cfg.out, png)
     log(f"wrote {cfg.out} and {png}")
+
+
+def latency_only(cfg: argparse.Namespace) -> None:
+    """`--latency-only`: issue #27's figures in a few minutes, without the sentence-transformers venvs."""
+    started = time.time()
+    env = environment()
+    env["cpu_features"] = cpu_features()
+    names = ["minilm", "minilm-int8"]
+    prepare_models({}, only=names)
+    texts = write_texts()
+    results: dict = {"env": env, "config": {"seconds": cfg.seconds}, "embedrank": {}}
+    server = Server([])
+    try:
+        for name in names:
+            log(f"embedrank {name}: a lone sentence, in turns with the runtime alone and between the clients")
+            results["embedrank"][name] = {"lone": latency(server, texts, "lone", name, graph=version_dir(name),
+                                                          n=cfg.latency_n, threads=min(os.cpu_count() or 1, 4),
+                                                          go_client=go_lone_client())}
+        log("embedrank: idle CPU")
+        results["idle"] = latency(server, texts, "idle", "", seconds=30, server_pid=server.proc.pid)
+    finally:
+        server.stop()
+    results["refusals"] = run_refusals(cfg, texts)
+    results["elapsed_s"] = round(time.time() - started)
+    results["env"]["loadavg_at_end"] = os.getloadavg()
+    (WORK / "results-latency.json").write_text(json.dumps(results, indent=1))
+    sys.path.insert(0, str(HERE))
+    import report_latency
+
+    lines: list[str] = []
+    e = results["env"]
+    lines.append("# Latency: a lone query and over-cap refusals (issue #27)\n")
+    lines.append("Written by `bash bench/run.sh --latency-only` (a few minutes; the full benchmark, "
+                 "[benchmarks.md](benchmarks.md), measures these too, beside throughput and sentence-transformers).\n")
+    lines.append(f"Measured {e['date']} on {e['cpu']}, {e['cores']} cores (ISA: {', '.join(e['cpu_features']['isa'])}), "
+                 f"load average {e['loadavg_at_start'][0]:.2f} at the start and {e['loadavg_at_end'][0]:.2f} at the end; "
+                 f"embedrank {e['embedrank_sha']}, onnxruntime {e['main_venv']['onnxruntime']}, grpcio "
+                 f"{e['main_venv']['grpcio']}; {results['elapsed_s']} s.\n")
+    report_latency.render(results, lines.append, names)
+    out = cfg.out or ROOT / "docs" / "benchmarks-latency.md"
+    out.write_text("\n".join(lines) + "\n")
+    log(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Latency benchmark of one embedding variant (issues #15, #16). Prints one JSON object.
 
-  lone        one sentence per unary Encode (sync client, the usual service-to-service caller),
-              one at a time, in turns with the runtime alone in this process on the same graph,
-              threads and tokens: ONNX Runtime with spinning on and off (ORT graphs) or the
-              server's own runtime object (OpenVINO graphs); best of --rounds rounds each.
+  lone        one sentence per unary Encode, one at a time, from the Python sync client and (with
+              --go-client) the Go client, request by request in turns with the runtime alone in
+              this process on the same graph, threads and tokens: ONNX Runtime with spinning on
+              and off (ORT graphs) or the server's own runtime object (OpenVINO graphs).
   loaded      while a second process keeps load on the server: a lone sentence's unary latency
               at --rate sentences/s (half of peak, open loop), and at full load (4 x 32 closed
               loop) unary latency and a stream's first answer (16 requests of 4 texts sent at once).
@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -60,6 +61,8 @@ def _runtime_alone(graph: Path, threads: int) -> dict[str, object]:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
             opts.add_session_config_entry("session.intra_op.allow_spinning", spin)
+            if spin == "1":  # as the server does: no spinning left over after a run
+                opts.add_session_config_entry("session.force_spinning_stop", "1")
             session = ort.InferenceSession(str(graph / manifest.graph.file), opts, providers=["CPUExecutionProvider"])
             names = [i.name for i in session.get_inputs()]
 
@@ -84,52 +87,74 @@ def _runtime_alone(graph: Path, threads: int) -> dict[str, object]:
 
 
 def lone(args: argparse.Namespace, sentences: list[str]) -> dict[str, object]:
+    """Request by request in turns (the order rotating each text): the runtime alone, the Python
+    client and, with --go-client, the Go client, so that a busy moment on the box hits each alike."""
     from tokenizers import Tokenizer
 
     graph = Path(args.graph)
     tok = Tokenizer.from_file(str(graph / "tokenizer.json"))
     tok.no_padding()
     tok.enable_truncation(256)
-    alone = _runtime_alone(graph, args.threads)
+    runners: dict[str, Callable[[str], tuple[int, ...] | None]] = {}
+    for label, run in _runtime_alone(graph, args.threads).items():
+        def alone(text: str, run: Callable[[np.ndarray], None] = run) -> None:
+            run(np.asarray([tok.encode(text).ids], dtype=np.int64))
+        runners[label] = alone
     client = Client(args.target)
-    runners: dict[str, object] = {}
-    for label, run in alone.items():
-        runners[label] = lambda text, run=run: run(np.asarray([tok.encode(text).ids], dtype=np.int64))  # type: ignore[operator]
-    stages: list[tuple[int, int, int, int]] = []
 
-    def embedrank(text: str) -> None:
-        timing = client.encode_raw(args.model, [text]).metadata.timing
-        stages.append((timing.tokenize_ns, timing.queue_ns, timing.inference_ns, timing.total_ns))
+    def python_client(text: str) -> tuple[int, ...]:
+        t = client.encode_raw(args.model, [text]).metadata.timing
+        return t.tokenize_ns, t.queue_ns, t.inference_ns, t.total_ns
 
-    runners["embedrank"] = embedrank
+    runners["embedrank"] = python_client
+    go = None
+    if args.go_client:
+        go = subprocess.Popen([args.go_client, args.target, args.model], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, bufsize=1)
+
+        def go_client(text: str) -> tuple[int, ...]:
+            assert go is not None and go.stdin is not None and go.stdout is not None
+            go.stdin.write(json.dumps(text) + "\n")
+            call, *timing = (int(x) for x in go.stdout.readline().split())
+            return (*timing, call)  # the Go side's own wall time comes last
+
+        runners["embedrank_go"] = go_client
+    labels = list(runners)
     texts = sentences[: args.warmup + args.n]
-    best: dict[str, dict[str, object]] = {}
-    for _ in range(args.rounds):  # in turns, so that a busy moment hits every setting alike
-        for label, fn in runners.items():
-            for text in texts[: args.warmup]:
-                fn(text)  # type: ignore[operator]
-            stages.clear()
-            lat = []
-            for text in texts[args.warmup :]:
-                t = time.perf_counter()
-                fn(text)  # type: ignore[operator]
-                lat.append(time.perf_counter() - t)
-            got: dict[str, object] = dict(pcts(lat))
-            if stages:
-                # Where a lone request's time goes (medians of per-request values, ms): the server's
-                # own split, and the rest of each request's client-observed time (gRPC both ways,
-                # serialization, the client). Per request, since medians of sums do not add up.
-                split = np.array([(s[0], s[1], s[2], s[3] - s[0] - s[1] - s[2], x * 1e9 - s[3]) for s, x in zip(stages, lat, strict=True)]) / 1e6
-                med = np.median(split, axis=0)
-                got["stages_ms"] = {
-                    name: round(float(v), 3)
-                    for name, v in zip(("tokenize", "queue", "inference", "server_other", "transport_and_client"), med, strict=True)
-                }
-            if label not in best or got["p50_ms"] < best[label]["p50_ms"]:  # type: ignore[operator]
-                best[label] = got
+    lat: dict[str, list[float]] = {k: [] for k in labels}
+    stages: dict[str, list[tuple[int, ...]]] = {k: [] for k in labels}
+    for i, text in enumerate(texts):
+        for label in labels[i % len(labels):] + labels[: i % len(labels)]:
+            t = time.perf_counter()
+            got = runners[label](text)
+            elapsed = time.perf_counter() - t
+            if got is not None and len(got) == 5:  # Go: its own clock, not the pipe's round trip
+                elapsed, got = got[4] / 1e9, got[:4]
+            if i >= args.warmup:
+                lat[label].append(elapsed)
+                if got is not None:
+                    stages[label].append(got)
     client.close()
-    best["grpc_floor"] = _grpc_floor(args.target, gap_s=best["embedrank"]["stages_ms"]["inference"] / 1e3)  # type: ignore[index]
-    return best
+    if go is not None:
+        go.stdin.close()  # type: ignore[union-attr]
+        go.wait()
+    out: dict[str, object] = {}
+    for label in labels:
+        res: dict[str, object] = dict(pcts(lat[label]))
+        if stages[label]:
+            # Where a lone request's time goes (medians of per-request values, ms): the server's
+            # own split, and the rest of each request's client-observed time (gRPC both ways,
+            # serialization, the client). Per request, since medians of sums do not add up.
+            split = np.array([(s[0], s[1], s[2], s[3] - s[0] - s[1] - s[2], x * 1e9 - s[3])
+                              for s, x in zip(stages[label], lat[label], strict=True)]) / 1e6
+            res["stages_ms"] = {
+                name: round(float(v), 3)
+                for name, v in zip(("tokenize", "queue", "inference", "server_other", "transport_and_client"),
+                                   np.median(split, axis=0), strict=True)
+            }
+        out[label] = res
+    out["grpc_floor"] = _grpc_floor(args.target, gap_s=out["embedrank"]["stages_ms"]["inference"] / 1e3)  # type: ignore[index]
+    return out
 
 
 def _grpc_floor(target: str, *, gap_s: float, n: int = 300) -> dict[str, object]:
@@ -299,7 +324,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--n-loaded", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=30)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--go-client", default="", help="lone: the bench/golone binary, to time the Go client too")
     ap.add_argument("--rate", type=float, default=100.0, help="loaded: sentences/s of the half-load background")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=10)

@@ -31,6 +31,9 @@ if ! .venv/bin/python -c "import matplotlib" 2>/dev/null; then
   echo "bench: installing matplotlib into .venv (the 'bench' extra)"
   .venv/bin/pip install -q "matplotlib>=3.8"
 fi
+for arg in "$@"; do  # issue #27's figures alone need neither sentence-transformers venv
+  if [ "$arg" = "--latency-only" ]; then exec .venv/bin/python bench/bench.py "$@"; fi
+done
 if ! .venv-bench/bin/python -c "import optimum.onnxruntime, sentence_transformers, onnxruntime" 2>/dev/null; then
   echo "bench: creating .venv-bench with sentence-transformers[onnx] (downloads torch; a few minutes once)"
   "$PYTHON" -m venv .venv-bench
