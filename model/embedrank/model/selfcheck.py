@@ -59,6 +59,8 @@ def failures(figures: dict[str, float], gate: dict[str, float]) -> list[str]:
         bad.append(f"max relative value diff {figures['max_rel_diff']:.2e} > {gate['max_rel_diff']}")
     if "min_token_cosine" in gate and figures["min_token_cosine"] < gate["min_token_cosine"]:
         bad.append(f"min token cosine {figures['min_token_cosine']:.6f} < {gate['min_token_cosine']}")
+    if "min_mean_token_cosine" in gate and figures["mean_token_cosine"] < gate["min_mean_token_cosine"]:
+        bad.append(f"mean token cosine {figures['mean_token_cosine']:.6f} < {gate['min_mean_token_cosine']}")
     if "max_count_mismatch" in gate and figures["count_mismatch"] > gate["max_count_mismatch"]:
         bad.append(f"{figures['count_mismatch']:.0f} texts with another token count than the reference")
     return bad
