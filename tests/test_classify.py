@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -187,3 +188,39 @@ def test_manifest_refuses_a_bad_classification_section(repo: Path) -> None:
         bad["classification"].update(edit)
         with pytest.raises(ManifestError, match=words):
             Manifest.from_json(bad)
+
+
+def test_int8_classifier_keeps_its_labels(workdir: Path, sources: dict[str, Path], target: str) -> None:
+    """--quantize on a 3-label classifier: the reranker's gate (top-1 label agreement with the library,
+    --min-top1) on the parity texts and pairs and on the fidelity corpus, the logit differences recorded;
+    served, it picks the fp32 export's label for the test's pairs and texts, with logits close to its."""
+    from tests.conftest import ServerProcess
+
+    out = workdir / "nli-int8-repo" / "nli-int8"
+    result = export(sources[NLI], out, "--quantize", "avx512-vnni")
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((out / "1" / "manifest.json").read_text())
+    assert (manifest["graph"]["precision"], manifest["kind"]) == ("int8", "classification")
+    fidelity = manifest["fidelity"]
+    assert fidelity["thresholds"] == {"min_top1_agreement": 0.9}
+    parity, corpus_figures = fidelity["parity"], fidelity["fidelity"]
+    assert parity["items"] == len(corpus.parity_texts()) + len(corpus.parity_pairs()) and corpus_figures["items"] == 200
+    for figures in (parity, corpus_figures):
+        assert figures["top1_agreement"] >= 0.9
+        assert 0 < figures["max_abs_diff"] < 0.1 and figures["max_score_diff"] < 0.05  # lossy, recorded (tiny: ~0.009)
+    assert manifest["self_check"]["gate"] == {"min_top1_agreement": 0.9}
+
+    server = ServerProcess(out.parent)
+    try:
+        with Client(server.target) as int8, Client(target) as fp32:
+            got = int8.classify("nli-int8", PAIRS, raw_scores=True) + int8.classify("nli-int8", TEXTS, raw_scores=True)
+            ref = fp32.classify(NLI, PAIRS, raw_scores=True) + fp32.classify(NLI, TEXTS, raw_scores=True)
+    finally:
+        server.stop()
+
+    def logits(results: list[Any]) -> np.ndarray:
+        return np.array([[dict((s.index, s.score) for s in r.labels)[i] for i in range(3)] for r in results])
+
+    agree = np.mean(logits(got).argmax(axis=1) == logits(ref).argmax(axis=1))
+    assert agree >= 0.9, agree
+    assert np.abs(logits(got) - logits(ref)).max() < 0.1

@@ -125,13 +125,13 @@ async def test_over_cap_refusals_never_reach_the_tokenizer(repo: Path, workdir: 
     proc = serve_copy(repo, workdir, "minilm", "--max-inflight-inputs", "64", "--max-inputs-per-request", "64")
     texts = [" ".join(corpus.paragraphs()[i : i + 2]) for i in range(32)]
     try:
-        before = metric(proc.metrics(), "embedrank_tokenized_inputs_total", 'model="minilm"')
+        before = metric(proc.metrics(), "embedrank_tokenized_inputs_total", 'kind="embedding",model="minilm"')
         async with AsyncClient(proc.target, timeout=120) as client:
             results = await asyncio.gather(*(client.encode("minilm", texts) for _ in range(12)), return_exceptions=True)
         ok = [r for r in results if not isinstance(r, BaseException)]
         refused = [r for r in results if isinstance(r, EmbedRankError) and r.code == grpc.StatusCode.RESOURCE_EXHAUSTED]
         assert ok and refused and len(ok) + len(refused) == 12
-        tokenized = metric(proc.metrics(), "embedrank_tokenized_inputs_total", 'model="minilm"') - before
+        tokenized = metric(proc.metrics(), "embedrank_tokenized_inputs_total", 'kind="embedding",model="minilm"') - before
         assert tokenized == 32 * len(ok)  # not one refused text was tokenized
     finally:
         proc.stop()
@@ -141,7 +141,7 @@ async def test_cancelled_streams_leave_nothing_queued_and_run_little(repo: Path,
     workers = 2  # batches at once (the CPU default: one per core); each may hold a cancelled stream's inputs
     proc = serve_copy(repo, workdir, "tiny-bert", "--max-batch-size", "8", "--workers", str(workers))
     model, streams, per_request = "tiny-bert", 500, 4
-    inputs_before = metric(proc.metrics(), "embedrank_inputs_total", f'model="{model}"')
+    inputs_before = metric(proc.metrics(), "embedrank_inputs_total", f'kind="embedding",model="{model}"')
     answered = 0
     try:
         async with grpc.aio.insecure_channel(proc.target) as channel:
@@ -177,7 +177,7 @@ async def test_cancelled_streams_leave_nothing_queued_and_run_little(repo: Path,
                 break
             await asyncio.sleep(0.05)
         assert (queued, inflight) == (0, 0)
-        ran = metric(text, "embedrank_inputs_total", f'model="{model}"') - inputs_before
+        ran = metric(text, "embedrank_inputs_total", f'kind="embedding",model="{model}"') - inputs_before
         late_answered = sum(not isinstance(r, BaseException) for r in late) * per_request
         # The model ran no more than what was answered plus one running batch (of 8) per worker per stream.
         assert ran <= answered * per_request + late_answered + streams * 8 * workers, (ran, answered * per_request)

@@ -368,7 +368,7 @@ def test_a_caller_that_hangs_up_drops_its_queued_inputs(http_repo: Path, workdir
                          "--max-inputs-per-request", "400")
     try:
         def run_so_far() -> float:
-            found = re.search(r'embedrank_inputs_total\{model="minilm"\} (\S+)', proc.metrics())
+            found = re.search(r'embedrank_inputs_total\{kind="embedding",model="minilm"\} (\S+)', proc.metrics())
             return float(found.group(1)) if found else 0.0
 
         port = int(http_base(proc).rpartition(":")[2])

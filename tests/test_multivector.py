@@ -14,7 +14,7 @@ import pytest
 from embedrank.client import AsyncClient, Client, EmbedRankError, _codec
 from embedrank.exporter import corpus
 from embedrank.v1 import embed_pb2
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, export
 
 TEXTS = ["Hello, world!", "What is the capital of France?", *corpus.sentences(6), " ".join(corpus.paragraphs()[:6])]
 QUERY = "How do I handle an exception raised inside a function?"
@@ -221,3 +221,56 @@ def test_bad_precision_names_the_field(kinds_server: ServerProcess, workdir: Pat
             assert {m.name: m for m in client.list_models()}["tiny-colbert"].output_precisions == ("float32", "binary", "ubinary")
     finally:
         assert proc.stop() == 0
+
+
+def test_int8_export_is_gated_and_served_close_to_fp32(
+    workdir: Path, kinds_sources: dict[str, Path], kinds_server: ServerProcess
+) -> None:
+    """--quantize on a multi-vector model: the gate (mean and worst token cosine against the library,
+    MaxSim ranking agreement) is recorded in the manifest, the self check re-checks the cosines, and the
+    served vectors stay close to the fp32 export's."""
+    repo = workdir / "colbert-int8-repo"
+    result = export(kinds_sources["tiny-colbert"], repo / "colbert-int8", "--quantize", "avx512-vnni")
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((repo / "colbert-int8" / "1" / "manifest.json").read_text())
+    assert (manifest["graph"]["precision"], manifest["graph"]["quantize"]) == ("int8", "avx512-vnni")
+    fidelity = manifest["fidelity"]
+    assert fidelity["thresholds"] == {"min_mean_token_cosine": 0.98, "min_token_cosine": 0.9, "max_count_mismatch": 0.0,
+                                      "min_maxsim_top1_agreement": 0.9, "min_maxsim_spearman": 0.95}
+    ranking = fidelity["parity"]["ranking"]
+    assert (ranking["queries"], ranking["documents"]) == (16, 47)
+    assert ranking["top1_agreement"] >= 0.9 and ranking["mean_spearman"] >= 0.95
+    assert 0 < ranking["max_rel_score_diff"] < 0.05  # int8 moved the scores, a little
+    for side in ("query", "document", "encode"):
+        p = fidelity["parity"][side]
+        assert p["count_mismatch"] == 0 and p["mean_token_cosine"] >= 0.98 and p["min_token_cosine"] >= 0.9
+        assert p["min_token_cosine"] < 0.99999  # lossy: not the exact graph's figure
+    assert fidelity["fidelity"]["items"] == 200 and fidelity["fidelity"]["mean_token_cosine"] >= 0.98
+    assert manifest["self_check"]["gate"] == {"min_mean_token_cosine": 0.98, "min_token_cosine": 0.9,
+                                              "max_count_mismatch": 0.0}
+
+    server = ServerProcess(repo)
+    try:
+        with Client(server.target) as int8, Client(kinds_server.target) as fp32:
+            for input_type in ("query", "document"):
+                got = int8.encode_multi_vector("colbert-int8", TEXTS, input_type=input_type)
+                ref = fp32.encode_multi_vector("tiny-colbert", TEXTS, input_type=input_type)
+                assert [g.shape for g in got] == [r.shape for r in ref]
+                cos = np.concatenate([_token_cosines(g, r) for g, r in zip(got, ref)])
+                assert cos.mean() >= 0.98 and cos.min() >= 0.9
+            hits = int8.rerank("colbert-int8", QUERY, DOCS)
+            ref_hits = fp32.rerank("tiny-colbert", QUERY, DOCS)
+    finally:
+        server.stop()
+    assert hits[0].index == ref_hits[0].index
+    order, ref_order = [h.index for h in hits], [h.index for h in ref_hits]
+    assert np.corrcoef([order.index(i) for i in range(len(DOCS))], [ref_order.index(i) for i in range(len(DOCS))])[0, 1] > 0.9
+
+
+def test_int8_export_past_its_gate_is_refused(workdir: Path, kinds_sources: dict[str, Path]) -> None:
+    """The same int8 graph with a mean token cosine floor it cannot reach: refused, nothing written."""
+    out = workdir / "colbert-int8-strict" / "m"
+    result = export(kinds_sources["tiny-colbert"], out, "--quantize", "avx512-vnni", "--min-cosine", "0.9999999")
+    assert result.returncode != 0
+    assert "mean token cosine" in result.stderr and "< 0.9999999" in result.stderr, result.stderr[-2000:]
+    assert not out.exists()

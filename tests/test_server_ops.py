@@ -170,7 +170,53 @@ def test_prometheus_metrics(repo: Path, workdir: Path) -> None:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert 'embedrank_requests_total{code="OK",rpc="Encode"} 1.0' in text
         assert 'embedrank_requests_total{code="INVALID_ARGUMENT",rpc="Encode"} 1.0' in text
-        assert re.search(r'embedrank_inputs_total\{model="tiny-bert"\} (\d+)', text).group(1) not in ("0",)  # type: ignore[union-attr]
+        assert re.search(r'embedrank_inputs_total\{kind="embedding",model="tiny-bert"\} (\d+)', text).group(1) not in ("0",)  # type: ignore[union-attr]
         assert "embedrank_batch_size_bucket" in text and "embedrank_inflight_inputs 0.0" in text
     finally:
         proc.stop()
+
+
+def test_prometheus_metrics_per_kind(kinds_repo: Path, workdir: Path) -> None:
+    """Sparse, multi-vector (its own RPC and a MaxSim Rerank) and Tokenize traffic, each visible apart:
+    the request counters by RPC, the per-model counters with the model's kind."""
+    import re
+
+    def value(text: str, name: str, labels: str) -> float:
+        found = re.search(re.escape(f"{name}{{{labels}}}") + r" ([0-9.e+-]+)", text)
+        return float(found.group(1)) if found else 0.0
+
+    only = workdir / f"repo-metrics-kinds-{time.monotonic_ns()}"
+    for name in ("tiny-sparse", "tiny-colbert"):
+        shutil.copytree(kinds_repo / name, only / name)
+    proc = ServerProcess(only, "--metrics-port", "0")
+    try:
+        before = proc.metrics()  # the load-time self check and warm-up ran batches already
+        with Client(proc.target) as client:
+            client.encode_sparse("tiny-sparse", ["one", "two", "three"])
+            client.encode_multi_vector("tiny-colbert", ["one", "two"], input_type="document")
+            client.rerank("tiny-colbert", "a query", ["one", "two", "three", "four"])
+            client.tokenize("tiny-sparse", ["one"])
+            with pytest.raises(EmbedRankError):
+                client.encode_multi_vector("tiny-colbert", [])
+        text = proc.metrics()
+    finally:
+        proc.stop()
+    assert 'embedrank_requests_total{code="OK",rpc="EncodeSparse"} 1.0' in text
+    assert 'embedrank_requests_total{code="OK",rpc="EncodeMultiVector"} 1.0' in text
+    assert 'embedrank_requests_total{code="INVALID_ARGUMENT",rpc="EncodeMultiVector"} 1.0' in text
+    assert 'embedrank_requests_total{code="OK",rpc="Rerank"} 1.0' in text
+    assert 'embedrank_requests_total{code="OK",rpc="Tokenize"} 1.0' in text
+    assert 'embedrank_request_duration_seconds_count{rpc="EncodeSparse"} 1.0' in text
+    assert 'embedrank_request_duration_seconds_count{rpc="EncodeMultiVector"} 1.0' in text
+
+    def ran(name: str, labels: str) -> float:
+        return value(text, name, labels) - value(before, name, labels)
+
+    sparse, colbert = 'kind="sparse",model="tiny-sparse"', 'kind="multi-vector",model="tiny-colbert"'
+    assert ran("embedrank_inputs_total", sparse) == 3
+    assert ran("embedrank_inputs_total", colbert) == 2 + 1 + 4  # two documents, then a query and four documents
+    assert ran("embedrank_tokenized_inputs_total", colbert) == 7
+    assert ran("embedrank_tokens_total", colbert) > 7
+    assert value(text, "embedrank_batch_duration_seconds_count", colbert) > 0
+    kinds = set(re.findall(r'^embedrank_inputs_total\{kind="([^"]+)",model="[^"]+"\}', text, flags=re.M))
+    assert kinds == {"sparse", "multi-vector"}  # one series per model: the kind adds none

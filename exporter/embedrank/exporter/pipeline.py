@@ -173,12 +173,15 @@ def run_export(opts: ExportOptions) -> Path:
 
 
 # The export gate, as the self check's: what the server re-checks at every load.
-_SELF_CHECK_GATE = {
+_SELF_CHECK_GATE: dict[str, str | None] = {
     "min_cosine": "min_cosine", "min_fidelity_cosine": "min_cosine", "min_mean_cosine": "min_mean_cosine",
     "max_abs_diff": "max_abs_diff", "max_score_diff": "max_abs_diff", "min_top1_agreement": "min_top1_agreement",
     "min_index_agreement": "min_index_agreement", "max_rel_diff": "max_rel_diff",
     "min_token_cosine": "min_token_cosine", "max_count_mismatch": "max_count_mismatch",
     "min_topk_recall": "min_topk_recall", "min_mean_topk_recall": "min_mean_topk_recall",
+    "min_mean_token_cosine": "min_mean_token_cosine",
+    "min_maxsim_top1_agreement": None,  # export only: the self check's few inputs rank nothing
+    "min_maxsim_spearman": None,
 }
 
 
@@ -187,6 +190,8 @@ def _self_check_gate(limits: dict[str, float]) -> dict[str, float]:
     gate: dict[str, float] = {}
     for key, value in limits.items():
         mapped = _SELF_CHECK_GATE[key]
+        if mapped is None:
+            continue
         gate[mapped] = min(gate.get(mapped, value), value) if mapped.startswith("min") else value
     return gate
 

@@ -62,6 +62,8 @@ def failures(figures: dict[str, float], gate: dict[str, float]) -> list[str]:
         bad.append(f"mean top-{figures['topk']:.0f} term recall {figures['topk_recall']:.3f} < {gate['min_mean_topk_recall']}")
     if "min_token_cosine" in gate and figures["min_token_cosine"] < gate["min_token_cosine"]:
         bad.append(f"min token cosine {figures['min_token_cosine']:.6f} < {gate['min_token_cosine']}")
+    if "min_mean_token_cosine" in gate and figures["mean_token_cosine"] < gate["min_mean_token_cosine"]:
+        bad.append(f"mean token cosine {figures['mean_token_cosine']:.6f} < {gate['min_mean_token_cosine']}")
     if "max_count_mismatch" in gate and figures["count_mismatch"] > gate["max_count_mismatch"]:
         bad.append(f"{figures['count_mismatch']:.0f} texts with another token count than the reference")
     return bad

@@ -108,7 +108,7 @@ class MultiVectorKind(Kind):
     kind = ModelKind.MULTI_VECTOR
     output = "token_embeddings"
     rpc = "MultiVectorEmbed.EncodeMultiVector"
-    gates = frozenset({"min_token_cosine", "max_count_mismatch"})
+    gates = frozenset({"min_token_cosine", "min_mean_token_cosine", "max_count_mismatch"})
     ragged = True
 
     def parse(self, r: Reader, *, outputs: Sequence[str], where: str) -> MultiVectorSpec:
@@ -161,15 +161,17 @@ class MultiVectorKind(Kind):
         return np.concatenate([[rows.shape[1]], rows.reshape(-1)])  # [dim, the vectors row by row]
 
     def measure(self, reference: Any, got: Any, *, queries: int) -> dict[str, float]:
-        worst, mismatched = 1.0, 0
+        worst, total, tokens, mismatched = 1.0, 0.0, 0, 0
         for ref, row in zip(reference, got):
             if ref.shape != row.shape or ref[0] != row[0]:
                 mismatched += 1
                 continue
             dim = int(ref[0])
             if ref.size > 1:
-                worst = min(worst, float(cosines(ref[1:].reshape(-1, dim), row[1:].reshape(-1, dim)).min()))
-        return {"min_token_cosine": worst, "count_mismatch": float(mismatched)}
+                cos = cosines(ref[1:].reshape(-1, dim), row[1:].reshape(-1, dim))
+                worst, total, tokens = min(worst, float(cos.min())), total + float(cos.sum()), tokens + cos.size
+        return {"min_token_cosine": worst, "mean_token_cosine": total / max(tokens, 1),
+                "count_mismatch": float(mismatched)}
 
     def warm_up_inputs(self, max_tokens: int) -> tuple[str, str]:
         return "warm up " * (max_tokens // 2), "warm up"

@@ -70,9 +70,16 @@ class BatchLimits:
 
 class Batcher:
     def __init__(
-        self, name: str, run_batch: BatchFn, limits: BatchLimits, *, on_idle: Callable[[], None] | None = None
+        self,
+        name: str,
+        run_batch: BatchFn,
+        limits: BatchLimits,
+        *,
+        kind: str = "",
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         self._name = name
+        self._kind = kind  # the model's kind, a label of the per-model metrics
         self._run_batch = run_batch
         # Run in a worker thread when the batcher goes idle after big batches (memory trim).
         self._on_idle = on_idle
@@ -252,12 +259,12 @@ class Batcher:
 
     def _observe(self, batch: list[WorkItem], elapsed_ns: int) -> None:
         real = sum(item.length for item in batch)
-        name = self._name
+        name, kind = self._name, self._kind
         metrics.BATCH_SIZE.labels(name).observe(len(batch))
         metrics.BATCH_FILL.labels(name).observe(real / (len(batch) * max(item.length for item in batch)))
-        metrics.BATCH_SECONDS.labels(name).observe(elapsed_ns / 1e9)
-        metrics.INPUTS.labels(name).inc(len(batch))
-        metrics.TOKENS.labels(name).inc(real)
+        metrics.BATCH_SECONDS.labels(name, kind).observe(elapsed_ns / 1e9)
+        metrics.INPUTS.labels(name, kind).inc(len(batch))
+        metrics.TOKENS.labels(name, kind).inc(real)
 
     def _drop_dead(self, now: float) -> None:
         """Backstop: remove inputs whose caller is gone or whose deadline passed."""

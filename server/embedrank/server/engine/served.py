@@ -145,7 +145,8 @@ class ServedModel:
         self.limits = limits
         self._admission = admission
         self._tokenize_pool = tokenize_pool
-        self.batcher = Batcher(manifest.name, self._batch_fn(), limits.batch, on_idle=runtime.trim)
+        self.batcher = Batcher(manifest.name, self._batch_fn(), limits.batch, kind=manifest.kind.value,
+                               on_idle=runtime.trim)
 
     def _batch_fn(self) -> BatchFn:
         raise NotImplementedError
@@ -158,7 +159,7 @@ class ServedModel:
                 return tokenize(inputs)
             return self.tokenizer.encode(inputs, truncate=truncate, field=field)
 
-        metrics.TOKENIZED.labels(self.name).inc(len(inputs))
+        metrics.TOKENIZED.labels(self.name, self.manifest.kind.value).inc(len(inputs))
         if chars <= INLINE_TOKENIZE_CHARS:
             return encode()
         loop = asyncio.get_running_loop()
