@@ -1,9 +1,9 @@
 """Latency benchmark of one embedding variant (issues #15, #16). Prints one JSON object.
 
   lone        one sentence per unary Encode, one at a time, from the Python sync client and (with
-              --go-client) the Go client, request by request in turns with the runtime alone in
-              this process on the same graph, threads and tokens: ONNX Runtime with spinning on
-              and off (ORT graphs) or the server's own runtime object (OpenVINO graphs).
+              --go-client) the Go client, in rotating blocks (one setting each) with the runtime
+              alone in this process on the same graph, threads and tokens: ONNX Runtime with
+              spinning on and off (ORT graphs) or the server's own runtime object (OpenVINO graphs).
   loaded      while a second process keeps load on the server: a lone sentence's unary latency
               at --rate sentences/s (half of peak, open loop), and at full load (4 x 32 closed
               loop) unary latency and a stream's first answer (16 requests of 4 texts sent at once).
@@ -86,9 +86,12 @@ def _runtime_alone(graph: Path, threads: int) -> dict[str, object]:
     return out
 
 
+BLOCK, SETTLE = 27, 2
+
+
 def lone(args: argparse.Namespace, sentences: list[str]) -> dict[str, object]:
-    """Request by request in turns (the order rotating each text): the runtime alone, the Python
-    client and, with --go-client, the Go client, so that a busy moment on the box hits each alike."""
+    """The runtime alone, the Python client and, with --go-client, the Go client on the same texts, in
+    blocks whose order rotates, so that a busy moment on the box hits each about alike."""
     from tokenizers import Tokenizer
 
     graph = Path(args.graph)
@@ -120,20 +123,31 @@ def lone(args: argparse.Namespace, sentences: list[str]) -> dict[str, object]:
 
         runners["embedrank_go"] = go_client
     labels = list(runners)
-    texts = sentences[: args.warmup + args.n]
+    # n counted calls: BLOCK - SETTLE of each block after the warm-up
+    texts = sentences[: args.warmup + -(-args.n // (BLOCK - SETTLE)) * BLOCK]
     lat: dict[str, list[float]] = {k: [] for k in labels}
     stages: dict[str, list[tuple[int, ...]]] = {k: [] for k in labels}
-    for i, text in enumerate(texts):
-        for label in labels[i % len(labels):] + labels[: i % len(labels)]:
-            t = time.perf_counter()
-            got = runners[label](text)
-            elapsed = time.perf_counter() - t
-            if got is not None and len(got) == 5:  # Go: its own clock, not the pipe's round trip
-                elapsed, got = got[4] / 1e9, got[:4]
-            if i >= args.warmup:
-                lat[label].append(elapsed)
-                if got is not None:
-                    stages[label].append(got)
+
+    def timed(label: str, text: str, keep: bool) -> None:
+        t = time.perf_counter()
+        got = runners[label](text)
+        elapsed = time.perf_counter() - t
+        if got is not None and len(got) == 5:  # Go: its own clock, not the pipe's round trip
+            elapsed, got = got[4] / 1e9, got[:4]
+        if keep:
+            lat[label].append(elapsed)
+            if got is not None:
+                stages[label].append(got)
+
+    # Blocks of BLOCK texts, each setting on its own, their order rotating block by block; the first
+    # SETTLE calls of a block are not counted. Taking turns request by request measured each setting
+    # slower after another's call: after a Go call the Go runtime's threads keep spinning a while, and
+    # ONNX Runtime alone right after a gRPC call ran up to 1 ms slower, on these same 2 cores.
+    for b, start in enumerate(range(0, len(texts), BLOCK)):
+        block = texts[start : start + BLOCK]
+        for label in labels[b % len(labels):] + labels[: b % len(labels)]:
+            for i, text in enumerate(block):
+                timed(label, text, start + i >= args.warmup and i >= SETTLE)
     client.close()
     if go is not None:
         go.stdin.close()  # type: ignore[union-attr]

@@ -16,8 +16,8 @@ def render(r: dict, w: Callable[[str], None], embed_names: list[str]) -> None:
         return
     w("## Latency\n")
     w("One pydoc sentence per unary `Encode`, one request at a time over loopback, from the Python sync client and "
-      "from the Go client, request by request in turns (the order rotating) with the runtime alone on the very "
-      "same graph, thread count and tokens in the benchmark process (ONNX Runtime with its threads spinning, "
+      "from the Go client, in blocks of 25 sentences (each setting on its own) whose order rotates, beside "
+      "the runtime alone on the very same graph, thread count and tokens in the benchmark process (ONNX Runtime with its threads spinning, "
       "stopped when a run returns — its fastest setting here — and without spinning; for OpenVINO graphs the "
       "server's own runtime object); 300 sentences each. The target (#27): the service's p50 over the runtime "
       "alone's fastest p50 ≤ 1.0 ms from the Go client and ≤ 1.2 ms from the Python client, p99 ≤ 2.5 × p50.\n")
