@@ -112,7 +112,11 @@ def render(r: dict, png_name: str) -> str:
       "sentence-transformers (ST) running the same checkpoints in-process, on the same texts. "
       "Every number below is written by the benchmark itself; reproduce with one command after the README's set-up of `.venv`:\n")
     w("```\nbash bench/run.sh            # full run (~20 min on 2 cores), rewrites this file and the plot\n"
-      "bash bench/run.sh --quick    # ~3 min smoke run, writes .cache/bench/work/benchmarks.md\n```\n")
+      "bash bench/run.sh --quick    # ~3 min smoke run, writes .cache/bench/work/benchmarks.md\n"
+      "bash bench/run.sh --latency-only   # ~3 min: the lone query and refusals alone, docs/benchmarks-latency.md\n```\n")
+    w("A lone query from the Python and the Go client beside ONNX Runtime alone, and over-cap refusals with the load "
+      "client on shared and on its own cores (issue #27), are also measured on their own, more often than this whole "
+      "run: [benchmarks-latency.md](benchmarks-latency.md) (its date is its own).\n")
     if cfg["quick"]:
         w("**Quick run**: short windows, fewer variants; numbers are rough.\n")
     w(f"Measured {env['date']}; the measurements took {r['elapsed_s'] // 60} min {r['elapsed_s'] % 60} s "
