@@ -1,10 +1,12 @@
 """Multi-vector (ColBERT) models: export of a MultiVectorEncoder (Dense, skiplist, query
 expansion), serving through MultiVectorEmbed, parity with MultiVectorEncoder.encode_query /
-encode_document / encode, MaxSim Rerank equal to the library's scoring, bad inputs."""
+encode_document / encode, MaxSim Rerank equal to the library's scoring, Tokenize equal to what
+EncodeMultiVector reads, bad inputs."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -274,3 +276,70 @@ def test_int8_export_past_its_gate_is_refused(workdir: Path, kinds_sources: dict
     assert result.returncode != 0
     assert "mean token cosine" in result.stderr and "< 0.9999999" in result.stderr, result.stderr[-2000:]
     assert not out.exists()
+
+
+# Prompts the test model does not have (its own are ""), put in a copy's manifest: the load-time self
+# check runs without prompts, so the copy loads; the library reference gets the same prompts.
+PROMPTS = {"query": "query: ", "document": "passage: "}
+
+
+@pytest.fixture(scope="module")
+def prompted_server(workdir: Path, kinds_repo: Path) -> Iterator[ServerProcess]:
+    import shutil
+
+    repo = workdir / "colbert-prompted"
+    shutil.copytree(kinds_repo / "tiny-colbert", repo / "tiny-colbert")
+    path = repo / "tiny-colbert" / "1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["multi-vector"]["prompts"] = PROMPTS
+    path.write_text(json.dumps(manifest))
+    proc = ServerProcess(repo)
+    yield proc
+    proc.stop()
+
+
+@pytest.mark.parametrize("prompted", [False, True])
+@pytest.mark.parametrize("input_type", ["query", "document", None])
+def test_tokenize_is_what_encode_multi_vector_reads(
+    request: pytest.FixtureRequest, kinds_sources: dict[str, Path], prompted: bool, input_type: str | None
+) -> None:
+    """Tokenize's ids are MultiVectorEncoder.preprocess's for the task (prompt, query/document length,
+    [MASK] expansion), its counts EncodeMultiVector's, max_tokens the task's length."""
+    server: ServerProcess = request.getfixturevalue("prompted_server" if prompted else "kinds_server")
+    model = _encoder(kinds_sources["tiny-colbert"])
+    if prompted:
+        model.prompts = dict(PROMPTS)
+    prompt = model.prompts.get(input_type or "", "")
+    assert bool(prompt) is (prompted and input_type is not None)
+    features = model.preprocess(TEXTS, prompt=prompt or None, task=input_type)
+    with Client(server.target) as client:
+        got = client.tokenize("tiny-colbert", TEXTS, input_type=input_type)
+        streamed = client.tokenize_stream("tiny-colbert", TEXTS, chunk_size=3, input_type=input_type)
+        encoded = client.encode_multi_vector("tiny-colbert", TEXTS, input_type=input_type)
+        raw = client._call(client._multi_vector.EncodeMultiVector, _codec.multi_vector_request(
+            "tiny-colbert", TEXTS, input_type=input_type))
+        short = client.tokenize("tiny-colbert", ["a"], input_type=input_type)[0]
+        uncut = client.tokenize("tiny-colbert", ["a"], input_type=input_type, truncation="none")[0]
+    expanded = features.get("query_expansion_positions")
+    for i, item in enumerate(got):
+        read = features["attention_mask"][i].bool()
+        if expanded is not None:
+            read |= expanded[i].bool()
+        assert item.ids == features["input_ids"][i][read].tolist()
+        assert item.prompt == prompt and item.max_tokens == {"query": 12, "document": 40, None: 64}[input_type]
+        if expanded is not None and expanded[i].any():  # the [MASK] tokens, flagged special, no span
+            tail = item.tokens[-int(expanded[i].sum()):]
+            assert {(t.id, t.text, t.special, t.start, t.end) for t in tail} == {(103, "[MASK]", True, 0, 0)}
+        assert any(t.prompt for t in item.tokens) is bool(prompt)
+    assert [t.token_count for t in got] == list(raw.token_counts)
+    assert [t.truncated for t in got] == list(raw.truncated)
+    assert [t.ids for t in streamed] == [t.ids for t in got]
+    assert uncut.ids == short.ids and not uncut.truncated  # truncation "none" reads a short text the same way
+    if input_type == "query":  # every query is read at 12 tokens, short ones through the expansion; all scored
+        assert {t.token_count for t in got} == {12} and any(t.ids[-1] == 103 for t in got)
+        assert [t.token_count for t in got] == [v.shape[0] for v in encoded]
+        assert short.token_count == 12 and short.ids[-1] == 103
+    else:  # the skiplist (documents, and encode()) drops vectors, never tokens Tokenize reports
+        assert all(t.token_count >= v.shape[0] for t, v in zip(got, encoded))
+        assert any(t.token_count > v.shape[0] for t, v in zip(got, encoded))
+        assert got[-1].truncated and got[-1].token_count == got[-1].max_tokens

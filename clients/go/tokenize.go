@@ -49,7 +49,8 @@ type Token struct {
 	// Sequence; prompt tokens: in the prompt; special tokens: 0, 0), in
 	// Unicode code points: Span.Of(text).
 	Span Span
-	// Special marks tokens the model's template adds ([CLS], [SEP]).
+	// Special marks tokens the model's template adds ([CLS], [SEP]) and a
+	// multi-vector query's expansion tokens ([MASK], read and scored).
 	Special bool
 	// Prompt marks tokens of the prompt placed before the text.
 	Prompt bool

@@ -25,8 +25,11 @@ type TokenizeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Model string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// Single texts (any model). With the prompt that input_type / prompt_name
-	// pick, exactly as Encode applies it (embedding models; other kinds have
-	// no prompts). Send texts or pairs, not both.
+	// pick, exactly as the model's Encode applies it (embedding, sparse and
+	// multi-vector models; rerank and classification models have no prompts).
+	// Multi-vector: also the length and query expansion EncodeMultiVector
+	// uses for that input_type (the document skiplist drops output vectors,
+	// not input tokens, so it is not applied). Send texts or pairs, not both.
 	Texts []string `protobuf:"bytes,2,rep,name=texts,proto3" json:"texts,omitempty"`
 	// Pairs, tokenized as Rerank (query, document) and Classify pairs are
 	// (no prompt).
@@ -124,7 +127,9 @@ type Token struct {
 	// Unicode code points (Python str indices); text[start:end] is what it
 	// covers. Prompt tokens: in the prompt. Special tokens: 0, 0.
 	Span *Span `protobuf:"bytes,3,opt,name=span,proto3" json:"span,omitempty"`
-	// Added by the model's template ([CLS], [SEP], <s>, </s>).
+	// Added by the model's template ([CLS], [SEP], <s>, </s>), or a
+	// multi-vector query's expansion token ([MASK] after the text up to the
+	// expansion length: read and scored by the model).
 	Special bool `protobuf:"varint,4,opt,name=special,proto3" json:"special,omitempty"`
 	// Part of the prompt placed before the text, not of the text itself.
 	Prompt bool `protobuf:"varint,5,opt,name=prompt,proto3" json:"prompt,omitempty"`
@@ -208,7 +213,8 @@ func (x *Token) GetSequence() uint32 {
 
 type TokenizedInput struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// In the order the model reads them (special tokens and prompt included).
+	// In the order the model reads them (special tokens, prompt and
+	// multi-vector query expansion included).
 	Tokens []*Token `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
 	// Number of tokens, the same as Encode's token_counts for this text.
 	TokenCount uint32 `protobuf:"varint,2,opt,name=token_count,json=tokenCount,proto3" json:"token_count,omitempty"`
@@ -283,7 +289,8 @@ type TokenizeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One per text or pair, in request order.
 	Inputs []*TokenizedInput `protobuf:"bytes,1,rep,name=inputs,proto3" json:"inputs,omitempty"`
-	// The model's limit, special tokens included.
+	// The model's limit, special tokens included (multi-vector: the limit
+	// for input_type, the query expansion length or document length).
 	MaxTokens     uint32    `protobuf:"varint,2,opt,name=max_tokens,json=maxTokens,proto3" json:"max_tokens,omitempty"`
 	Metadata      *Metadata `protobuf:"bytes,3,opt,name=metadata,proto3" json:"metadata,omitempty"`
 	unknownFields protoimpl.UnknownFields

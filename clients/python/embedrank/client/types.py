@@ -28,7 +28,7 @@ class Token:
     text: str  # as the vocabulary writes it ("##ing", "[CLS]")
     start: int
     end: int
-    special: bool = False  # [CLS], [SEP], <s>, ...
+    special: bool = False  # [CLS], [SEP], <s>, ...; a multi-vector query's expansion [MASK]
     prompt: bool = False  # part of the prompt placed before the text
     sequence: int = 0  # pairs: 0 first, 1 second
 
@@ -41,7 +41,7 @@ class Tokenized:
     token_count: int
     truncated: bool  # cut to max_tokens (truncation="none": would be)
     prompt: str  # the prompt placed before the text ("" when none)
-    max_tokens: int  # the model's limit, special tokens included
+    max_tokens: int  # the model's limit, special tokens included (multi-vector: for input_type)
 
     @property
     def ids(self) -> list[int]:

@@ -61,27 +61,43 @@ class MultiVectorSpec:
     ranges: QuantizationRanges | None = None  # per dimension, over token vectors: int8/uint8 output
 
 
-def encode(
-    spec: MultiVectorSpec, tokenizer: TextTokenizer, texts: Sequence[str], task: Task, *, truncate: Truncate, field: str
-) -> tuple[list[TokenSeq], list[bool]]:
-    """Texts (prompt already prepended) -> token sequences as the model's Transformer.preprocess makes them."""
+def task_tokenizer(spec: MultiVectorSpec, tokenizer: TextTokenizer, task: Task) -> TextTokenizer:
+    """The tokenizer at the length Transformer.preprocess cuts this task's texts to: a query's
+    expansion length (fixed) or at least it (min), else query_length / document_length, else the model's."""
     length = {Task.QUERY: spec.query_length, Task.DOCUMENT: spec.document_length}.get(task)
     expansion = spec.expansion if task is Task.QUERY else None
     if expansion is not None:
         cap = expansion.length if expansion.strategy == "fixed" else max(length or tokenizer.max_tokens, expansion.length)
     else:
         cap = length or tokenizer.max_tokens
-    seqs, truncated = tokenizer.limited(cap).encode(texts, truncate=truncate, field=field)
+    return tokenizer.limited(cap)
+
+
+def expansion_ids(spec: MultiVectorSpec, length: int, task: Task) -> list[int]:
+    """The expansion tokens appended after a query of ``length`` tokens (up to the expansion length:
+    preprocess's pad positions swapped for the mask token); none for other tasks or without expansion."""
+    expansion = spec.expansion if task is Task.QUERY else None
+    if expansion is None or length >= expansion.length:
+        return []
+    return [expansion.token_id] * (expansion.length - length)
+
+
+def encode(
+    spec: MultiVectorSpec, tokenizer: TextTokenizer, texts: Sequence[str], task: Task, *, truncate: Truncate, field: str
+) -> tuple[list[TokenSeq], list[bool]]:
+    """Texts (prompt already prepended) -> token sequences as the model's Transformer.preprocess makes them."""
+    seqs, truncated = task_tokenizer(spec, tokenizer, task).encode(texts, truncate=truncate, field=field)
+    expansion = spec.expansion if task is Task.QUERY else None
     if expansion is None:
         return seqs, truncated
     out = []
     for seq in seqs:
-        missing = expansion.length - seq.length
-        if missing <= 0:
+        extra = expansion_ids(spec, seq.length, task)
+        if not extra:
             out.append(seq)
             continue
-        ids = np.concatenate([seq.ids, np.full(missing, expansion.token_id, dtype=np.int64)])
-        types = None if seq.type_ids is None else np.concatenate([seq.type_ids, np.zeros(missing, dtype=np.int64)])
+        ids = np.concatenate([seq.ids, np.asarray(extra, dtype=np.int64)])
+        types = None if seq.type_ids is None else np.concatenate([seq.type_ids, np.zeros(len(extra), dtype=np.int64)])
         out.append(TokenSeq(ids, types, None if expansion.attend else seq.length))
     return out, truncated
 

@@ -9,9 +9,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from embedrank.model.errors import InvalidArgument
-from embedrank.model.kinds.multivector import MultiVectorSpec, Task, encode, kept, maxsim
+from embedrank.model.kinds.multivector import (
+    MultiVectorSpec, Task, encode, expansion_ids, kept, maxsim, task_tokenizer,
+)
 from embedrank.model.runtime.base import TokenSeq
-from embedrank.model.tokenize import Truncate
+from embedrank.model.tokenize import TextTokenizer, Truncate
 from embedrank.server.engine.postprocess import OutputPrecision, check_precision, quantize
 from embedrank.server.engine.requests import InputType, LongInput, Ranked, RerankParams, RerankResult, Timing, Usage
 from embedrank.server.engine.served import ServedModel, check_texts, is_blank
@@ -70,10 +72,19 @@ class MultiVectorModel(ServedModel):
         vectors = [np.ascontiguousarray(rows[kept(spec, seq, task)], dtype=np.float32) for rows, seq in zip(results, seqs)]
         return vectors, seqs, truncated, usage
 
-    def _prompt(self, input_type: InputType, prompt_name: str) -> str:
+    # Tokenize's hooks: the prompt, the task's length and the query expansion exactly as _vectors' `encode`
+    # runs them (the same kind functions), so Tokenize and EncodeMultiVector read the same tokens. The
+    # skiplist is not here: it drops output vectors of tokens the model has read, not input tokens.
+    def prompt_for(self, input_type: InputType, prompt_name: str) -> str:
         spec = self.spec
         return pick_prompt(spec.prompts, spec.default_prompt_name, input_type=input_type, prompt_name=prompt_name,
                            model=self.name)
+
+    def tokenizer_for(self, input_type: InputType) -> TextTokenizer:
+        return task_tokenizer(self.spec, self.tokenizer, _TASK[input_type])
+
+    def appended_for(self, input_type: InputType, length: int) -> list[int]:
+        return expansion_ids(self.spec, length, _TASK[input_type])
 
     async def encode_multi_vector(
         self, params: MultiVectorParams, *, deadline: float | None, request_id: str
@@ -81,7 +92,7 @@ class MultiVectorModel(ServedModel):
         chars = check_texts(params.texts, "texts", self.limits)
         spec = self.spec
         check_precision(params.precision, spec.ranges, model=self.name)
-        prompt = self._prompt(params.input_type, params.prompt_name)
+        prompt = self.prompt_for(params.input_type, params.prompt_name)
         vectors, seqs, truncated, usage = await self._vectors(
             params.texts, _TASK[params.input_type], prompt=prompt, truncate=params.truncate, field="texts",
             chars=chars, deadline=deadline, request_id=request_id,
@@ -104,11 +115,11 @@ class MultiVectorModel(ServedModel):
             raise InvalidArgument("long_input", "LONG_INPUT_CHUNK is not served for multi-vector models (MaxSim "
                                   "already reads the whole document up to its length); leave it unset")
         query, _, _, q_usage = await self._vectors(
-            [params.query], Task.QUERY, prompt=self._prompt(InputType.QUERY, ""), truncate=params.truncate,
+            [params.query], Task.QUERY, prompt=self.prompt_for(InputType.QUERY, ""), truncate=params.truncate,
             field="query", chars=len(params.query), deadline=deadline, request_id=request_id,
         )
         docs, seqs, truncated, d_usage = await self._vectors(
-            params.documents, Task.DOCUMENT, prompt=self._prompt(InputType.DOCUMENT, ""), truncate=params.truncate,
+            params.documents, Task.DOCUMENT, prompt=self.prompt_for(InputType.DOCUMENT, ""), truncate=params.truncate,
             field="documents", chars=chars, deadline=deadline, request_id=request_id,
         )
         mean = self.spec.similarity_fn == "meanmaxsim"

@@ -246,8 +246,14 @@ class ServedModel:
         them apart (an inference-free sparse model's query route)."""
         return self.tokenizer
 
+    def appended_for(self, input_type: InputType, length: int) -> list[int]:
+        """Token ids Encode puts after the tokenizer's ``length`` tokens for texts of this input type: a
+        multi-vector query's expansion (mask tokens up to its length); none for other kinds."""
+        return []
+
     async def tokenize(self, params: TokenizeParams, *, request_id: str) -> TokenizeResult:
-        """The tokens this model reads for each text (with Encode's prompt and tokenizer) or pair; no model runs."""
+        """The tokens this model reads for each text (with Encode's prompt, tokenizer and appended tokens) or
+        pair; no model runs."""
         start = time.monotonic_ns()
         chars = check_texts_or_pairs(params.texts, params.pairs, self.limits)
         if params.pairs and params.prompt_name:
@@ -256,9 +262,15 @@ class ServedModel:
         tokenizer = self.tokenizer if params.pairs else self.tokenizer_for(params.input_type)
         inputs: list[Any] = list(params.pairs) or [prompt + t for t in params.texts]
 
+        def appended(length: int) -> list[tuple[int, str]]:
+            if params.pairs:
+                return []
+            return [(i, tokenizer.id_to_token(i)) for i in self.appended_for(params.input_type, length)]
+
         def run() -> list[Any]:
             encs = tokenizer.encodings(inputs, truncate=params.truncate)
-            return [tokens_of(e, prompt=prompt, truncate=params.truncate, max_tokens=tokenizer.max_tokens)
+            return [tokens_of(e, prompt=prompt, truncate=params.truncate, max_tokens=tokenizer.max_tokens,
+                              appended=appended(len(e.ids)))
                     for e in encs]
 
         if chars <= INLINE_TOKENIZE_CHARS:

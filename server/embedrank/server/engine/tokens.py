@@ -2,7 +2,9 @@
 
 The prompt is chosen and placed exactly as Encode places it (``ServedModel.prompt_for``) and the
 tokenizer is the one Encode runs for that input type (``ServedModel.tokenizer_for``, with the
-request's truncation), so ids and counts are Encode's. Spans are Unicode code points of the caller's text (prompt tokens: of the
+request's truncation, at that input type's length), followed by any tokens Encode appends
+(``ServedModel.appended_for``: a multi-vector query's expansion, flagged special), so ids and counts are
+Encode's. Spans are Unicode code points of the caller's text (prompt tokens: of the
 prompt), as the chunking spans are.
 """
 
@@ -62,8 +64,11 @@ class DecodeResult:
     usage: Usage
 
 
-def tokens_of(enc: Encoding, *, prompt: str, truncate: Truncate, max_tokens: int) -> TokenizedInput:
-    """One encoding as the caller's tokens: spans moved past the prompt, flags set."""
+def tokens_of(
+    enc: Encoding, *, prompt: str, truncate: Truncate, max_tokens: int, appended: Sequence[tuple[int, str]] = ()
+) -> TokenizedInput:
+    """One encoding as the caller's tokens: spans moved past the prompt, flags set; ``appended`` (id, token)
+    after them, flagged special with no span (a multi-vector query's expansion tokens)."""
     cut = len(prompt)
     tokens: list[Token] = []
     for tid, text, (start, end), special, seq in zip(
@@ -79,6 +84,7 @@ def tokens_of(enc: Encoding, *, prompt: str, truncate: Truncate, max_tokens: int
         else:
             tokens.append(Token(tid, text, start, end, False, False, sequence))
     truncated = len(tokens) > max_tokens if truncate is Truncate.NONE else bool(enc.overflowing)
+    tokens.extend(Token(tid, text, 0, 0, True, False, 0) for tid, text in appended)
     return TokenizedInput(tokens, truncated, prompt)
 
 
