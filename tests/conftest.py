@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,7 +45,11 @@ def sources(workdir: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def repo(workdir: Path, sources: dict[str, Path]) -> Path:
-    repo = workdir / "repo"
+    return export_all(sources, workdir / "repo")
+
+
+def export_all(sources: dict[str, Path], repo: Path) -> Path:
+    """Each checkpoint exported with the defaults into ``repo`` under its name."""
     for name, src in sources.items():
         result = export(src, repo / name)
         assert result.returncode == 0, f"export {name} failed:\n{result.stderr[-4000:]}"
@@ -117,18 +121,25 @@ def target(server: ServerProcess) -> str:
     return server.target
 
 
-@pytest.fixture(scope="session")
-def repo_without_ranges(workdir: Path, repo: Path) -> Iterator[str]:
-    """A second server whose only model's manifest has no calibration ranges."""
+def edited_copy(model: Path, repo: Path, edit: Callable[[dict], None], *, name: str | None = None) -> Path:
+    """A repository ``repo`` holding a copy of ``model`` (REPO/NAME, version 1) as ``name`` whose
+    manifest ``edit`` changed in place: a model as an older exporter, or a tampered one, would leave it."""
     import json
     import shutil
 
-    other = workdir / "repo-noranges"
-    shutil.copytree(repo / "tiny-bert", other / "noranges")
-    manifest_path = other / "noranges" / "1" / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["embedding"]["ranges"] = None
-    manifest_path.write_text(json.dumps(manifest))
+    shutil.copytree(model, repo / (name or model.name))
+    path = repo / (name or model.name) / "1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    path.write_text(json.dumps(manifest))
+    return repo
+
+
+@pytest.fixture(scope="session")
+def repo_without_ranges(workdir: Path, repo: Path) -> Iterator[str]:
+    """A second server whose only model's manifest has no calibration ranges."""
+    other = edited_copy(repo / "tiny-bert", workdir / "repo-noranges",
+                        lambda m: m["embedding"].__setitem__("ranges", None), name="noranges")
     proc = ServerProcess(other)
     yield proc.target
     proc.stop()

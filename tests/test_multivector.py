@@ -16,7 +16,7 @@ import pytest
 from embedrank.client import AsyncClient, Client, EmbedRankError, _codec
 from embedrank.exporter import corpus
 from embedrank.v1 import embed_pb2
-from tests.conftest import ServerProcess, export
+from tests.conftest import ServerProcess, edited_copy, export
 
 TEXTS = ["Hello, world!", "What is the capital of France?", *corpus.sentences(6), " ".join(corpus.paragraphs()[:6])]
 QUERY = "How do I handle an exception raised inside a function?"
@@ -126,14 +126,8 @@ def test_bad_inputs(kinds_server: ServerProcess) -> None:
 def test_self_check_refuses_a_model_whose_masks_changed(workdir: Path, kinds_repo: Path) -> None:
     """An edited manifest (the skiplist gone) changes what the server returns: the load-time self
     check sees other vector counts than the recorded reference and refuses the model."""
-    import shutil
-
-    repo = workdir / "colbert-edited"
-    shutil.copytree(kinds_repo / "tiny-colbert", repo / "tiny-colbert")
-    path = repo / "tiny-colbert" / "1" / "manifest.json"
-    manifest = json.loads(path.read_text())
-    manifest["multi-vector"]["skiplist_ids"] = []
-    path.write_text(json.dumps(manifest))
+    repo = edited_copy(kinds_repo / "tiny-colbert", workdir / "colbert-edited",
+                       lambda m: m["multi-vector"].__setitem__("skiplist_ids", []))
     with pytest.raises(RuntimeError) as err:
         ServerProcess(repo).stop()
     assert "SELF CHECK FAILED" in str(err.value) and "another token count" in str(err.value)
@@ -205,14 +199,8 @@ def test_bad_precision_names_the_field(kinds_server: ServerProcess, workdir: Pat
         with pytest.raises(ValueError, match="precision"):
             client.encode_multi_vector("tiny-colbert", ["a"], precision="int4")
     # A model exported before the ranges were calibrated: int8 is refused up front, binary still works.
-    import shutil
-
-    repo = workdir / "colbert-noranges"
-    shutil.copytree(kinds_repo / "tiny-colbert", repo / "tiny-colbert")
-    path = repo / "tiny-colbert" / "1" / "manifest.json"
-    manifest = json.loads(path.read_text())
-    del manifest["multi-vector"]["ranges"]
-    path.write_text(json.dumps(manifest))
+    repo = edited_copy(kinds_repo / "tiny-colbert", workdir / "colbert-noranges",
+                       lambda m: m["multi-vector"].pop("ranges"))
     proc = ServerProcess(repo)
     try:
         with Client(proc.target) as client:
@@ -285,14 +273,8 @@ PROMPTS = {"query": "query: ", "document": "passage: "}
 
 @pytest.fixture(scope="module")
 def prompted_server(workdir: Path, kinds_repo: Path) -> Iterator[ServerProcess]:
-    import shutil
-
-    repo = workdir / "colbert-prompted"
-    shutil.copytree(kinds_repo / "tiny-colbert", repo / "tiny-colbert")
-    path = repo / "tiny-colbert" / "1" / "manifest.json"
-    manifest = json.loads(path.read_text())
-    manifest["multi-vector"]["prompts"] = PROMPTS
-    path.write_text(json.dumps(manifest))
+    repo = edited_copy(kinds_repo / "tiny-colbert", workdir / "colbert-prompted",
+                       lambda m: m["multi-vector"].__setitem__("prompts", PROMPTS))
     proc = ServerProcess(repo)
     yield proc
     proc.stop()

@@ -20,7 +20,7 @@ from embedrank.exporter import corpus
 from embedrank.model.errors import DeadlineExceeded
 from embedrank.v1 import embed_pb2, sparse_pb2, sparse_pb2_grpc, tokenize_pb2, tokenize_pb2_grpc
 from tests import checkpoints
-from tests.conftest import ServerProcess, export
+from tests.conftest import ServerProcess, export_all
 
 TEXTS = ["Hello world", "What is the capital of France?", *corpus.sentences(5), " ".join(corpus.paragraphs()[:4]),
          "Ünïcödé, emoji 🙂 and CJK 漢字"]
@@ -37,11 +37,7 @@ def router_sources(workdir: Path) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def router_repo(workdir: Path, router_sources: dict[str, Path]) -> Path:
-    repo = workdir / "router-repo"
-    for name, src in router_sources.items():
-        result = export(src, repo / name)
-        assert result.returncode == 0, f"export {name} failed:\n{result.stderr[-4000:]}"
-    return repo
+    return export_all(router_sources, workdir / "router-repo")
 
 
 @pytest.fixture(scope="module")
