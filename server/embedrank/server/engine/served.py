@@ -18,7 +18,7 @@ from embedrank.server.engine.chunking import ChunkLimits
 from embedrank.server.engine.requests import InputType, Timing, Usage
 from embedrank.server.engine.tokens import DecodeResult, TokenizeParams, TokenizeResult, check_ids, tokens_of
 from embedrank.model.tokenize import TextTokenizer, Truncate
-from embedrank.model.errors import InvalidArgument, ResourceExhausted
+from embedrank.model.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted
 from embedrank.model.kinds import kind_of
 from embedrank.model.manifest import Manifest
 from embedrank.model.runtime.base import Runtime, TokenSeq
@@ -37,6 +37,7 @@ def one_caller() -> None:
 
 # A replacement tokenize step: inputs -> (sequences, truncated flags), any number of sequences.
 TokenizeFn = Callable[[Sequence[Any]], tuple[list[TokenSeq], list[bool]]]
+ComputeFn = Callable[[list[TokenSeq]], list[Any]]
 
 # Below this many characters a request is tokenized on the event loop: handing it to a
 # thread would cost more than the tokenizing.
@@ -203,8 +204,12 @@ class ServedModel:
         deadline: float | None,
         request_id: str,
         tokenize: TokenizeFn | None = None,
+        compute: ComputeFn | None = None,
     ) -> tuple[list[Any], list[TokenSeq], list[bool], Usage]:
-        """``tokenize`` replaces the tokenizer's own encode; results are per returned sequence."""
+        """``tokenize`` replaces the tokenizer's own encode; ``compute`` replaces the batcher and the graph
+        for work done right here (a lookup, no model run: an inference-free sparse query), refused with
+        DeadlineExceeded when the deadline passed before it, as a queued input is. Results are per
+        returned sequence."""
         start = time.monotonic_ns()
         # Admission before any work: a refused request is never tokenized.
         admitted = len(inputs)
@@ -217,7 +222,13 @@ class ServedModel:
                 self._admission.acquire(len(seqs) - admitted)
                 admitted = len(seqs)
             tokenized = time.monotonic_ns()
-            results, queue_ns, inference_ns = await self._infer(seqs, deadline)
+            if compute is None:
+                results, queue_ns, inference_ns = await self._infer(seqs, deadline)
+            else:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise DeadlineExceeded("deadline passed before the model's work ran; nothing was computed")
+                results, queue_ns = compute(seqs), 0
+                inference_ns = time.monotonic_ns() - tokenized
         finally:
             self._admission.release(admitted)
         usage = Usage(

@@ -5,16 +5,15 @@ asymmetric model the route: documents through the graph, queries through the sta
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Sequence
 
 import numpy as np
 
-from embedrank.model.errors import DeadlineExceeded, InvalidArgument
+from embedrank.model.errors import InvalidArgument
 from embedrank.model.kinds.sparse import SparseSpec, StaticRoute, nonzero_pairs
 from embedrank.model.runtime.base import TokenSeq
 from embedrank.model.tokenize import TextTokenizer, Truncate
-from embedrank.server.engine.requests import InputType, Timing, Usage
+from embedrank.server.engine.requests import InputType, Usage
 from embedrank.server.engine.served import ServedModel, check_texts
 
 _DOCUMENT_PROMPTS = ("document", "passage", "corpus")
@@ -101,36 +100,6 @@ class SparseModel(ServedModel):
         route = self._route(input_type)
         return self.tokenizer if route is None else route.loaded()[1]
 
-    async def _run_static(
-        self, route: StaticRoute, texts: list[str], *, truncate: Truncate, chars: int, deadline: float | None,
-        request_id: str,
-    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[TokenSeq], list[bool], Usage]:
-        """The query route: its tokenizer, then each distinct token's weight; admitted like any input, and
-        refused with DeadlineExceeded when the caller's deadline has passed before the lookup (as a queued
-        input of the graph route is)."""
-        start = time.monotonic_ns()
-        _, tokenizer = route.loaded()
-        k = self.spec.max_active_dims
-        self._admission.acquire(len(texts))
-        try:
-            seqs, truncated = await self._tokenize(
-                texts, truncate=truncate, field="texts", chars=chars,
-                tokenize=lambda xs: tokenizer.encode(xs, truncate=truncate, field="texts"),
-            )
-            tokenized = time.monotonic_ns()
-            if deadline is not None and time.monotonic() >= deadline:
-                raise DeadlineExceeded("deadline passed before the query route ran; the weights were not looked up")
-            results = [nonzero_pairs(route.row(seq), max_active_dims=k) for seq in seqs]
-        finally:
-            self._admission.release(len(texts))
-        done = time.monotonic_ns()
-        usage = Usage(
-            request_id=request_id, model=self.name, version=self.manifest.version, chars=chars,
-            tokens=sum(s.length for s in seqs),
-            timing=Timing(tokenize_ns=tokenized - start, inference_ns=done - tokenized, total_ns=done - start),
-        )
-        return results, seqs, truncated, usage
-
     async def encode_sparse(self, params: SparseParams, *, deadline: float | None, request_id: str) -> SparseResult:
         spec = self.spec
         chars = check_texts(params.texts, "texts", self.limits)
@@ -144,9 +113,12 @@ class SparseModel(ServedModel):
             results, seqs, truncated, usage = await self.run(
                 texts, truncate=params.truncate, field="texts", chars=chars, deadline=deadline, request_id=request_id
             )
-        else:
-            results, seqs, truncated, usage = await self._run_static(
-                route, texts, truncate=params.truncate, chars=chars, deadline=deadline, request_id=request_id
+        else:  # the query route: its tokenizer, then each distinct token's weight, without the batcher
+            k = spec.max_active_dims
+            results, seqs, truncated, usage = await self.run(
+                texts, truncate=params.truncate, field="texts", chars=chars, deadline=deadline, request_id=request_id,
+                tokenize=lambda xs: tokenizer.encode(xs, truncate=params.truncate, field="texts"),
+                compute=lambda seqs: [nonzero_pairs(route.row(seq), max_active_dims=k) for seq in seqs],
             )
         vectors = []
         for indices, values in results:
