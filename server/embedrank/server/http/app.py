@@ -6,6 +6,7 @@ both ports. Routes:
 
     POST /v1/embeddings          OpenAI: {input, model, encoding_format, dimensions, user}
     POST /v1/rerank, /v2/rerank  Cohere (v1, v2) and Jina: {query, documents, top_n, return_documents}
+    POST /v1/hybrid              ours: a hybrid (BGE-M3) model's dense, sparse and ColBERT outputs, one run
     GET  /v1/models[/{name}]     OpenAI: {object: "list", data: [{id, object: "model", ...}]}
     GET  /health                 200 {"status": "ok"}; 503 while loading or draining (no token needed)
 
@@ -30,11 +31,12 @@ from embedrank.server import metrics
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.tls import TlsFiles, read
 from embedrank.server.engine.engine import Engine
+from embedrank.server.engine.hybrid import HybridModel
 from embedrank.server.engine.served import ServedModel
 from embedrank.model.errors import (
     ConfigError, FailedPrecondition, InvalidArgument, MessageTooLarge, Unauthenticated, Unavailable,
 )
-from embedrank.server.http import schemas
+from embedrank.server.http import hybrid, schemas
 from embedrank.server.http.errors import EMBEDDINGS_FIELDS, RERANK_FIELDS, error_answer
 from embedrank.model.kinds import ModelKind
 from embedrank.server.statuses import new_request_id
@@ -51,11 +53,13 @@ ROUTES = (
     ("POST", "/v1/embeddings", "embeddings"),
     ("POST", "/v1/rerank", "rerank_v1"),
     ("POST", "/v2/rerank", "rerank_v2"),
+    ("POST", "/v1/hybrid", "hybrid"),
     ("GET", "/v1/models", "models"),
     ("GET", "/v1/models/{name}", "model"),
     ("GET", "/health", "health"),
 )
-_ROUTE_FOR_KIND = {ModelKind.EMBEDDING: "POST /v1/embeddings", ModelKind.RERANK: "POST /v1/rerank"}
+_ROUTE_FOR_KIND = {ModelKind.EMBEDDING: "POST /v1/embeddings", ModelKind.RERANK: "POST /v1/rerank",
+                   ModelKind.HYBRID: "POST /v1/hybrid"}
 
 
 class _Request:
@@ -218,11 +222,11 @@ class HttpServer:
             raise InvalidArgument("body", f"is not valid JSON ({exc})") from None
         return schemas.body_object(data)
 
-    def _check_kind(self, name: str, kind: ModelKind) -> None:
-        """A model of the other kind: the message names the route to call instead."""
+    def _check_kind(self, name: str, *kinds: ModelKind) -> None:
+        """A model of another kind: the message names the route to call instead."""
         if name:
             model = self._engine.get(name)
-            if model.manifest.kind is not kind:
+            if model.manifest.kind not in kinds:
                 raise FailedPrecondition(
                     f"model {name!r} is a {model.manifest.kind.value} model; call "
                     f"{_ROUTE_FOR_KIND[model.manifest.kind]} for it"
@@ -235,7 +239,7 @@ class HttpServer:
             body = await self._body(req)
             parsed = schemas.embeddings_request(body)
             state.scalar_input = parsed.scalar_input
-            self._check_kind(parsed.model, ModelKind.EMBEDDING)
+            self._check_kind(parsed.model, ModelKind.EMBEDDING, ModelKind.HYBRID)
             model = self._engine.embedding(parsed.model)
             result = await model.encode(parsed.params, deadline=None, request_id=rid)
             return schemas.embeddings_response(result, encoding_format=parsed.encoding_format)
@@ -245,8 +249,11 @@ class HttpServer:
     async def _rerank(self, request: web.Request, rid: str, api_version: str) -> dict[str, Any]:
         body = await self._body(request)
         parsed = schemas.rerank_request(body)
-        self._check_kind(parsed.model, ModelKind.RERANK)
+        self._check_kind(parsed.model, ModelKind.RERANK, ModelKind.HYBRID)
         model = self._engine.reranker(parsed.model)
+        if parsed.params.hybrid_options and not isinstance(model, HybridModel):
+            raise InvalidArgument(parsed.params.hybrid_options[0], f"is for hybrid (BGE-M3) models; {model.name} is "
+                                  f"a {model.manifest.kind.value} model: leave it out")
         result = await model.rerank(parsed.params, deadline=None, request_id=rid)
         return schemas.rerank_response(result, api_version=api_version)
 
@@ -255,6 +262,15 @@ class HttpServer:
 
     async def rerank_v2(self, request: web.Request) -> web.Response:
         return await self._serve(request, "HTTP /v2/rerank", lambda r, rid, _: self._rerank(r, rid, "2"), RERANK_FIELDS)
+
+    async def hybrid(self, request: web.Request) -> web.Response:
+        async def work(req: web.Request, rid: str, _state: _Request) -> dict[str, Any]:
+            name, params = hybrid.hybrid_request(await self._body(req))
+            self._check_kind(name, ModelKind.HYBRID)
+            result = await self._engine.hybrid(name).encode_hybrid(params, deadline=None, request_id=rid)
+            return hybrid.hybrid_response(result)
+
+        return await self._serve(request, "HTTP /v1/hybrid", work, hybrid.FIELDS)
 
     async def models(self, request: web.Request) -> web.Response:
         async def work(_req: web.Request, _rid: str, _state: _Request) -> dict[str, Any]:
@@ -312,7 +328,8 @@ async def _framework_errors(
         kind = "not_found_error" if exc.status == 404 else "invalid_request_error"
         message = f"{request.method} {request.path}: {exc.reason}"
         if exc.status == 404:
-            message += " (routes: POST /v1/embeddings, POST /v1/rerank, POST /v2/rerank, GET /v1/models, GET /health)"
+            message += (" (routes: POST /v1/embeddings, POST /v1/rerank, POST /v2/rerank, POST /v1/hybrid, GET /v1/models, "
+                        "GET /health)")
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return _json_response({"error": {"message": message, "type": kind, "param": None, "code": "unimplemented"}},
                               status=exc.status, headers=headers)
