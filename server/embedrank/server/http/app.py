@@ -268,7 +268,7 @@ class HttpServer:
             name, params = hybrid.hybrid_request(await self._body(req))
             self._check_kind(name, ModelKind.HYBRID)
             result = await self._engine.hybrid(name).encode_hybrid(params, deadline=None, request_id=rid)
-            return hybrid.hybrid_response(result)
+            return hybrid.hybrid_response(result, return_tokens=params.return_tokens)
 
         return await self._serve(request, "HTTP /v1/hybrid", work, hybrid.FIELDS)
 

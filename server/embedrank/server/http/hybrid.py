@@ -44,7 +44,7 @@ def hybrid_request(body: dict[str, Any]) -> tuple[str, HybridParams]:
     return schemas.string(body, "model"), params
 
 
-def hybrid_response(result: HybridResult) -> dict[str, Any]:
+def hybrid_response(result: HybridResult, *, return_tokens: bool) -> dict[str, Any]:
     data: list[dict[str, Any]] = []
     for i, count in enumerate(result.token_counts):
         item: dict[str, Any] = {"object": "hybrid_embedding", "index": i, "token_count": count}
@@ -52,7 +52,7 @@ def hybrid_response(result: HybridResult) -> dict[str, Any]:
             item["dense"] = result.dense[i]
         if result.sparse is not None:
             v = result.sparse[i]
-            item["sparse"] = {"indices": v.indices, "values": v.values, **({"tokens": v.tokens} if v.tokens else {})}
+            item["sparse"] = {"indices": v.indices, "values": v.values, **({"tokens": v.tokens} if return_tokens else {})}
         if result.multi_vector is not None:
             item["multi_vector"] = result.multi_vector[i]
         data.append(item)
