@@ -12,9 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+
 from embedrank.model.errors import InvalidArgument
+from embedrank.model.kinds import ModelKind
 from embedrank.server.engine.hybrid import HybridOutput, HybridParams, HybridResult
 from embedrank.server.http import schemas
+from embedrank.server.http.serving import RequestState, Route, Serving
+
+ROUTES: tuple[Route, ...] = (("POST", "/v1/hybrid", "hybrid"),)
 
 _OUTPUTS = {o.value: o for o in HybridOutput}
 FIELDS = {"texts": "input"}  # the engine's field names -> this route's
@@ -59,3 +65,17 @@ def hybrid_response(result: HybridResult, *, return_tokens: bool) -> dict[str, A
     usage = result.usage
     return {"object": "list", "data": data, "model": usage.model, "sparse_dimensions": result.sparse_dimensions,
             "usage": {"prompt_tokens": usage.tokens, "total_tokens": usage.tokens}}
+
+
+class Handlers:
+    def __init__(self, serving: Serving) -> None:
+        self._s = serving
+
+    async def hybrid(self, request: web.Request) -> web.Response:
+        async def work(req: web.Request, rid: str, _state: RequestState) -> dict[str, Any]:
+            name, params = hybrid_request(await self._s.body(req))
+            self._s.check_kind(name, ModelKind.HYBRID)
+            result = await self._s.engine.hybrid(name).encode_hybrid(params, deadline=None, request_id=rid)
+            return hybrid_response(result, return_tokens=params.return_tokens)
+
+        return await self._s.serve(request, "HTTP /v1/hybrid", work, FIELDS)
