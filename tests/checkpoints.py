@@ -216,7 +216,7 @@ def build_multi_vector(out: Path) -> Path:
     return path
 
 
-def _xlmr_tokenizer(max_len: int):  # type: ignore[no-untyped-def]
+def _xlmr_tokenizer(max_len: int, vocab: int = 1500):  # type: ignore[no-untyped-def]
     """An XLM-R-shaped fast tokenizer trained here (a Unigram over CPython's help texts): BGE-M3's special
     tokens and ids (<s> 0, <pad> 1, </s> 2, <unk> 3, <mask> last) and its "<s> A </s>" template, so the
     tokens FlagEmbedding drops from lexical weights (cls, eos, pad, unk) are the ones BGE-M3 has."""
@@ -228,7 +228,7 @@ def _xlmr_tokenizer(max_len: int):  # type: ignore[no-untyped-def]
     tok = Tokenizer(models.Unigram())
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=1500, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+    trainer = trainers.UnigramTrainer(vocab_size=vocab, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
                                       unk_token="<unk>")
     tok.train_from_iterator(corpus.sentences(3000), trainer=trainer)
     tok.add_special_tokens(["<mask>"])
