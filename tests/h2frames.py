@@ -22,6 +22,20 @@ def hello() -> bytes:
     return PREFACE + frame(SETTINGS)
 
 
+def _literal(name: str, value: str) -> bytes:
+    """An HPACK literal header field without indexing, new name, no Huffman (RFC 7541 §6.2.2)."""
+    return b"\x00" + bytes([len(name)]) + name.encode() + bytes([len(value)]) + value.encode()
+
+
+def headers_frame(stream: int, path: str) -> bytes:
+    """The HEADERS of a gRPC call on ``stream`` (END_HEADERS, not END_STREAM): its message never follows."""
+    block = b"".join(_literal(k, v) for k, v in (
+        (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "t"),
+        ("content-type", "application/grpc"), ("te", "trailers"),
+    ))
+    return frame(HEADERS, block, flags=0x4, stream=stream)
+
+
 def ping(n: int) -> bytes:
     return frame(PING, struct.pack(">Q", n))
 

@@ -309,6 +309,8 @@ class Doors:
 
     async def expect(self, request: web.Request) -> web.StreamResponse | None:
         """``Expect: 100-continue``: the checks first; ``100 Continue`` only for a body we will read."""
+        if isinstance(request.protocol, Guard):
+            request.protocol.started(request)  # the head has arrived (the middleware may not run)
         if request.method in _BODY_METHODS:
             try:
                 self._before_body(request)
