@@ -446,30 +446,42 @@ def _rss_kb(pid: int) -> int:
 
 
 def test_grpc_stream_whose_reader_stopped_reading_stays_bounded(tiny_repo: Path, workdir: Path) -> None:
-    """A bidi stream that sends requests and never reads an answer: the server stops reading the stream
-    once --stream-max-inflight answers wait behind HTTP/2 flow control; its memory stays put."""
-    proc = _serve(tiny_repo, workdir)
+    """A bidi stream that sends requests and never reads an answer: once the client's flow-control
+    window is full of answers and --stream-max-inflight requests wait behind it, the server runs
+    nothing more for the stream, and its memory stays put."""
+    proc = _serve(tiny_repo, workdir, "--metrics-port", "0")
     try:
+        texts = ["word"] * 1024  # answers of 1024 x 32 floats (128 KiB): the window fills in a few dozen
         with Client(proc.target) as client:
-            client.encode("tiny-bert", ["warm"])
-        before = _rss_kb(proc.proc.pid)
-        texts = ["word " * 60] * 64
-        sent = 0
+            for _ in range(5):  # the runtime's buffers for this shape, before measuring
+                client.encode("tiny-bert", texts)
+
+        def inputs_run() -> float:
+            found = re.search(r'embedrank_inputs_total\{kind="embedding",model="tiny-bert"\} (\S+)', proc.metrics())
+            return float(found.group(1)) if found else 0.0
 
         def requests() -> Iterator[embed_pb2.EncodeStreamRequest]:
-            nonlocal sent
-            while sent < 3000:
-                sent += 1
-                yield embed_pb2.EncodeStreamRequest(id=str(sent), request=embed_pb2.EncodeRequest(model="tiny-bert", texts=texts))
+            for i in range(3000):
+                yield embed_pb2.EncodeStreamRequest(id=str(i), request=embed_pb2.EncodeRequest(model="tiny-bert", texts=texts))
 
         with grpc.insecure_channel(proc.target) as channel:
             call = embed_pb2_grpc.EmbedStub(channel).EncodeStream(requests(), timeout=60)
-            time.sleep(8)  # never read: each answer is 64 x 32 floats
-            grown = _rss_kb(proc.proc.pid) - before
-            taken = sent
+            deadline = time.monotonic() + 30
+            run = inputs_run()
+            while True:  # until two looks 2 s apart see no more work done (or the deadline fails it)
+                time.sleep(2)
+                now_run, now_rss = inputs_run(), _rss_kb(proc.proc.pid)
+                if now_run == run:
+                    break
+                assert time.monotonic() < deadline, f"the server kept answering a stream nobody reads: {now_run}"
+                run = now_run
+            time.sleep(2)
+            answered = (inputs_run() - 5 * 1024) / 1024
+            grown = _rss_kb(proc.proc.pid) - now_rss
             call.cancel()
-        assert taken < 3000, taken  # the server stopped reading
-        assert grown < 150_000, grown  # KiB; unbounded would be 3000 x 64 x 32 x 4 B plus copies
+        print(f"stream not read: the server answered {answered:.0f} of 3000 requests, then stopped; RSS then +{grown} KiB")
+        assert answered < 200 and inputs_run() == run
+        assert grown < 4_000, grown  # KiB
     finally:
         proc.stop()
 

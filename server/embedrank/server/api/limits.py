@@ -22,16 +22,14 @@ grpc core does the work; these are its settings, chosen as grpc-go and Envoy cho
   warm through a NAT or proxy that drops idle flows at 60 s.
 - A stream whose reader stopped reading: HTTP/2 flow control stops grpc's writes once the peer's
   window (64 KiB per stream) is full, and our stream handlers write an answer before taking the
-  next request, at most --stream-max-inflight requests ahead; ``grpc.http2.write_buffer_size``
-  bounds what grpc queues beyond the window on a connection.
+  next request, at most --stream-max-inflight requests ahead: the stream stops being read
+  (tests/test_doors.py measures the server's memory with a client that never reads).
 """
 
 from __future__ import annotations
 
 # Strikes (pings sooner than allowed) before grpc closes the connection; grpc's and grpc-go's default.
 MAX_PING_STRIKES = 2
-# What grpc core may buffer for writing beyond the peer's flow-control window, per connection.
-WRITE_BUFFER_BYTES = 64 * 1024
 
 
 def grpc_limits(
@@ -43,7 +41,6 @@ def grpc_limits(
         ("grpc.http2.min_ping_interval_without_data_ms", int(min_ping_interval_s * 1000)),
         ("grpc.http2.max_ping_strikes", MAX_PING_STRIKES),
         ("grpc.keepalive_permit_without_calls", 0),
-        ("grpc.http2.write_buffer_size", WRITE_BUFFER_BYTES),
     ]
     if head_timeout_s > 0:
         options.append(("grpc.server_handshake_timeout_ms", max(1, int(head_timeout_s * 1000))))
