@@ -49,6 +49,7 @@ from embedrank.server import metrics
 from embedrank.server.api.drain import SHUTTING_DOWN, Calls
 from embedrank.server.engine.served import Admission
 from embedrank.server.http.errors import Answer, error_answer
+from embedrank.server.http.serving import json_response
 from embedrank.server.statuses import new_request_id
 from embedrank.server.tokens import BearerTokens
 
@@ -73,9 +74,8 @@ def _body(answer: Answer) -> bytes:
     return orjson.dumps(answer.body)
 
 
-def json_response(answer: Answer, *, close: bool = False) -> web.Response:
-    response = web.Response(body=_body(answer), status=answer.status, headers=answer.headers,
-                            content_type="application/json")
+def answer_response(answer: Answer, *, close: bool = False) -> web.Response:
+    response = json_response(answer.body, status=answer.status, headers=answer.headers)
     if answer.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     if close:
@@ -211,7 +211,7 @@ class Guard(RequestHandler):
         bad Content-Length, Content-Length with chunked), or a handler's crash: the JSON error shape."""
         if status >= 500:
             super().handle_error(request, status, exc, message)  # a bug: aiohttp logs its traceback
-            return json_response(error_answer(RuntimeError(message or "handler failed"), new_request_id()), close=True)
+            return answer_response(error_answer(RuntimeError(message or "handler failed"), new_request_id()), close=True)
         if request.writer is not None and request.writer.output_size > 0:
             raise ConnectionError("a response was started; cannot answer the error")  # as aiohttp does
         # A client's mistake (or a scanner's garbage): one line, not a traceback per request.
@@ -220,7 +220,7 @@ class Guard(RequestHandler):
         answer = error_answer(InvalidArgument("request", f"malformed HTTP request ({first})"),
                               new_request_id())
         answer.status = status
-        return json_response(answer, close=True)
+        return answer_response(answer, close=True)
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
         # Lingering after an answered abort re-raises the abort (our own error): not a failure.
@@ -320,7 +320,7 @@ class Doors:
             answer = error_answer(InvalidArgument("Expect", f"unknown expectation {request.headers['Expect']!r}"),
                                   new_request_id())
             answer.status = 417
-            return json_response(answer, close=True)
+            return answer_response(answer, close=True)
         if request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         return None
@@ -329,7 +329,7 @@ class Doors:
         answer = error_answer(exc, new_request_id())
         metrics.REQUESTS.labels(_route_name(request), answer.grpc_code).inc()
         # The body is not read: the connection closes rather than wait for it (lingering aside).
-        return json_response(answer, close=True)
+        return answer_response(answer, close=True)
 
     @web.middleware
     async def middleware(
