@@ -125,6 +125,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--burst", type=int, default=64)
     ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--server-arg", action="append", default=[], help="a further serve flag (repeat; e.g. "
+                    "--server-arg=--small-batch-tokens --server-arg=0)")
     args = ap.parse_args()
     if (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {0})  # the load client on core 0, the server on core 1
@@ -133,7 +135,7 @@ def main() -> None:
     for r in range(rounds):
         for name, tree in trees:
             extra = ("--max-inflight-inputs", "64", "--max-inputs-per-request", "64") if args.mode == "refusals" else ()
-            server = Server(tree, args.repo, *extra)
+            server = Server(tree, args.repo, *extra, *args.server_arg)
             try:
                 if args.mode == "turns":
                     rate = asyncio.run(throughput(server.url, concurrency=args.concurrency, batch=args.batch,
@@ -144,7 +146,8 @@ def main() -> None:
                     result = asyncio.run(refusals(server.url, burst=args.burst, batch=args.batch, seconds=args.seconds))
             finally:
                 server.stop()
-            print(json.dumps({"mode": args.mode, "round": r, "tree": name, **result, **box()}), flush=True)
+            print(json.dumps({"mode": args.mode, "round": r, "tree": name, "server_args": args.server_arg, **result,
+                              **box()}), flush=True)
 
 
 if __name__ == "__main__":
