@@ -263,6 +263,16 @@ class ServerConfig(RuntimeFlags):
         ),
     )
 
+    default_model: str = setting(
+        "",
+        help=(
+            "The model that calls naming none are served by (TEI's conventions, gRPC tei.v1 and HTTP, whose "
+            "bodies name no model), when it is of the kind the call needs; else the only model of that "
+            "kind. Empty = no default: with several models of a kind, such a call is refused with their "
+            "names."
+        ),
+    )
+
     def __post_init__(self) -> None:
         positive = (
             "max_inputs_per_request", "processes",
@@ -445,6 +455,7 @@ class ServerConfig(RuntimeFlags):
                 ),
             ),
             max_inflight_inputs=self.max_inflight_inputs,
+            default_model=self.default_model,
         )
 
     @property

@@ -13,3 +13,4 @@ class EngineSettings:
     repository: Path  # the model repository
     limits: Limits  # per request and per batch
     max_inflight_inputs: int  # admission bound across all models
+    default_model: str = ""  # --default-model: calls that name no model (engine/pick.py)
