@@ -38,10 +38,10 @@ def pick_model(engine: Engine, kind: ModelKind, *also: ModelKind, name: str = ""
     of_kind = sorted((m for m in engine.models.values() if m.manifest.kind in kinds), key=lambda m: m.name)
     if len(of_kind) == 1:
         return of_kind[0]
-    wanted = " or ".join(k.value for k in kinds)
+    wanted = "" if set(kinds) == set(ModelKind) else " or ".join(k.value for k in kinds) + " "
     if not of_kind:
-        raise FailedPrecondition(f"this call needs a {wanted} model and none is loaded (loaded: {_loaded(engine)})")
+        raise FailedPrecondition(f"this call needs a {wanted}model and none is loaded (loaded: {_loaded(engine)})")
     raise FailedPrecondition(
-        f"this call names no model and {len(of_kind)} {wanted} models are loaded "
+        f"this call names no model and {len(of_kind)} {wanted}models are loaded "
         f"({', '.join(m.name for m in of_kind)}): set --default-model to one of them, or name one in the call"
     )
