@@ -244,6 +244,36 @@ def test_over_admission_is_resource_exhausted(tei_server: ServerProcess) -> None
     assert all(r.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for r in refused)
 
 
+def test_pick_model_order() -> None:
+    """engine/pick.py on its own: a named model, the default when of the kind, the only one of the kind, refusals."""
+    from types import SimpleNamespace
+
+    from embedrank.model.errors import FailedPrecondition, NotFound
+    from embedrank.model.kinds import ModelKind
+    from embedrank.server import config
+    from embedrank.server.engine.engine import Engine
+    from embedrank.server.engine.pick import pick_model
+
+    def engine(default: str) -> Engine:
+        cfg = config.parse(["--model-repository", "unused", "--default-model", default])
+        e = Engine(cfg.engine_settings, cfg.runtime_settings)
+        kinds = {"e1": ModelKind.EMBEDDING, "e2": ModelKind.EMBEDDING, "r": ModelKind.RERANK, "c": ModelKind.CLASSIFICATION}
+        e.models = {n: SimpleNamespace(name=n, manifest=SimpleNamespace(kind=k)) for n, k in kinds.items()}  # type: ignore[misc]
+        e.ready = True
+        return e
+
+    e = engine("e2")
+    assert pick_model(e, ModelKind.EMBEDDING).name == "e2"  # the default, of the kind
+    assert pick_model(e, ModelKind.RERANK, ModelKind.MULTI_VECTOR).name == "r"  # default of another kind: the only one
+    assert pick_model(e, ModelKind.EMBEDDING, name="e1").name == "e1"  # a named model wins
+    with pytest.raises(FailedPrecondition, match="needs a sparse model and none is loaded"):
+        pick_model(e, ModelKind.SPARSE)
+    with pytest.raises(FailedPrecondition, match=r"2 embedding models are loaded \(e1, e2\): set --default-model"):
+        pick_model(engine(""), ModelKind.EMBEDDING)
+    with pytest.raises(NotFound, match="--default-model 'gone' is not loaded"):
+        pick_model(engine("gone"), ModelKind.RERANK)
+
+
 # ---------------------------------------------------------------- errors, as TEI's codes
 
 
