@@ -308,6 +308,9 @@ def test_errors(channel: grpc.Channel, kinds_channel: grpc.Channel) -> None:
          grpc.StatusCode.INVALID_ARGUMENT, "inputs"),
         (lambda: embed.Embed(tei_pb2.EmbedRequest(inputs="a", truncation_direction=7), metadata=named("minilm")),
          grpc.StatusCode.INVALID_ARGUMENT, "truncation_direction"),
+        # a message over --max-message-mb (32 MiB): grpc refuses it before any handler
+        (lambda: embed.Embed(tei_pb2.EmbedRequest(inputs="b" * (33 << 20)), metadata=named("minilm")),
+         grpc.StatusCode.RESOURCE_EXHAUSTED, "larger than max"),
     ]
     for call, code, text in cases:
         got, details = code_of(call)
