@@ -244,15 +244,14 @@ def test_over_admission_is_resource_exhausted(tei_server: ServerProcess) -> None
     assert all(r.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for r in refused)
 
 
-def test_pick_model_order() -> None:
-    """engine/pick.py on its own: a named model, the default when of the kind, the only one of the kind, refusals."""
+def test_unnamed_model_order() -> None:
+    """Engine.resolve for a call naming no model: the default when of the kind, else the only one of the kind."""
     from types import SimpleNamespace
 
-    from embedrank.model.errors import FailedPrecondition, NotFound
+    from embedrank.model.errors import InvalidArgument
     from embedrank.model.kinds import ModelKind
     from embedrank.server import config
     from embedrank.server.engine.engine import Engine
-    from embedrank.server.engine.pick import pick_model
 
     def engine(default: str) -> Engine:
         cfg = config.parse(["--model-repository", "unused", "--default-model", default])
@@ -263,15 +262,14 @@ def test_pick_model_order() -> None:
         return e
 
     e = engine("e2")
-    assert pick_model(e, ModelKind.EMBEDDING).name == "e2"  # the default, of the kind
-    assert pick_model(e, ModelKind.RERANK, ModelKind.MULTI_VECTOR).name == "r"  # default of another kind: the only one
-    assert pick_model(e, ModelKind.EMBEDDING, name="e1").name == "e1"  # a named model wins
-    with pytest.raises(FailedPrecondition, match="needs a sparse model and none is loaded"):
-        pick_model(e, ModelKind.SPARSE)
-    with pytest.raises(FailedPrecondition, match=r"2 embedding models are loaded \(e1, e2\): set --default-model"):
-        pick_model(engine(""), ModelKind.EMBEDDING)
-    with pytest.raises(NotFound, match="--default-model 'gone' is not loaded"):
-        pick_model(engine("gone"), ModelKind.RERANK)
+    assert e.resolve("", ModelKind.EMBEDDING).name == "e2"  # the default, of the kind
+    assert e.resolve("", ModelKind.RERANK, ModelKind.MULTI_VECTOR).name == "r"  # default of another kind: the only one
+    assert e.resolve("e1", ModelKind.EMBEDDING).name == "e1"  # a named model wins
+    assert e.any_model("").name == "e2"
+    with pytest.raises(InvalidArgument, match="the server has 0 sparse models"):
+        e.resolve("", ModelKind.SPARSE)
+    with pytest.raises(InvalidArgument, match=r"2 embedding models \(e1, e2\); name one, or start the server with --default-model"):
+        engine("").resolve("", ModelKind.EMBEDDING)
 
 
 # ---------------------------------------------------------------- errors, as TEI's codes
@@ -287,12 +285,14 @@ def test_errors(channel: grpc.Channel, kinds_channel: grpc.Channel) -> None:
         (lambda: embed.Embed(tei_pb2.EmbedRequest(inputs="a"), metadata=named("../x")),
          grpc.StatusCode.INVALID_ARGUMENT, "model"),
         # several embedding models and no --default-model: the choices are named
-        (lambda: embed.Embed(tei_pb2.EmbedRequest(inputs="a")), grpc.StatusCode.FAILED_PRECONDITION, "minilm, tiny-bert"),
+        (lambda: embed.Embed(tei_pb2.EmbedRequest(inputs="a")), grpc.StatusCode.INVALID_ARGUMENT, "(minilm, tiny-bert"),
         # the wrong kind (TEI: FAILED_PRECONDITION)
         (lambda: rerank.Rerank(tei_pb2.RerankRequest(query="q", texts=["a"]), metadata=named("minilm")),
          grpc.StatusCode.FAILED_PRECONDITION, "embedding model"),
         (lambda: tei_pb2_grpc.PredictStub(kinds_channel).Predict(tei_pb2.PredictRequest(inputs="a")),
-         grpc.StatusCode.FAILED_PRECONDITION, "needs a classification model and none is loaded"),
+         grpc.StatusCode.INVALID_ARGUMENT, "the server has 0 classification models"),
+        (lambda: tei_pb2_grpc.PredictStub(kinds_channel).Predict(tei_pb2.PredictRequest(inputs="a"), metadata=named("tiny-bert")),
+         grpc.StatusCode.FAILED_PRECONDITION, "embedding model"),
         # empty inputs, named as TEI's messages name them
         (lambda: embed.Embed(tei_pb2.EmbedRequest(inputs=""), metadata=named("minilm")),
          grpc.StatusCode.INVALID_ARGUMENT, "inputs: is empty"),

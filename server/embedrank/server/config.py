@@ -254,22 +254,20 @@ class ServerConfig(RuntimeFlags):
             "version is loaded and warmed before it takes new requests. 0 = only on SIGHUP."
         ),
     )
+    default_model: str = setting(
+        "",
+        help=(
+            "The model a request that names none gets, when it is of the kind the call needs (TEI's HTTP "
+            "routes and tei.v1 name no model). Unset: the only model of that kind; with several, such a "
+            "request is refused with a message naming them. A model field in the request always wins."
+        ),
+    )
     http_port: int = setting(
         -1,
         help=(
             "Also serve the HTTP conventions on this port, from the same process, models, admission, token "
             "and TLS: OpenAI's POST /v1/embeddings, Cohere/Jina's POST /v1/rerank and /v2/rerank, GET "
             "/v1/models and GET /health (docs/http.md). -1 = off, 0 = any free port (printed at start)."
-        ),
-    )
-
-    default_model: str = setting(
-        "",
-        help=(
-            "The model that calls naming none are served by (TEI's conventions, gRPC tei.v1 and HTTP, whose "
-            "bodies name no model), when it is of the kind the call needs; else the only model of that "
-            "kind. Empty = no default: with several models of a kind, such a call is refused with their "
-            "names."
         ),
     )
 

@@ -14,7 +14,8 @@ from embedrank.server.engine.requests import ScoreMode, Usage
 from embedrank.tei.v1 import tei_pb2
 
 # TEI's bodies name no model (it serves one). A caller of this multi-model server may name one in
-# this metadata key, from any client (TEI's own stubs too); else engine/pick.py picks it.
+# this metadata key, from any client (TEI's own stubs too); else the engine picks it (Engine.resolve:
+# --default-model when of the kind the call needs, else the only model of that kind).
 MODEL_KEY = "embedrank-model"
 
 _DIRECTION: dict[int, Truncate] = {
@@ -64,4 +65,4 @@ def fields(names: Mapping[str, str]) -> Iterator[None]:
         field = next((new + exc.field[len(old):] for old, new in names.items() if exc.field.startswith(old)), None)
         if field is None:
             raise
-        raise InvalidArgument(field, exc.description) from None
+        raise type(exc)(field, exc.description) from None  # the same class: a convention may tell them apart

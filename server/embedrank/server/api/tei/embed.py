@@ -9,12 +9,10 @@ from collections.abc import AsyncIterable, AsyncIterator
 import grpc
 import numpy as np
 
-from embedrank.model.kinds import ModelKind
 from embedrank.server.api.rpc import Rpcs
 from embedrank.server.api.tei.common import ONE_INPUT, fields, metadata, model_name, truncation
 from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.multivector import MultiVectorParams
-from embedrank.server.engine.pick import pick_model
 from embedrank.server.engine.requests import EncodeParams
 from embedrank.server.engine.sparse import SparseParams
 from embedrank.tei.v1 import tei_pb2, tei_pb2_grpc
@@ -28,7 +26,7 @@ class TeiEmbedServicer(tei_pb2_grpc.EmbedServicer):
     async def _embed(
         self, name: str, request: tei_pb2.EmbedRequest, deadline: float | None, request_id: str
     ) -> tei_pb2.EmbedResponse:
-        model = self._engine.embedding(pick_model(self._engine, ModelKind.EMBEDDING, name=name).name)
+        model = self._engine.embedding(name)
         params = EncodeParams(
             texts=[request.inputs],
             prompt_name=request.prompt_name,
@@ -43,7 +41,7 @@ class TeiEmbedServicer(tei_pb2_grpc.EmbedServicer):
     async def _sparse(
         self, name: str, request: tei_pb2.EmbedSparseRequest, deadline: float | None, request_id: str
     ) -> tei_pb2.EmbedSparseResponse:
-        model = self._engine.sparse(pick_model(self._engine, ModelKind.SPARSE, name=name).name)
+        model = self._engine.sparse(name)
         params = SparseParams(
             texts=[request.inputs],
             prompt_name=request.prompt_name,
@@ -64,7 +62,7 @@ class TeiEmbedServicer(tei_pb2_grpc.EmbedServicer):
     async def _all(
         self, name: str, request: tei_pb2.EmbedAllRequest, deadline: float | None, request_id: str
     ) -> tei_pb2.EmbedAllResponse:
-        model = self._engine.multi_vector(pick_model(self._engine, ModelKind.MULTI_VECTOR, name=name).name)
+        model = self._engine.multi_vector(name)
         params = MultiVectorParams(
             texts=[request.inputs],
             prompt_name=request.prompt_name,

@@ -9,12 +9,10 @@ from collections.abc import AsyncIterable, AsyncIterator
 import grpc
 
 from embedrank.model.errors import InvalidArgument
-from embedrank.model.kinds import ModelKind
 from embedrank.server.api.rpc import Rpcs
 from embedrank.server.api.tei.common import ONE_INPUT, fields, metadata, model_name, scores, truncation
 from embedrank.server.engine.classification import ClassifyParams
 from embedrank.server.engine.engine import Engine
-from embedrank.server.engine.pick import pick_model
 from embedrank.tei.v1 import tei_pb2, tei_pb2_grpc
 
 # The engine's field names -> PredictPairRequest's.
@@ -30,7 +28,7 @@ class TeiPredictServicer(tei_pb2_grpc.PredictServicer):
         self, name: str, request: tei_pb2.PredictRequest | tei_pb2.PredictPairRequest, deadline: float | None,
         request_id: str,
     ) -> tei_pb2.PredictResponse:
-        model = self._engine.classifier(pick_model(self._engine, ModelKind.CLASSIFICATION, name=name).name)
+        model = self._engine.classifier(name)
         texts: list[str] = []
         pairs: list[tuple[str, str]] = []
         if isinstance(request, tei_pb2.PredictRequest):

@@ -10,15 +10,11 @@ from collections.abc import AsyncIterable
 import grpc
 
 from embedrank.model.errors import InvalidArgument
-from embedrank.model.kinds import ModelKind
 from embedrank.model.tokenize import Truncate
 from embedrank.server.api.rpc import Rpcs
 from embedrank.server.api.tei.common import fields, metadata, model_name, scores, truncation
 from embedrank.server.engine.engine import Engine
-from embedrank.server.engine.multivector import MultiVectorModel
-from embedrank.server.engine.pick import pick_model
 from embedrank.server.engine.requests import Ranked, RerankParams, Timing, Usage
-from embedrank.server.engine.rerank import RerankModel
 from embedrank.tei.v1 import tei_pb2, tei_pb2_grpc
 
 _TEXTS = {"documents": "texts"}
@@ -48,13 +44,10 @@ class TeiRerankServicer(tei_pb2_grpc.RerankServicer):
         self._engine = engine
         self._rpcs = rpcs
 
-    def _model(self, name: str) -> RerankModel | MultiVectorModel:
-        return self._engine.reranker(pick_model(self._engine, ModelKind.RERANK, ModelKind.MULTI_VECTOR, name=name).name)
-
     async def _rerank(
         self, name: str, request: tei_pb2.RerankRequest, deadline: float | None, request_id: str
     ) -> tei_pb2.RerankResponse:
-        model = self._model(name)
+        model = self._engine.reranker(name)
         params = RerankParams(
             query=request.query, documents=list(request.texts), scores=scores(request.raw_scores),
             truncate=truncation(request.truncate, request.truncation_direction),
@@ -69,7 +62,7 @@ class TeiRerankServicer(tei_pb2_grpc.RerankServicer):
     ) -> tei_pb2.RerankResponse:
         """Every message read, then one engine call per distinct (query, truncation) at once;
         raw_scores and return_text come from the first message, as in TEI."""
-        model = self._model(name)
+        model = self._engine.reranker(name)
         groups: dict[tuple[str, Truncate], list[int]] = {}
         texts: list[str] = []
         first: tei_pb2.RerankStreamRequest | None = None

@@ -1,5 +1,5 @@
 """tei.v1.Tokenize (Tokenize, Decode and their ...Stream twins) and tei.v1.Info, for the model a
-call names or the one picked for it (engine/pick.py: --default-model, else the only model)."""
+call names or the one the engine picks for it (--default-model, else the only model)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from embedrank.model.tokenize import Truncate
 from embedrank.server.api.rpc import Rpcs
 from embedrank.server.api.tei.common import ONE_INPUT, fields, model_name
 from embedrank.server.engine.engine import TOKENIZE_THREADS, Engine
-from embedrank.server.engine.pick import pick_model
-from embedrank.server.engine.served import ServedModel
 from embedrank.server.engine.tokens import TokenizedInput, TokenizeParams
 from embedrank.tei.v1 import tei_pb2, tei_pb2_grpc
 
@@ -25,10 +23,6 @@ _MODEL_TYPE = {
     ModelKind.RERANK: tei_pb2.MODEL_TYPE_RERANKER,
 }  # every other kind gives vectors: MODEL_TYPE_EMBEDDING
 _DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
-
-def _any_model(engine: Engine, name: str) -> ServedModel:
-    return pick_model(engine, *ModelKind, name=name)
 
 
 def simple_tokens(item: TokenizedInput, text: str, *, add_special_tokens: bool) -> list[tei_pb2.SimpleToken]:
@@ -56,7 +50,7 @@ class TeiTokenizeServicer(tei_pb2_grpc.TokenizeServicer):
     async def _tokenize(
         self, name: str, request: tei_pb2.EncodeRequest, deadline: float | None, request_id: str
     ) -> tei_pb2.EncodeResponse:
-        model = _any_model(self._engine, name)
+        model = self._engine.any_model(name)
         # Every token, as TEI lists them: none is cut (Truncate.NONE only flags an over-long input).
         params = TokenizeParams(texts=[request.inputs], prompt_name=request.prompt_name, truncate=Truncate.NONE)
         with fields(ONE_INPUT):
@@ -68,7 +62,7 @@ class TeiTokenizeServicer(tei_pb2_grpc.TokenizeServicer):
     async def _decode(
         self, name: str, request: tei_pb2.DecodeRequest, deadline: float | None, request_id: str
     ) -> tei_pb2.DecodeResponse:
-        model = _any_model(self._engine, name)
+        model = self._engine.any_model(name)
         result = await model.decode(list(request.ids), skip_special_tokens=request.skip_special_tokens,
                                     request_id=request_id)
         return tei_pb2.DecodeResponse(text=result.text)
@@ -107,7 +101,7 @@ class TeiInfoServicer(tei_pb2_grpc.InfoServicer):
     async def _info(
         self, name: str, request: tei_pb2.InfoRequest, deadline: float | None, request_id: str
     ) -> tei_pb2.InfoResponse:
-        model = _any_model(self._engine, name)
+        model = self._engine.any_model(name)
         settings = self._engine.settings
         m = model.manifest
         return tei_pb2.InfoResponse(
