@@ -254,6 +254,14 @@ class ServerConfig(RuntimeFlags):
             "version is loaded and warmed before it takes new requests. 0 = only on SIGHUP."
         ),
     )
+    default_model: str = setting(
+        "",
+        help=(
+            "The model a request that names none gets, when it is of the kind the call needs (TEI's HTTP "
+            "routes and tei.v1 name no model). Unset: the only model of that kind; with several, such a "
+            "request is refused with a message naming them. A model field in the request always wins."
+        ),
+    )
     http_port: int = setting(
         -1,
         help=(
@@ -445,6 +453,7 @@ class ServerConfig(RuntimeFlags):
                 ),
             ),
             max_inflight_inputs=self.max_inflight_inputs,
+            default_model=self.default_model,
         )
 
     @property

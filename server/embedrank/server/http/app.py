@@ -7,8 +7,9 @@ both ports. The conventions, one module each over the same engine calls (http/se
 what they share):
 
     openai.py                    POST /v1/embeddings, GET /v1/models[/{name}]
+    tei.py                       TEI's: POST /embed, /rerank, /predict, /embed_sparse, ... (tei_bodies.py)
     (here, for now)              POST /v1/rerank, /v2/rerank: Cohere (v1, v2) and Jina
-    GET  /health                 200 {"status": "ok"}; 503 while loading or draining (no token needed)
+    GET  /health, /ping          200 {"status": "ok"}; 503 while loading or draining (no token needed)
 
 Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and json).
 """
@@ -28,7 +29,7 @@ from embedrank.model.kinds import ModelKind
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.tls import TlsFiles, read
 from embedrank.server.engine.engine import Engine
-from embedrank.server.http import openai, schemas
+from embedrank.server.http import openai, schemas, tei
 from embedrank.server.http.errors import RERANK_FIELDS
 from embedrank.server.http.serving import RequestState, Route, Serving, json_response
 
@@ -41,10 +42,12 @@ _COHERE_ROUTES: tuple[Route, ...] = (
     ("POST", "/v1/rerank", "rerank_v1"),
     ("POST", "/v2/rerank", "rerank_v2"),
 )
-_OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"),)
+# /ping: TEI's name for the same check.
+_OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"), ("GET", "/ping", "health"))
 # Each convention: its routes and the class whose methods (by the routes' names) serve them.
 _CONVENTIONS: tuple[tuple[tuple[Route, ...], Callable[[Serving], Any]], ...] = (
     (openai.ROUTES, openai.Handlers),
+    (tei.ROUTES, tei.Handlers),
 )
 # (method, path, handler): what the port serves (the README check reads it too).
 ROUTES: tuple[Route, ...] = (
