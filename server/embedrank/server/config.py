@@ -267,7 +267,8 @@ class ServerConfig(RuntimeFlags):
         help=(
             "Also serve the HTTP conventions on this port, from the same process, models, admission, token "
             "and TLS: OpenAI's POST /v1/embeddings, Cohere/Jina's POST /v1/rerank and /v2/rerank, GET "
-            "/v1/models and GET /health (docs/http.md). -1 = off, 0 = any free port (printed at start)."
+            "/v1/models, text-embeddings-inference's /embed, /rerank, /predict, ... and GET /health (docs/http.md). "
+            "-1 = off, 0 = any free port (printed at start)."
         ),
     )
 

@@ -98,10 +98,10 @@ class Handlers:
         engine = self._s.engine
         if name:
             model = engine.get(name)
-            if model.manifest.kind not in kinds:
+            if kinds and model.manifest.kind not in kinds:
                 kind = model.manifest.kind
                 raise FailedPrecondition(
-                    f"model {name!r} is a {kind.value} model; {route} serves "
+                    f"model {name!r} is of kind {kind.value}; {route} serves "
                     f"{' or '.join(k.value for k in kinds)} models: call {ROUTE_FOR_KIND[kind]} for it"
                 )
             return model

@@ -29,6 +29,7 @@ from embedrank.server.statuses import status_of
 
 log = logging.getLogger(__name__)
 
+TOKEN_IDS = "holds token ids; this server tokenizes itself: send text (a string or a list of strings)"
 _DIRECTION = {"left": Truncate.START, "right": Truncate.END}
 _FIELD = re.compile(r"^([A-Za-z_]+)(?:\[(\d+)\])?(.*)$")
 # The engine's field -> the caller's: (head, index or None, rest) -> the field as sent.
@@ -92,10 +93,12 @@ def texts(body: dict[str, Any]) -> tuple[list[str], bool]:
         return [raw], True
     if not isinstance(raw, list):
         raise InvalidArgument("inputs", f"must be a string or a list of strings, got {_kind(raw)}")
+    if raw and all(isinstance(x, int) and not isinstance(x, bool) for x in raw):
+        raise InvalidArgument("inputs", TOKEN_IDS)  # one input as token ids
     for i, item in enumerate(raw):
         if not isinstance(item, str):
-            if isinstance(item, list) or (isinstance(item, int) and not isinstance(item, bool)):
-                raise InvalidArgument("inputs", "holds token ids; this server tokenizes itself: send text")
+            if isinstance(item, list):
+                raise InvalidArgument("inputs", TOKEN_IDS)
             raise InvalidArgument(f"inputs[{i}]", f"must be a string, got {_kind(item)}")
     return raw, False
 
