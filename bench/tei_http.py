@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import http.client
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -131,6 +132,8 @@ def lone(server: Server, model: str, pool: list[str], *, n: int, dims: int) -> d
     result["tei_minus_openai_p50_ms"] = round(result["tei"]["p50_ms"] - result["openai"]["p50_ms"], 3)
     pairs = sorted(t - o for t, o in zip(lat["tei"], lat["openai"]))
     result["tei_minus_openai_paired_median_ms"] = round(pairs[len(pairs) // 2] * 1000, 3)
+    # The server's own mean time per request (arrival to answer), warm-up included.
+    result["server_mean_ms"] = server.server_seconds()
     return result
 
 
