@@ -304,3 +304,27 @@ async def test_over_admission_is_429_with_tei_body(base: str) -> None:
 def test_default_model_must_be_loaded(tiny_repo: Path) -> None:
     with pytest.raises(RuntimeError, match=r"--default-model 'nope' is not a loaded model \(loaded: tiny-bert\)"):
         ServerProcess(tiny_repo, "--default-model", "nope")
+
+
+def test_tei_column_of_the_status_table() -> None:
+    """Every row's TEI status and error_type, as TEI's router maps its own errors (server.rs)."""
+    from embedrank.model import errors
+    from embedrank.server import statuses
+    from embedrank.server.http.serving import RequestState
+    from embedrank.server.http.tei_bodies import tei_error
+
+    expected = {
+        errors.InvalidArgument: (422, "Validation"), errors.EmptyInput: (400, "Empty"),
+        errors.NotFound: (422, "Validation"), errors.FailedPrecondition: (424, "Backend"),
+        errors.MessageTooLarge: (413, "Validation"), errors.ResourceExhausted: (429, "Overloaded"),
+        errors.Unavailable: (503, "Unhealthy"), errors.DeadlineExceeded: (504, "Overloaded"),
+        errors.Unauthenticated: (401, "Unauthorized"), errors.ConfigError: (424, "Backend"),
+    }
+    assert set(expected) == set(statuses.ROWS)
+    for cls, (status, error_type) in expected.items():
+        exc = cls("f", "m") if issubclass(cls, errors.InvalidArgument) else (
+            cls("m", retry_after_s=0.2) if cls is errors.ResourceExhausted else cls("m"))  # type: ignore[call-arg]
+        answer = tei_error(exc, "rid", RequestState({}))
+        assert (answer.status, answer.body["error_type"]) == (status, error_type), cls
+    bug = tei_error(KeyError("x"), "rid7", RequestState({}))
+    assert (bug.status, bug.body) == (424, {"error": "internal error (request id rid7)", "error_type": "Backend"})
