@@ -244,7 +244,7 @@ def test_tokenize_decode_info(base: str, grpc: Client) -> None:
     assert info["max_input_length"] == 256 and info["max_client_batch_size"] == 64
     nli = httpx.get(f"{base}/models/tiny-nli/info", headers=AUTH).json()
     assert list(nli["model_type"]) == ["classifier"] and nli["model_type"]["classifier"]["label2id"]
-    assert httpx.get(f"{base}/ping").status_code == 200
+    assert httpx.get(f"{base}/ping").status_code == 200 and httpx.get(f"{base}/").status_code == 200
 
 
 # --- errors in TEI's body -----------------------------------------------------------------------

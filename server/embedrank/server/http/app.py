@@ -9,7 +9,7 @@ what they share):
     openai.py                    POST /v1/embeddings, GET /v1/models[/{name}]
     tei.py                       TEI's: POST /embed, /rerank, /predict, /embed_sparse, ... (tei_bodies.py)
     (here, for now)              POST /v1/rerank, /v2/rerank: Cohere (v1, v2) and Jina
-    GET  /health, /ping          200 {"status": "ok"}; 503 while loading or draining (no token needed)
+    GET  /health, /ping, /       200 {"status": "ok"}; 503 while loading or draining (no token needed)
 
 Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and json).
 """
@@ -42,8 +42,8 @@ _COHERE_ROUTES: tuple[Route, ...] = (
     ("POST", "/v1/rerank", "rerank_v1"),
     ("POST", "/v2/rerank", "rerank_v2"),
 )
-# /ping: TEI's name for the same check.
-_OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"), ("GET", "/ping", "health"))
+# /ping and GET /: TEI's names for the same check.
+_OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"), ("GET", "/ping", "health"), ("GET", "/", "health"))
 # Each convention: its routes and the class whose methods (by the routes' names) serve them.
 _CONVENTIONS: tuple[tuple[tuple[Route, ...], Callable[[Serving], Any]], ...] = (
     (openai.ROUTES, openai.Handlers),
@@ -195,7 +195,9 @@ async def _framework_errors(
         kind = "not_found_error" if exc.status == 404 else "invalid_request_error"
         message = f"{request.method} {request.path}: {exc.reason}"
         if exc.status == 404:
-            message += " (routes: POST /v1/embeddings, POST /v1/rerank, POST /v2/rerank, GET /v1/models, GET /health)"
+            message += (" (routes: POST /v1/embeddings, POST /v1/rerank, POST /v2/rerank, GET /v1/models, GET /health; "
+                        "TEI's POST /embed, /rerank, /predict, /embed_sparse, /embed_all, /similarity, /tokenize, "
+                        "/decode, GET /info, also under /models/<name>/)")
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return json_response({"error": {"message": message, "type": kind, "param": None, "code": "unimplemented"}},
                               status=exc.status, headers=headers)
