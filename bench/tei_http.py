@@ -5,8 +5,8 @@
               session with keep-alive and read with orjson; rounds rotate the three; also the server
               process's CPU time per sentence on each path
   lone        one sentence per request, one at a time: gRPC (sync Client), /v1/embeddings and /embed
-              (http.client, keep-alive); p50 / p99 over --n each, the three in rotating order request by
-              request
+              (http.client, keep-alive); p50 / p99 over --n each, in blocks of 10 per path, the three
+              in rotating order (the same sentences on each path)
 
 Every answer is checked (rows, dimensions). Prints one JSON object; records the date, CPU flags and load.
     python bench/tei_http.py --model-repository REPO --model minilm [--seconds 4] [--rounds 4] [--n 400]
@@ -35,6 +35,7 @@ from embedrank.client import AsyncClient, Client  # noqa: E402
 from embedrank.exporter import corpus  # noqa: E402
 
 ROUTES = {"openai": "/v1/embeddings", "tei": "/embed"}
+BLOCK = 10  # lone requests in a row on one path
 
 
 def body(route: str, model: str, texts: list[str] | str) -> bytes:
@@ -121,16 +122,20 @@ def lone(server: Server, model: str, pool: list[str], *, n: int, dims: int) -> d
             for which in lat:
                 one(which, pool[i])
         names = list(lat)
-        for i in range(n):  # the three in rotating order: each sees the same moments of a shared machine
-            text = pool[i % len(pool)]
-            for which in names[i % 3:] + names[: i % 3]:
-                t = time.perf_counter()
-                one(which, text)
-                lat[which].append(time.perf_counter() - t)
+        # Blocks of BLOCK requests, one path each, the three in rotating order: each path sees the same
+        # moments of a shared machine, and none always follows another (request-by-request turns slowed
+        # whichever path ran after a gRPC call: docs/benchmarks-latency.md).
+        for b in range(0, n, BLOCK):
+            k = b // BLOCK
+            for which in names[k % 3:] + names[: k % 3]:
+                for i in range(b, min(n, b + BLOCK)):
+                    t = time.perf_counter()
+                    one(which, pool[i % len(pool)])
+                    lat[which].append(time.perf_counter() - t)
     conn.close()
     result: dict[str, Any] = {k: pcts(v) for k, v in lat.items()}
     result["tei_minus_openai_p50_ms"] = round(result["tei"]["p50_ms"] - result["openai"]["p50_ms"], 3)
-    pairs = sorted(t - o for t, o in zip(lat["tei"], lat["openai"]))
+    pairs = sorted(t - o for t, o in zip(lat["tei"], lat["openai"]))  # the same sentence on each
     result["tei_minus_openai_paired_median_ms"] = round(pairs[len(pairs) // 2] * 1000, 3)
     # The server's own mean time per request (arrival to answer), warm-up included.
     result["server_mean_ms"] = server.server_seconds()
