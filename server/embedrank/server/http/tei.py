@@ -14,9 +14,9 @@
                          {source_sentence, sentences} body -> similarity
     GET  /ping           = GET /health (app.py)
 
-Every route also under /models/{model}/ (our extension): TEI serves one model and its bodies name
+Every route also under /models/{name}/ (our extension): TEI serves one model and its bodies name
 none, so a client that takes only a base URL reaches any model of a multi-model server by its own
-prefix. Which model answers: the path's {model}, else a "model" field in the body, else
+prefix. Which model answers: the path's {name}, else a "model" field in the body, else
 --default-model when it is of the kind the route needs, else the only model of that kind; several
 and none chosen -> 422 naming them. Errors: TEI's {"error", "error_type"} from the one status table.
 """
@@ -59,7 +59,7 @@ _OWN: tuple[Route, ...] = (
     ("POST", "/", "root"),
     ("POST", "/invocations", "root"),
 )
-PREFIX = "/models/{model}"
+PREFIX = "/models/{name}"
 ROUTES: tuple[Route, ...] = (
     *_OWN,
     *((m, PREFIX + ("" if p == "/" else p), n) for m, p, n in _OWN),
@@ -94,7 +94,7 @@ class Handlers:
     # -- which model ---------------------------------------------------------------------------
 
     def _model(self, request: web.Request, body: Body, route: str, *kinds: ModelKind) -> ServedModel:
-        name = request.match_info.get("model", "") or _str(body, "model")
+        name = request.match_info.get("name", "") or _str(body, "model")
         engine = self._s.engine
         if name:
             model = engine.get(name)
