@@ -200,8 +200,10 @@ class Handlers:
             raise InvalidArgument("inputs", "must be an object {source_sentence, sentences}")
         source = b.required_str(raw, "source_sentence", "inputs.")
         sentences = b.string_list({"inputs.sentences": raw.get("sentences")}, "inputs.sentences")
-        parameters = body.get("parameters") or {}
-        if not isinstance(parameters, dict):
+        parameters = body.get("parameters")
+        if parameters is None:
+            parameters = {}
+        elif not isinstance(parameters, dict):
             raise InvalidArgument("parameters", "must be an object {prompt_name, truncate, truncation_direction}")
         if not sentences:
             raise EmptyInput("inputs.sentences", "is empty; send at least one")

@@ -30,7 +30,8 @@ from embedrank.server.statuses import status_of
 log = logging.getLogger(__name__)
 
 TOKEN_IDS = "holds token ids; this server tokenizes itself: send text (a string or a list of strings)"
-_DIRECTION = {"left": Truncate.START, "right": Truncate.END}
+# TEI's serde aliases, exactly (router/src/http/types.rs TruncationDirection).
+_DIRECTION = {"Left": Truncate.START, "left": Truncate.START, "Right": Truncate.END, "right": Truncate.END}
 _FIELD = re.compile(r"^([A-Za-z_]+)(?:\[(\d+)\])?(.*)$")
 # The engine's field -> the caller's: (head, index or None, rest) -> the field as sent.
 Rename = Callable[[str, int | None, str], str]
@@ -110,8 +111,8 @@ def truncation(body: dict[str, Any], where: str = "") -> Truncate:
     value = body.get("truncation_direction")
     if value is None:
         return Truncate.END
-    if isinstance(value, str) and value.lower() in _DIRECTION:
-        return _DIRECTION[value.lower()]
+    if isinstance(value, str) and value in _DIRECTION:
+        return _DIRECTION[value]
     raise InvalidArgument(f"{where}truncation_direction", f"{value!r} is not one of 'Left', 'Right'")
 
 
