@@ -106,14 +106,18 @@ def texts(body: dict[str, Any]) -> tuple[list[str], bool]:
 
 def truncation(body: dict[str, Any], where: str = "") -> Truncate:
     """``truncate`` (absent or null: true, TEI's --auto-truncate default) and ``truncation_direction``."""
-    if not _bool(body, "truncate", True):
-        return Truncate.NONE
     value = body.get("truncation_direction")
     if value is None:
-        return Truncate.END
-    if isinstance(value, str) and value in _DIRECTION:
-        return _DIRECTION[value]
-    raise InvalidArgument(f"{where}truncation_direction", f"{value!r} is not one of 'Left', 'Right'")
+        direction = Truncate.END
+    elif isinstance(value, str) and value in _DIRECTION:
+        direction = _DIRECTION[value]
+    else:
+        raise InvalidArgument(f"{where}truncation_direction", f"{value!r} is not one of 'Left', 'Right'")
+    try:
+        cut = _bool(body, "truncate", True)
+    except InvalidArgument as exc:
+        raise InvalidArgument(where + exc.field, exc.description) from None
+    return direction if cut else Truncate.NONE
 
 
 def prompt_name(body: dict[str, Any], where: str = "") -> str:
