@@ -282,6 +282,15 @@ def test_no_model_chosen_names_the_choices(base: str) -> None:
     assert "tiny-colbert, tiny-rerank" in got.json()["error"] and "/models/<name>/rerank" in got.json()["error"]
 
 
+def test_refusals_before_the_body_in_tei_shape(base: str) -> None:
+    """The doors (server/http/limits.py) refuse before reading a body; on TEI's routes in TEI's shape."""
+    form = httpx.post(f"{base}/embed", content=b"inputs=x", headers={**AUTH, "Content-Type": "text/plain"})
+    assert form.status_code == 415 and form.json()["error_type"] == "Validation", form.text
+    declared = httpx.post(f"{base}/models/minilm/rerank", content=b"{}" + b" " * (1024 * 1024),
+                          headers={**AUTH, "Content-Type": "application/json"})
+    assert declared.status_code == 413 and declared.json()["error_type"] == "Validation", declared.text
+
+
 def test_token_missing_and_body_over_the_limit(base: str) -> None:
     missing = post(base, "/embed", {"inputs": "x"}, headers={})
     assert missing.status_code == 401 and missing.json()["error_type"] == "Unauthorized"
@@ -319,10 +328,11 @@ def test_tei_column_of_the_status_table() -> None:
         errors.MessageTooLarge: (413, "Validation"), errors.ResourceExhausted: (429, "Overloaded"),
         errors.Unavailable: (503, "Unhealthy"), errors.DeadlineExceeded: (504, "Overloaded"),
         errors.Unauthenticated: (401, "Unauthorized"), errors.ConfigError: (424, "Backend"),
+        errors.UnsupportedMediaType: (415, "Validation"), errors.RequestTimeout: (408, "Validation"),
     }
     assert set(expected) == set(statuses.ROWS)
     for cls, (status, error_type) in expected.items():
-        exc = cls("f", "m") if issubclass(cls, errors.InvalidArgument) else (
+        exc = cls("m") if cls is errors.UnsupportedMediaType else cls("f", "m") if issubclass(cls, errors.InvalidArgument) else (
             cls("m", retry_after_s=0.2) if cls is errors.ResourceExhausted else cls("m"))  # type: ignore[call-arg]
         answer = tei_error(exc, "rid", RequestState({}))
         assert (answer.status, answer.body["error_type"]) == (status, error_type), cls

@@ -84,6 +84,9 @@ def _version() -> str:
 
 
 class Handlers:
+    # The doors' refusals (token, media type, size, admission before the body) answer in TEI's shape too.
+    ERROR_SHAPE = staticmethod(b.tei_error)
+
     def __init__(self, serving: Serving) -> None:
         self._s = serving
         self._steps: dict[ModelKind, Step] = {
