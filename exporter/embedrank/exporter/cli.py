@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus-size", type=int, default=1000, help="Texts from the built-in corpus for calibration and fidelity (default 1000).")
     parser.add_argument("--fidelity", action=argparse.BooleanOptionalAction, default=None, help="Measure fidelity on the corpus (default: for lossy variants only).")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset of the exported graph (default {OPSET}; 14 or newer). A newer one can help when an operator does not export.")
+    parser.add_argument("--source-key", help="Recorded in the manifest (source.key): `embedrank serve --model` and `pull` set it to find this export again instead of exporting anew.")
     parser.add_argument("--trust-remote-code", action="store_true", help="Run the modeling code a checkpoint brings with it (auto_map in its config.json), for architectures transformers does not ship. Only for code you trust.")
 
 
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         fidelity=args.fidelity,
         opset=args.opset,
         trust_remote_code=args.trust_remote_code,
+        source_key=args.source_key,
     )
     from embedrank.exporter import failures
 

@@ -152,7 +152,8 @@ def run_export(opts: ExportOptions) -> Path:
             "version": version,
             "kind": source.kind.value,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "source": {"path": str(opts.source), "model_type": source.model_type},
+            "source": {"path": str(opts.source), "model_type": source.model_type,
+                       **({"key": opts.source_key} if opts.source_key else {})},
             "graph": {
                 "file": graph_file, "inputs": source.input_names, "outputs": outputs, "precision": precision,
                 "runtime": opts.runtime.value, "optimize": level.value, "quantize": opts.quantize.value, "opset": opts.opset,
