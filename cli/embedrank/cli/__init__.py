@@ -58,9 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="Export a sentence-transformers checkpoint into a model repository.")
     export_cli.add_arguments(export)
+
+    imp = sub.add_parser("import", help="Import a checkpoint that ships an ONNX graph of its transformer, without torch.")
+    export_cli.add_arguments(imp, importing=True)
     # --log-level also after the sub-command (`embedrank serve --log-level DEBUG`); SUPPRESS keeps a
     # value given before it when it is not repeated.
-    for subparser in (serve, pull, export):
+    for subparser in (serve, pull, export, imp):
         _add_log_level(subparser, default=argparse.SUPPRESS)
     return parser
 

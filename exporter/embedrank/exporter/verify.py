@@ -29,6 +29,9 @@ def reference_embeddings(source: Source, texts: list[str]) -> np.ndarray:
 
 
 def reference_logits(source: Source, pairs: list[tuple[str, str]]) -> np.ndarray:
+    own = getattr(source.reference, "raw_logits", None)  # the importer's reference (no torch): raw logits
+    if own is not None:
+        return np.asarray(own(pairs), dtype=np.float32).reshape(len(pairs), -1)
     torch = __import__("torch")
     logits = source.reference.predict(pairs, batch_size=32, activation_fn=torch.nn.Identity(), convert_to_numpy=True, show_progress_bar=False)
     return np.asarray(logits, dtype=np.float32).reshape(len(pairs), -1)
