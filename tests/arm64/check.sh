@@ -53,7 +53,12 @@ if [ ! -e "$ROOT/.ready" ]; then
 fi
 cp /usr/bin/qemu-aarch64-static "$ROOT/usr/bin/"  # for binfmt registrations without the F flag
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
-[ "$(chroot "$ROOT" uname -m)" = aarch64 ] || cannot "the arm64 root does not run as aarch64"
+# The host's CA bundle: it may trust a TLS-inspecting proxy that the root's own bundle does not.
+[ -f /etc/ssl/certs/ca-certificates.crt ] && cp -L /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
+# Commands in the root get a clean environment (the host's PIP_*/SSL_* settings name host paths).
+in_root() { $NICE chroot "$ROOT" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp LANG=C.UTF-8 \
+  SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CERT=/etc/ssl/certs/ca-certificates.crt "$@"; }
+[ "$(in_root uname -m)" = aarch64 ] || cannot "the arm64 root does not run as aarch64"
 
 # The server, installed from this checkout's files (tracked and new); reinstalled when they change.
 files=$(git ls-files -co --exclude-standard pyproject.toml README.md model server cli exporter clients/python protos/python)
@@ -62,12 +67,12 @@ if [ "$(cat "$ROOT/.installed" 2>/dev/null)" != "$stamp" ]; then
   echo "== installing the server in the arm64 root (pip install ., emulated; minutes)"
   rm -rf "$ROOT/src" && mkdir -p "$ROOT/src"
   echo "$files" | tar -cf - -T - | tar -xf - -C "$ROOT/src"
-  [ -x "$ROOT/opt/venv/bin/python" ] || $NICE chroot "$ROOT" python3 -m venv /opt/venv
-  $NICE chroot "$ROOT" /opt/venv/bin/pip install -q --disable-pip-version-check /src >"$CACHE/pip.log" 2>&1 \
+  [ -x "$ROOT/opt/venv/bin/python" ] || in_root python3 -m venv /opt/venv
+  in_root /opt/venv/bin/pip install -q --disable-pip-version-check /src >"$CACHE/pip.log" 2>&1 \
     || cannot "pip install . failed in the arm64 root (log: $CACHE/pip.log)"
   echo "$stamp" >"$ROOT/.installed"
 fi
-chroot "$ROOT" /opt/venv/bin/python -c "import onnxruntime, platform; print('arm64 root:', platform.machine(), 'onnxruntime', onnxruntime.__version__)"
+in_root /opt/venv/bin/python -c "import onnxruntime, platform; print('arm64 root:', platform.machine(), 'onnxruntime', onnxruntime.__version__)"
 
 echo "== exporting on the host (fp32 and --quantize arm64)"
 work=$CACHE/work
@@ -76,7 +81,7 @@ $NICE $PY tests/arm64/compare.py export --work "$work" --repository "$ROOT/repo"
 
 echo "== serving from the arm64 root, comparing with sentence-transformers on the host"
 rm -f "$ROOT/tmp/port"
-chroot "$ROOT" env HOME=/tmp /opt/venv/bin/embedrank serve --model-repository /repo --host 127.0.0.1 --port 0 \
+in_root /opt/venv/bin/embedrank serve --model-repository /repo --host 127.0.0.1 --port 0 \
   --port-file /tmp/port >"$CACHE/serve.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT

@@ -27,7 +27,8 @@ MODELS = {
     "minilm": ("minilm", []),
     "minilm-arm64": ("minilm", ["--quantize", "arm64"]),
     "rerank": ("minilm-rerank", []),
-    "rerank-arm64": ("minilm-rerank", ["--quantize", "arm64"]),
+    # The seeded random head ranks many near-ties: its gate is top-1 0.8 (measured 0.86 on 200 pairs).
+    "rerank-arm64": ("minilm-rerank", ["--quantize", "arm64", "--min-top1", "0.8"]),
 }
 TEXTS = corpus.parity_texts() + corpus.sentences(24)
 QUERIES = corpus.sentences(40)[24:28]
