@@ -105,3 +105,27 @@ def test_kendall_tau_equals_scipys() -> None:
         a, b = rng.integers(0, 4, n).astype(float), np.round(rng.normal(size=n), int(rng.integers(0, 2)))
         want, got = kendalltau(a, b).statistic, kendall_tau(a, b)
         assert (np.isnan(want) and np.isnan(got)) or abs(want - got) < 1e-12
+
+
+@pytest.mark.parametrize("name", ["tiny-mpnet", "tiny-xlmr"])  # cls + Dense(tanh) + Normalize; max, no Normalize
+def test_imported_modules_match_sentence_transformers(name: str, sources: dict[str, Path], tmp_path: Path) -> None:
+    import json
+
+    from sentence_transformers import SentenceTransformer
+
+    from embedrank.exporter.graphrun import GraphRunner
+
+    ckpt = checkpoints.with_onnx_graph(sources[name], tmp_path / name)
+    result = subprocess.run([*EMBEDRANK, "import", str(ckpt), "--output", str(tmp_path / "repo" / name),
+                             "--corpus-size", "40"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    version = tmp_path / "repo" / name / "1"
+    manifest = json.loads((version / "manifest.json").read_text())
+    runner = GraphRunner(version / "model.onnx", version / "tokenizer.json", max_tokens=manifest["tokenizer"]["max_tokens"],
+                         pad_token_id=manifest["tokenizer"]["pad_token_id"], inputs=manifest["graph"]["inputs"],
+                         precision="fp32")
+    got = runner.run(TEXTS, "sentence_embedding")
+    ref = SentenceTransformer(str(sources[name]), device="cpu").encode(TEXTS, convert_to_numpy=True)
+    cos = (got * ref).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(ref, axis=1))
+    assert float(cos.min()) >= 0.99999
+    assert np.abs(got - ref).max() < 1e-4

@@ -22,11 +22,11 @@ HIDDEN = "last_hidden_state"  # optimum's (and sentence-transformers' ONNX backe
 
 def _activate(x: np.ndarray, name: str) -> np.ndarray:
     if name == "tanh":
-        return np.tanh(x)
+        return np.asarray(np.tanh(x))
     if name == "relu":
-        return np.maximum(x, 0)
+        return np.asarray(np.maximum(x, 0))
     if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-x))
+        return np.asarray(1.0 / (1.0 + np.exp(-x)))
     return x
 
 
