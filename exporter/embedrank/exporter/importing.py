@@ -16,7 +16,9 @@ from typing import Any
 from embedrank.exporter import package, workspace
 from embedrank.exporter import stmodules
 from embedrank.exporter.checkpoint import Checkpoint, read
+from embedrank.exporter.optimize import OptimizeLevel
 from embedrank.exporter.options import ExportOptions
+from embedrank.exporter.quantize import QuantizePreset
 from embedrank.exporter.pipeline import STEPS, _check_source, _done, _step, finish, resolve
 from embedrank.model.errors import ConfigError
 from embedrank.model.kinds import ModelKind
@@ -70,6 +72,16 @@ def _versions() -> dict[str, str]:
     return out
 
 
+_INT8_OPS = {"MatMulInteger", "DynamicQuantizeLinear", "QLinearMatMul", "DynamicQuantizeMatMul", "QAttention",
+             "MatMulIntegerToFloat", "QuantizeLinear"}
+
+
+def _quantized(graph: Path) -> bool:
+    import onnx
+
+    return any(n.op_type in _INT8_OPS for n in onnx.load(str(graph), load_external_data=False).graph.node)
+
+
 def _need_onnx() -> None:
     for module in ("onnx", "safetensors"):
         try:
@@ -91,7 +103,14 @@ def run_import(opts: ExportOptions, *, variant: str | None = None) -> Path:
 
     opset = next((o.version for o in onnx.load(str(ckpt.graph), load_external_data=False).opset_import
                   if o.domain in ("", "ai.onnx")), 0)
+    if variant is not None and opts.optimize is None:
+        opts = dataclasses.replace(opts, optimize=OptimizeLevel.NONE)  # a variant is served as it was shipped
     opts = resolve(dataclasses.replace(opts, opset=opset))
+    if variant is not None and _quantized(ckpt.graph):
+        if opts.quantize is not QuantizePreset.NONE:
+            raise ConfigError(f"--variant {variant} is already quantized (int8); leave --quantize out")
+        # gated as a lossy variant (mean cosine, fidelity on the corpus) against the plain fp32 graph
+        opts = dataclasses.replace(opts, precision="int8")
     name, version = package.target(opts.output)
     workspace.sweep_leftovers(opts.output.parent)
     _done(t, f"{ckpt.kind.value} model, {ckpt.model_type}, max {ckpt.max_tokens} tokens, "
