@@ -7,7 +7,7 @@ MODEL_REPO ?= models
 # package, which this layout (source roots model/, server/, exporter/, ... each holding embedrank/) does not have.
 PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q
 
-.PHONY: install install-demo demo serve test protos bench chart-check arm64-check
+.PHONY: install install-demo demo serve test protos bench chart-check arm64-check import-venv
 
 # The demo needs the server, the client and the exporter (torch, sentence-transformers); no test
 # or benchmark tools. On Linux x86-64, PyPI's torch is the CUDA build (about 4 GB more with its nvidia-*
@@ -73,3 +73,8 @@ chart-check: .tools/bin/helm
 # presets, and before a release (tests/arm64/check.sh; the figures are in the README's edge section).
 arm64-check: install
 	PYTHON=$(BIN)/python bash tests/arm64/check.sh
+
+# The torch-free install (`pip install -e '.[import]'`: `embedrank import`, `serve --model` of checkpoints
+# that ship onnx/model.onnx) in .cache/venv-import, as tests/test_import.py builds and reuses it; prints its size.
+import-venv:
+	bash tests/import_venv.sh

@@ -78,7 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "pull":
             from embedrank.cli.pull import pull
 
-            asyncio.run(pull(model_specs.parse_all(args.model), args.model_repository))
+            specs = model_specs.parse_all(args.model)
+            if not specs:
+                parser.error(f"pull: give at least one --model (or {model_specs.MODELS_ENV})")
+            asyncio.run(pull(specs, args.model_repository))
             return 0
         if args.command == "serve":
             config = config_mod.from_namespace(args)
