@@ -138,3 +138,15 @@ def test_serve_model_failure_is_one_line(tmp_path: Path) -> None:
     assert last.startswith("embedrank serve: --model 'bad="), last
     assert "the export failed" in last
     assert "Traceback" not in result.stderr
+
+
+def test_models_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(models.MODELS_ENV, f"a={tmp_path}  b={tmp_path}:quantize=arm64")
+    assert [(s.name, s.options) for s in models.parse_all(None)] == [("a", {}), ("b", {"quantize": "arm64"})]
+    assert [s.name for s in models.parse_all([f"c={tmp_path}"])] == ["c"]  # flags win over the variable
+
+
+def test_pull_without_model_is_a_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run([*EMBEDRANK, "pull", "--model-repository", str(tmp_path)], capture_output=True, text=True,
+                            timeout=120, env={k: v for k, v in __import__("os").environ.items() if k != models.MODELS_ENV})
+    assert result.returncode == 2 and "give at least one --model" in result.stderr
