@@ -150,3 +150,22 @@ def test_pull_without_model_is_a_usage_error(tmp_path: Path) -> None:
     result = subprocess.run([*EMBEDRANK, "pull", "--model-repository", str(tmp_path)], capture_output=True, text=True,
                             timeout=120, env={k: v for k, v in __import__("os").environ.items() if k != models.MODELS_ENV})
     assert result.returncode == 2 and "give at least one --model" in result.stderr
+
+
+def test_sigterm_while_exporting_stops_export_and_server(tmp_path: Path) -> None:
+    source = checkpoints.build_bi_encoder(tmp_path, "bert")
+    repo, port = tmp_path / "repo", _free_port()
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [*EMBEDRANK, "serve", "--model-repository", str(repo), "--host", "127.0.0.1", "--port", str(port),
+             "--model", f"tiny={source}"], stdout=log, stderr=subprocess.STDOUT, text=True,
+        )
+        deadline = time.monotonic() + 120
+        while _health(port) != health_pb2.HealthCheckResponse.NOT_SERVING or "[1/6]" not in log_path.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.2)
+        proc.terminate()
+        assert proc.wait(60) == 0, log_path.read_text()[-3000:]
+    assert "stopped before serving" in log_path.read_text()
+    assert not (repo / "tiny").exists()  # the export published nothing

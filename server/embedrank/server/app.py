@@ -76,6 +76,7 @@ class App:
         self.watcher: ModelWatcher | None = None  # set once the models are loaded (serve)
         self.health = HealthServicer()
         self.calls = Calls()
+        self.loading = False  # start() is past ``prepare``
         self.http: HttpServer | None = None  # --http-port: the HTTP conventions (server/http/)
 
     async def start(self, prepare: Prepare | None = None) -> None:
@@ -89,6 +90,7 @@ class App:
         log.info("settings: %s", ", ".join(f"{k}={v}" for k, v in self.config.effective().items()))
         if prepare is not None:
             await prepare()
+        self.loading = True  # from here a signal waits for the load, then drains as usual
         await self.engine.load()
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -279,13 +281,13 @@ async def serve(config: ServerConfig, prepare: Prepare | None = None) -> None:
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
-        if not starting.done():  # a signal while preparing or loading: stop there
+        if not starting.done() and not app.loading:  # a signal while preparing: stop there
             starting.cancel()
             await asyncio.gather(starting, return_exceptions=True)
             log.info("stopped before serving")
             await app.stop(0)
             return
-        starting.result()
+        await starting
     except BaseException:
         starting.cancel()
         stopping.cancel()
