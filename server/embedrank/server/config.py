@@ -26,8 +26,10 @@ class ServerConfig(RuntimeFlags):
     """Every `embedrank serve` setting; the ones `export` takes too come from RuntimeFlags."""
 
     model_repository: Path = setting(
+        Path("models"),
         help=(
-            "Folder of models: REPO/<name>/<version>/{model.onnx,tokenizer.json,manifest.json}."
+            "Folder of models: REPO/<name>/<version>/{model.onnx,tokenizer.json,manifest.json} (default: ./models, "
+            "where `serve --model` exports)."
         ),
     )
     host: str = setting(
