@@ -26,8 +26,10 @@ class ServerConfig(RuntimeFlags):
     """Every `embedrank serve` setting; the ones `export` takes too come from RuntimeFlags."""
 
     model_repository: Path = setting(
+        Path("models"),
         help=(
-            "Folder of models: REPO/<name>/<version>/{model.onnx,tokenizer.json,manifest.json}."
+            "Folder of models: REPO/<name>/<version>/{model.onnx,tokenizer.json,manifest.json} (default: ./models, "
+            "where `serve --model` exports)."
         ),
     )
     host: str = setting(
@@ -320,7 +322,8 @@ class ServerConfig(RuntimeFlags):
         help=(
             "Also serve the HTTP conventions on this port, from the same process, models, admission, token "
             "and TLS: OpenAI's POST /v1/embeddings, Cohere/Jina's POST /v1/rerank and /v2/rerank, GET "
-            "/v1/models and GET /health (docs/http.md). -1 = off, 0 = any free port (printed at start)."
+            "/v1/models, text-embeddings-inference's /embed, /rerank, /predict, ... and GET /health (docs/http.md). "
+            "-1 = off, 0 = any free port (printed at start)."
         ),
     )
 
