@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,8 @@ from embedrank.server.api.multivector import MultiVectorEmbedServicer
 from embedrank.server.api.rerank import RerankServicer
 from embedrank.server.api.rpc import Rpcs
 from embedrank.server.api.sparse import SparseEmbedServicer
+from embedrank.server.api.tei import SERVICES as TEI_SERVICES
+from embedrank.server.api.tei import add_tei_services
 from embedrank.server.api.tls import ServerCertificates, TlsFiles
 from embedrank.server.api.tokenize import TokenizeServicer
 from embedrank.server.config import ServerConfig
@@ -47,6 +50,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Work the server awaits after it answers (health NOT_SERVING) and before it loads the repository.
+Prepare = Callable[[], Awaitable[None]]
+
 SERVICES = (
     embed_pb2.DESCRIPTOR.services_by_name["Embed"].full_name,
     rerank_pb2.DESCRIPTOR.services_by_name["Rerank"].full_name,
@@ -56,6 +62,7 @@ SERVICES = (
     sparse_pb2.DESCRIPTOR.services_by_name["SparseEmbed"].full_name,
     multivector_pb2.DESCRIPTOR.services_by_name["MultiVectorEmbed"].full_name,
     hybrid_pb2.DESCRIPTOR.services_by_name["HybridEmbed"].full_name,
+    *TEI_SERVICES,  # TEI's gRPC API (tei.v1), for TEI's clients
 )
 
 
@@ -75,16 +82,21 @@ class App:
         self.watcher: ModelWatcher | None = None  # set once the models are loaded (serve)
         self.health = HealthServicer()
         self.calls = Calls()
+        self.loading = False  # start() is past ``prepare``
         self.http: HttpServer | None = None  # --http-port: the HTTP conventions (server/http/)
 
-    async def start(self) -> None:
-        """Start answering (health NOT_SERVING), load and warm every model, then SERVING."""
+    async def start(self, prepare: Prepare | None = None) -> None:
+        """Start answering (health NOT_SERVING), run ``prepare`` (the command line's: put the models
+        it was given into the repository), load and warm every model, then SERVING."""
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
         if self.http is not None:
             await self.http.start()
         log.info("settings: %s", ", ".join(f"{k}={v}" for k, v in self.config.effective().items()))
+        if prepare is not None:
+            await prepare()
+        self.loading = True  # from here a signal waits for the load, then drains as usual
         await self.engine.load()
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -192,6 +204,7 @@ def build_server(config: ServerConfig) -> App:
     sparse_pb2_grpc.add_SparseEmbedServicer_to_server(SparseEmbedServicer(engine, rpcs), registrar)
     multivector_pb2_grpc.add_MultiVectorEmbedServicer_to_server(MultiVectorEmbedServicer(engine, rpcs), registrar)
     hybrid_pb2_grpc.add_HybridEmbedServicer_to_server(HybridEmbedServicer(engine, rpcs), registrar)
+    add_tei_services(engine, rpcs, registrar)
     if config.http_port >= 0:
         from embedrank.server.http.app import HttpServer
         from embedrank.server.http.limits import DoorLimits
@@ -263,17 +276,29 @@ def _bind_problem(host: str, port: int, *, reuse_port: bool = False) -> tuple[st
     return None
 
 
-async def serve(config: ServerConfig) -> None:
-    """Run until SIGINT/SIGTERM, then shut down gracefully."""
+async def serve(config: ServerConfig, prepare: Prepare | None = None) -> None:
+    """Run until SIGINT/SIGTERM, then shut down gracefully. ``prepare`` runs once the server answers
+    (health NOT_SERVING) and before the models load; a signal meanwhile cancels it."""
     app = build_server(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, app.reload)
+    starting = asyncio.ensure_future(app.start(prepare))
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await app.start()
+        await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done() and not app.loading:  # a signal while preparing: stop there
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            log.info("stopped before serving")
+            await app.stop(0)
+            return
+        await starting
     except BaseException:
+        starting.cancel()
+        stopping.cancel()
         await app.stop(0)
         raise
     watcher = app.watcher = ModelWatcher(
@@ -301,7 +326,7 @@ async def serve(config: ServerConfig) -> None:
         with open(partial, "w", encoding="utf-8") as fh:
             fh.write(f"{app.port}\n")
         os.replace(partial, config.port_file)
-    await stop.wait()
+    await stopping
     log.info("shutting down: %gs for in-flight requests", config.shutdown_grace_s)
     await watcher.close()  # no version swaps while draining
     await app.stop()
