@@ -82,7 +82,7 @@ def run_export(opts: ExportOptions) -> Path:
     total = 6
     t = _step(1, total, f"loading {opts.source}")
     source: Source = load(opts.source, opts.kind, trust_remote_code=opts.trust_remote_code)
-    kind = export_kind(source.kind)
+    kind = export_kind(source.kind, Path(source.path))
     _done(t, f"{source.kind.value} model, {source.model_type}, max {source.max_tokens} tokens")
     with workspace.workspace(None, workspace.WORK_PREFIX) as tmp:
         t = _step(2, total, f"exporting to ONNX (opset {opts.opset})")
@@ -110,8 +110,9 @@ def run_export(opts: ExportOptions) -> Path:
             _done(t, f"dynamic int8 weights; kept in fp32: {kept_fp32 or 'none'}")
         elif ov_int8:
             graph_file = "model.xml"
-            calibration = TextTokenizer(str(staging / "tokenizer.json"), max_tokens=source.max_tokens,
-                                        with_type_ids="token_type_ids" in source.input_names)
+            calibration = kind.wrap_tokenizer(source, TextTokenizer(
+                str(staging / "tokenizer.json"), max_tokens=source.max_tokens,
+                with_type_ids="token_type_ids" in source.input_names))
             items = kind.calibration_items(_calibration_texts(opts))
             int8_info = ov_export.quantize_int8(current, staging / graph_file, calibration, source.input_names,
                                                 items, pad_token_id=pad_id)
@@ -127,6 +128,7 @@ def run_export(opts: ExportOptions) -> Path:
             pad_token_id=pad_id, inputs=source.input_names, precision=precision, runtime=opts.runtime,
             allow_bf16_without_native=opts.allow_bf16_without_native,
         )
+        runner.tokenizer = kind.wrap_tokenizer(source, runner.tokenizer)  # pairs as the kind's RPC formats them
         # bf16's gate is on the fidelity corpus: it is always measured.
         want_fidelity = (opts.lossy if opts.fidelity is None else opts.fidelity) or precision == "bf16"
         measured = kind.measure(source, runner, _calibration_texts(opts), fidelity=want_fidelity)
