@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 from embedrank.model.errors import ConfigError
 
@@ -60,12 +61,22 @@ def first_task(path: Path) -> str | None:
     return _task(path, found[0]) if found and found[0].name == "Transformer" else None
 
 
+def check_loaded(model: Any, known: tuple[tuple[str, ...], ...], *, what: str, where: str) -> None:
+    """``check`` on a loaded CrossEncoder (a hub id has no local modules.json to read before loading)."""
+    found = [Module(i, f"{i}", f"{type(m).__module__}.{type(m).__name__}") for i, m in enumerate(model)]
+    sigs = [f"Transformer({getattr(m, 'transformer_task', '?')})" if type(m).__name__ == "Transformer" else
+            type(m).__name__ for m in model]
+    _refuse(Path(where), found, sigs, known, what=what)
+
+
 def check(path: Path, known: tuple[tuple[str, ...], ...], *, what: str) -> None:
     """ConfigError naming the first module of ``path``'s chain that no chain in ``known`` has there."""
     found = modules(path)
-    if not found:
-        return
-    sigs = [signature(path, m) for m in found]
+    if found:
+        _refuse(path, found, [signature(path, m) for m in found], known, what=what)
+
+
+def _refuse(path: Path, found: list[Module], sigs: list[str], known: tuple[tuple[str, ...], ...], *, what: str) -> None:
     if tuple(sigs) in known:
         return
     # The known chain sharing the longest start with this one says where it goes astray.
@@ -82,7 +93,7 @@ def check(path: Path, known: tuple[tuple[str, ...], ...], *, what: str) -> None:
         raise ConfigError(f"{path}: the {what}'s chain ends after {sigs[-1]} (module {found[-1].index}) without "
                           f"{best[n]}, the module that makes its score; the exporter knows: {names}")
     module = found[n]
-    after = f" after {sigs[n - 1]}" if n else " first"
+    after = f" after {sigs[n - 1]}" if n else " as its first module"
     raise ConfigError(
         f"{path}: module {module.index} ({module.folder or '.'}) of the {what} is {sigs[n]} ({module.type}), which "
         f"the exporter does not know{after}; it knows: {names}"

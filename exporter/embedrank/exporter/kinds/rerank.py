@@ -55,6 +55,8 @@ class RerankExport(ExportKind):
         chain.check(Path(path_or_id), CHAINS, what="CrossEncoder")
         model = st.CrossEncoder(path_or_id, device="cpu", model_kwargs=model_kwargs, **st_kwargs)
         reference = st.CrossEncoder(path_or_id, device="cpu", **st_kwargs)
+        # A hub id's chain is known only now (a causal-LM reranker exports from a local folder: detect it there).
+        chain.check_loaded(model, CHAINS, what="CrossEncoder", where=path_or_id)
         info = {"num_labels": int(model.num_labels), "activation": activation_of(model, path_or_id).value}
         return Loaded(model, reference, model[0].auto_model, model.tokenizer, int(model.max_seq_length), info)
 
