@@ -246,3 +246,19 @@ def test_a_chain_without_its_head_is_named(causal_sources: dict[str, Path], work
     (src / "modules.json").write_text(json.dumps(modules[:1]))
     with pytest.raises(ConfigError, match=r"ends after Transformer\(text-generation\) \(module 0\) without LogitScore"):
         chain.check(src, CHAINS, what="causal-LM CrossEncoder")
+
+
+def test_a_template_that_changes_the_texts_is_refused(workdir: Path) -> None:
+    """The server renders a chat template as fixed text around the query and the document; a template that
+    filters them (here ``| upper``) cannot be rendered that way and is refused at export, saying why."""
+    from sentence_transformers import CrossEncoder
+
+    from embedrank.exporter.kinds.causal import pair_format
+    from embedrank.model.errors import ConfigError
+
+    upper = checkpoints.CHAT_QUERY_FIRST.replace("query: {{ m.content }}", "query: {{ m.content | upper }}")
+    out = workdir / "causal-upper"
+    out.mkdir()
+    path = checkpoints.build_causal_reranker(out, "llama", chat=upper)
+    with pytest.raises(ConfigError, match=r"the chat template .* \(a filter, a repeat or a branch on their content\)"):
+        pair_format(CrossEncoder(str(path), device="cpu"), true_id=1, false_id=2, prompt="", where=str(path))

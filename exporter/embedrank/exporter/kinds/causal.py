@@ -68,7 +68,8 @@ def pair_format(ce: Any, *, true_id: int, false_id: int | None, prompt: str, whe
     text = render(_Q, _D)
     if text.count(_Q) != 1 or text.count(_D) != 1:
         raise ConfigError(f"{where}: the chat template does not put the query and the document into the text once "
-                          "each; the server renders it as fixed text around them")
+                          "each, unchanged (a filter, a repeat or a branch on their content); the server renders it "
+                          "as fixed text around them, which would not match")
     first, second = (_Q, _D) if text.index(_Q) < text.index(_D) else (_D, _Q)
     head, rest = text.split(first)
     middle, tail = rest.split(second)
