@@ -99,7 +99,7 @@ class CausalPairs(TextTokenizer):
     """The model's tokenizer, with (query, document) pairs formatted as the library formats them for
     this reranker. Single texts (Tokenize) are the tokenizer's own."""
 
-    def __init__(self, base: TextTokenizer, spec: CausalSpec) -> None:  # noqa: D107 - a view of ``base``
+    def __init__(self, base: TextTokenizer, spec: CausalSpec) -> None:
         self.__dict__.update(base.__dict__)  # the same tokenizers, shared (none is mutated after init)
         self.spec = spec
         if spec.format is PairFormat.CHAT:
