@@ -7,14 +7,16 @@ both ports. The conventions, one module each over the same engine calls (http/se
 what they share):
 
     openai.py                    POST /v1/embeddings, GET /v1/models[/{name}]
+    tei.py                       TEI's: POST /embed, /rerank, /predict, /embed_sparse, ... (tei_bodies.py)
     (here, for now)              POST /v1/rerank, /v2/rerank: Cohere (v1, v2) and Jina
-    GET  /health                 200 {"status": "ok"}; 503 while loading or draining (no token needed)
+    GET  /health, /ping, /       200 {"status": "ok"}; 503 while loading or draining (no token needed)
 
 Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and json).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import ssl
@@ -28,9 +30,11 @@ from embedrank.model.kinds import ModelKind
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.tls import TlsFiles, read
 from embedrank.server.engine.engine import Engine
-from embedrank.server.http import openai, schemas
+from embedrank.server.http import openai, schemas, tei
 from embedrank.server.http.errors import RERANK_FIELDS
+from embedrank.server.http.limits import DoorLimits, Doors
 from embedrank.server.http.serving import RequestState, Route, Serving, json_response
+from embedrank.server.tokens import BearerTokens
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +45,12 @@ _COHERE_ROUTES: tuple[Route, ...] = (
     ("POST", "/v1/rerank", "rerank_v1"),
     ("POST", "/v2/rerank", "rerank_v2"),
 )
-_OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"),)
+# /ping and GET /: TEI's names for the same check.
+_OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"), ("GET", "/ping", "health"), ("GET", "/", "health"))
 # Each convention: its routes and the class whose methods (by the routes' names) serve them.
 _CONVENTIONS: tuple[tuple[tuple[Route, ...], Callable[[Serving], Any]], ...] = (
     (openai.ROUTES, openai.Handlers),
+    (tei.ROUTES, tei.Handlers),
 )
 # (method, path, handler): what the port serves (the README check reads it too).
 ROUTES: tuple[Route, ...] = (
@@ -94,10 +100,10 @@ class HttpServer:
     """Built (its socket bound) with the gRPC server; started and stopped by App."""
 
     def __init__(
-        self, engine: Engine, calls: Calls, *, host: str, port: int, reuse_port: bool, max_body_mb: int,
-        token: str | None, tls_files: TlsFiles | None,
+        self, engine: Engine, calls: Calls, *, host: str, port: int, reuse_port: bool, limits: DoorLimits,
+        tokens: BearerTokens | None, tls_files: TlsFiles | None,
     ) -> None:
-        self._serving = Serving(engine, calls, token=token, max_body_mb=max_body_mb)
+        self._serving = Serving(engine, calls, tokens=tokens, max_body_mb=limits.max_body_mb)
         self._engine = engine
         self._calls = calls
         self._tls_files = tls_files
@@ -105,30 +111,43 @@ class HttpServer:
         self._socket = listen(host, port, reuse_port=reuse_port)
         self.port: int = self._socket.getsockname()[1]
         self.scheme = "https" if self._ssl is not None else "http"
-        app = web.Application(client_max_size=max_body_mb * 1024 * 1024, middlewares=[_framework_errors])
+        # Timeouts, caps and the checks before a body is read (server/http/limits.py): every route is
+        # registered with its middleware and its Expect handler (add routes only in the loops below).
+        shapes = {path: handlers.ERROR_SHAPE for routes, handlers in _CONVENTIONS if hasattr(handlers, "ERROR_SHAPE")
+                  for method, path, _ in routes if method == "POST"}
+        self._doors = Doors(limits, calls=calls, admission=engine.admission, tokens=tokens, shapes=shapes)
+        app = web.Application(client_max_size=limits.max_body_bytes,
+                              middlewares=[self._doors.middleware, _framework_errors])
         for routes, handlers in _CONVENTIONS:
             convention = handlers(self._serving)
             for method, path, name in routes:
-                app.router.add_route(method, path, getattr(convention, name))
+                app.router.add_route(method, path, getattr(convention, name), expect_handler=self._doors.expect)
         for method, path, name in (*_COHERE_ROUTES, *_OWN_ROUTES):
-            app.router.add_route(method, path, getattr(self, name))
+            app.router.add_route(method, path, getattr(self, name), expect_handler=self._doors.expect)
         # A caller that hangs up cancels its handler: its queued inputs are dropped, as on gRPC.
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=_CLOSE_S)
-        self._site: web.SockSite | None = None
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=_CLOSE_S,
+                                     **self._doors.handler_kwargs())
+        self._listener: asyncio.Server | None = None
 
     async def start(self) -> None:
         await self._runner.setup()
-        self._site = web.SockSite(self._runner, self._socket, ssl_context=self._ssl, shutdown_timeout=_CLOSE_S)
-        await self._site.start()
+        assert self._runner.server is not None
+        self._listener = await self._doors.listen(self._runner.server, self._socket, ssl=self._ssl)
         log.info("HTTP (OpenAI / Cohere conventions) on %s://%s:%d", self.scheme,
                  self._socket.getsockname()[0], self.port)
 
     async def close_listener(self) -> None:
         """No new connections (with the gRPC listener, when the drain's window ends); open ones are
         still answered, as gRPC answers the calls it has taken."""
-        if self._site is not None:
-            await self._site.stop()
-            self._site = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self._doors.drain()  # connections opened in the window that hold no request
+
+    def begin_drain(self) -> None:
+        """SIGTERM: idle keep-alive connections and requests whose head or body has not arrived are
+        closed (bodies in progress answered 503); requests being handled answer with Connection: close."""
+        self._doors.drain()
 
     async def stop(self) -> None:
         """Close the listener and the idle connections; called once the drain has answered every call."""
@@ -192,7 +211,9 @@ async def _framework_errors(
         kind = "not_found_error" if exc.status == 404 else "invalid_request_error"
         message = f"{request.method} {request.path}: {exc.reason}"
         if exc.status == 404:
-            message += " (routes: POST /v1/embeddings, POST /v1/rerank, POST /v2/rerank, GET /v1/models, GET /health)"
+            message += (" (routes: POST /v1/embeddings, POST /v1/rerank, POST /v2/rerank, GET /v1/models, GET /health; "
+                        "TEI's POST /embed, /rerank, /predict, /embed_sparse, /embed_all, /similarity, /tokenize, "
+                        "/decode, GET /info, also under /models/<name>/)")
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return json_response({"error": {"message": message, "type": kind, "param": None, "code": "unimplemented"}},
                               status=exc.status, headers=headers)
