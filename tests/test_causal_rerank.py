@@ -262,3 +262,11 @@ def test_a_template_that_changes_the_texts_is_refused(workdir: Path) -> None:
     path = checkpoints.build_causal_reranker(out, "llama", chat=upper)
     with pytest.raises(ConfigError, match=r"the chat template .* \(a filter, a repeat or a branch on their content\)"):
         pair_format(CrossEncoder(str(path), device="cpu"), true_id=1, false_id=2, prompt="", where=str(path))
+
+
+def test_import_refuses_a_causal_cross_encoder_saying_to_export_it(causal_sources: dict[str, Path]) -> None:
+    from embedrank.exporter.checkpoint import read
+    from embedrank.model.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"a CrossEncoder on a causal LM; .* export it instead"):
+        read(causal_sources[LLAMA], kind=None, variant=None)
