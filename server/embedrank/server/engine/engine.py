@@ -52,11 +52,11 @@ class Engine:
             version.directory / m.graph.file, m.graph, pad_token_id=m.tokenizer.pad_token_id,
             settings=self.runtime_settings,
         )
-        tokenizer = TextTokenizer(
+        tokenizer = kind_of(m.kind).tokenizer(m.spec, TextTokenizer(
             str(version.directory / m.tokenizer.file),
             max_tokens=m.tokenizer.max_tokens,
             with_type_ids="token_type_ids" in m.graph.inputs,
-        )
+        ))
         if m.self_check is None:
             log.warning("model %s version %d has no self check (exported before self checks); re-export it",
                         m.name, m.version)
