@@ -17,6 +17,7 @@ from embedrank.model.selfcheck import run_self_check
 from embedrank.model.tokenize import TextTokenizer
 from embedrank.server.engine.classification import ClassificationModel
 from embedrank.server.engine.embedding import EmbeddingModel
+from embedrank.server.engine.hybrid import HybridModel
 from embedrank.server.engine.inflight import VersionAdmission
 from embedrank.server.engine.kinds import served_class
 from embedrank.server.engine.multivector import MultiVectorModel
@@ -26,6 +27,9 @@ from embedrank.server.engine.settings import EngineSettings
 from embedrank.server.engine.sparse import SparseModel
 
 log = logging.getLogger(__name__)
+
+# Threads that tokenize requests too long to tokenize on the event loop (shared by every model).
+TOKENIZE_THREADS = 2
 
 
 class Engine:
@@ -38,7 +42,7 @@ class Engine:
         self.admission = Admission(settings.max_inflight_inputs)
         # id(model) -> its inputs in flight (a replaced version closes when they are answered)
         self.inflight: dict[int, VersionAdmission] = {}
-        self._tokenize_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="tokenize")
+        self._tokenize_pool = concurrent.futures.ThreadPoolExecutor(TOKENIZE_THREADS, thread_name_prefix="tokenize")
 
     def _build(self, version: ModelVersion) -> ServedModel:
         m = version.manifest
@@ -93,6 +97,11 @@ class Engine:
                 f"no servable model in {self.settings.repository}: "
                 + ("; ".join(self.problems) or "it is empty; run `embedrank export` into it")
             )
+        default = self.settings.default_model
+        if default and default not in self.models:
+            raise ConfigError(
+                f"--default-model {default!r} is not a loaded model (loaded: {', '.join(sorted(self.models))})"
+            )
         self.ready = True
 
     async def close(self) -> None:
@@ -112,15 +121,10 @@ class Engine:
 
     def resolve(self, name: str, kind: ModelKind, *also: ModelKind) -> ServedModel:
         """The model for an RPC of ``kind`` (or of the ``also`` kinds the RPC serves too); an empty
-        name means the only model of those kinds."""
+        name means --default-model when it is of those kinds, else the only model of them."""
         kinds = (kind, *also)
         if not name:
-            if not self.ready:
-                raise Unavailable("models are loading; retry shortly")
-            of_kind = [m for m in self.models.values() if m.manifest.kind in kinds]
-            if len(of_kind) != 1:
-                raise InvalidArgument("model", f"is required: the server has {len(of_kind)} {kind.value} models")
-            return of_kind[0]
+            return self._unnamed([m for m in self.models.values() if m.manifest.kind in kinds], f"{kind.value} ")
         model = self.get(name)
         if model.manifest.kind not in kinds:
             raise FailedPrecondition(
@@ -129,25 +133,50 @@ class Engine:
             )
         return model
 
-    def embedding(self, name: str) -> EmbeddingModel:
-        model = self.resolve(name, ModelKind.EMBEDDING)
-        assert isinstance(model, EmbeddingModel)
+    def _unnamed(self, fitting: list[ServedModel], what: str) -> ServedModel:
+        """A request that names no model: --default-model among ``fitting``, else the only one."""
+        if not self.ready:
+            raise Unavailable("models are loading; retry shortly")
+        default = self.settings.default_model
+        for model in fitting:
+            if model.name == default:
+                return model
+        if len(fitting) == 1:
+            return fitting[0]
+        names = ", ".join(sorted(m.name for m in fitting))
+        raise InvalidArgument(
+            "model",
+            f"is required: the server has {len(fitting)} {what}models" + (f" ({names})" if names else "")
+            + ("; name one" + ("" if default else ", or start the server with --default-model") if fitting else ""),
+        )
+
+    # A hybrid (BGE-M3) model answers Encode, EncodeSparse, EncodeMultiVector and Rerank with one of its
+    # outputs: it is among each of those RPCs' kinds (an empty name then means the only model of them all).
+
+    def embedding(self, name: str) -> EmbeddingModel | HybridModel:
+        model = self.resolve(name, ModelKind.EMBEDDING, ModelKind.HYBRID)
+        assert isinstance(model, (EmbeddingModel, HybridModel))
         return model
 
-    def reranker(self, name: str) -> RerankModel | MultiVectorModel:
-        """A cross-encoder, or a multi-vector model (it reranks by MaxSim)."""
-        model = self.resolve(name, ModelKind.RERANK, ModelKind.MULTI_VECTOR)
-        assert isinstance(model, (RerankModel, MultiVectorModel))
+    def reranker(self, name: str) -> RerankModel | MultiVectorModel | HybridModel:
+        """A cross-encoder, a multi-vector model (it reranks by MaxSim) or a hybrid one (compute_score)."""
+        model = self.resolve(name, ModelKind.RERANK, ModelKind.MULTI_VECTOR, ModelKind.HYBRID)
+        assert isinstance(model, (RerankModel, MultiVectorModel, HybridModel))
         return model
 
-    def sparse(self, name: str) -> SparseModel:
-        model = self.resolve(name, ModelKind.SPARSE)
-        assert isinstance(model, SparseModel)
+    def sparse(self, name: str) -> SparseModel | HybridModel:
+        model = self.resolve(name, ModelKind.SPARSE, ModelKind.HYBRID)
+        assert isinstance(model, (SparseModel, HybridModel))
         return model
 
-    def multi_vector(self, name: str) -> MultiVectorModel:
-        model = self.resolve(name, ModelKind.MULTI_VECTOR)
-        assert isinstance(model, MultiVectorModel)
+    def multi_vector(self, name: str) -> MultiVectorModel | HybridModel:
+        model = self.resolve(name, ModelKind.MULTI_VECTOR, ModelKind.HYBRID)
+        assert isinstance(model, (MultiVectorModel, HybridModel))
+        return model
+
+    def hybrid(self, name: str) -> HybridModel:
+        model = self.resolve(name, ModelKind.HYBRID)
+        assert isinstance(model, HybridModel)
         return model
 
     def classifier(self, name: str) -> ClassificationModel:
@@ -156,11 +185,8 @@ class Engine:
         return model
 
     def any_model(self, name: str) -> ServedModel:
-        """The model for an RPC every kind serves (Tokenize, Decode); an empty name means the only model."""
+        """The model for an RPC every kind serves (Tokenize, Decode); an empty name means
+        --default-model, else the only model."""
         if not name:
-            if not self.ready:
-                raise Unavailable("models are loading; retry shortly")
-            if len(self.models) != 1:
-                raise InvalidArgument("model", f"is required: the server has {len(self.models)} models")
-            return next(iter(self.models.values()))
+            return self._unnamed(list(self.models.values()), "")
         return self.get(name)

@@ -1,6 +1,7 @@
 """OpenAI's convention on the HTTP port: POST /v1/embeddings, GET /v1/models[/{name}].
 
     POST /v1/embeddings          {input, model, encoding_format, dimensions, user} + our extensions
+                                 (also POST /embeddings, as TEI serves it)
     GET  /v1/models[/{name}]     {object: "list", data: [{id, object: "model", ...}]}
 
 Errors in OpenAI's shape ({"error": {message, type, param, code}}, http/errors.py).
@@ -22,6 +23,7 @@ from embedrank.server.http.serving import RequestState, Route, Serving
 
 ROUTES: tuple[Route, ...] = (
     ("POST", "/v1/embeddings", "embeddings"),
+    ("POST", "/embeddings", "embeddings"),  # TEI serves OpenAI's route under this name too
     ("GET", "/v1/models", "models"),
     ("GET", "/v1/models/{name}", "model"),
 )
@@ -36,7 +38,7 @@ class Handlers:
             body = await self._s.body(req)
             parsed = schemas.embeddings_request(body)
             state.scalar_input = parsed.scalar_input
-            self._s.check_kind(parsed.model, ModelKind.EMBEDDING)
+            self._s.check_kind(parsed.model, ModelKind.EMBEDDING, ModelKind.HYBRID)
             model = self._s.engine.embedding(parsed.model)
             result = await model.encode(parsed.params, deadline=None, request_id=rid)
             return schemas.embeddings_response(result, encoding_format=parsed.encoding_format)
