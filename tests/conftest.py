@@ -69,14 +69,14 @@ def tiny_repo(workdir: Path) -> Path:
 
 
 class ServerProcess:
-    def __init__(self, repo: Path, *args: str) -> None:
+    def __init__(self, repo: Path, *args: str, env: dict[str, str] | None = None) -> None:
         port_file = repo.parent / f"port-{time.monotonic_ns()}"
         self.log_path = repo.parent / f"server-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [*EMBEDRANK, "serve", "--model-repository", str(repo), "--host", "127.0.0.1", "--port", "0",
              "--port-file", str(port_file), *args],
-            stdout=self.log, stderr=subprocess.STDOUT, text=True,
+            stdout=self.log, stderr=subprocess.STDOUT, text=True, env={**os.environ, **env} if env else None,
         )
         deadline = time.monotonic() + 120
         while not port_file.exists() or not port_file.read_text().strip():

@@ -54,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             config = config_mod.from_namespace(args)
+            if config.log_format != "text":
+                logs.configure(args.log_level or "INFO", config.log_format)
             if config.processes > 1:
                 from embedrank.server.supervise import supervise
 

@@ -23,11 +23,16 @@ from pathlib import Path
 
 from embedrank.server.config import ServerConfig
 
+from embedrank.server.logformat import RequestIds, formatter
+
 log = logging.getLogger(__name__)
 
 
 def _child(config: ServerConfig, log_level: str, index: int) -> None:
-    logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [{index}] %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter(config.log_format, f"%(asctime)s %(levelname)s [{index}] %(name)s: %(message)s"))
+    handler.addFilter(RequestIds())
+    logging.basicConfig(level=log_level, handlers=[handler])
     from embedrank.server.app import serve
     from embedrank.model.errors import EmbedRankError
 

@@ -27,6 +27,7 @@ import orjson
 from aiohttp import web
 
 from embedrank.server import metrics
+from embedrank.server.api.context import Observer
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.tls import TlsFiles, read
 from embedrank.server.engine.engine import Engine
@@ -35,9 +36,10 @@ from embedrank.model.errors import (
     ConfigError, FailedPrecondition, InvalidArgument, MessageTooLarge, Unauthenticated, Unavailable,
 )
 from embedrank.server.http import schemas
+from embedrank.server.http.context import context_middleware
 from embedrank.server.http.errors import EMBEDDINGS_FIELDS, RERANK_FIELDS, error_answer
 from embedrank.model.kinds import ModelKind
-from embedrank.server.statuses import new_request_id
+from embedrank.server.api.status import request_id
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +121,7 @@ class HttpServer:
 
     def __init__(
         self, engine: Engine, calls: Calls, *, host: str, port: int, reuse_port: bool, max_body_mb: int,
-        token: str | None, tls_files: TlsFiles | None,
+        token: str | None, tls_files: TlsFiles | None, observer: Observer | None = None,
     ) -> None:
         self._engine = engine
         self._calls = calls
@@ -130,7 +132,9 @@ class HttpServer:
         self._socket = listen(host, port, reuse_port=reuse_port)
         self.port: int = self._socket.getsockname()[1]
         self.scheme = "https" if self._ssl is not None else "http"
-        app = web.Application(client_max_size=max_body_mb * 1024 * 1024, middlewares=[_framework_errors])
+        # The request's context (id, span, access log) around everything, aiohttp's own answers included.
+        middlewares = [context_middleware(observer)] if observer is not None else []
+        app = web.Application(client_max_size=max_body_mb * 1024 * 1024, middlewares=[*middlewares, _framework_errors])
         for method, path, name in ROUTES:
             app.router.add_route(method, path, getattr(self, name))
         # A caller that hangs up cancels its handler: its queued inputs are dropped, as on gRPC.
@@ -174,7 +178,7 @@ class HttpServer:
     async def _serve(
         self, request: web.Request, rpc: str, work: Work, renames: dict[str, str] | None = None
     ) -> web.Response:
-        rid = new_request_id()
+        rid = request_id()  # the caller's X-Request-Id or one made (server/http/context.py)
         start = time.monotonic()
         state = _Request(renames or {})
         try:
@@ -189,7 +193,7 @@ class HttpServer:
                 response.headers["WWW-Authenticate"] = "Bearer"
         else:
             metrics.REQUESTS.labels(rpc, "OK").inc()
-            metrics.REQUEST_SECONDS.labels(rpc).observe(time.monotonic() - start)
+            metrics.observe_request(rpc, time.monotonic() - start)
             response = _json_response(payload, headers={"X-Request-Id": rid})
         if self._calls.draining:
             response.force_close()  # no keep-alive: the caller's next request goes elsewhere
