@@ -75,7 +75,7 @@ class Observer:
             access.info(
                 "%s %s model=%s inputs=%d tokens=%d %.2fms", route, status, scope.model or "-", scope.inputs,
                 scope.tokens, ms,
-                extra={"access": {"route": route, "status": status, "model": scope.model or None,
+                extra={"request_ids": observe.ids_of(scope), "access": {"route": route, "status": status, "model": scope.model or None,
                                   "inputs": scope.inputs, "tokens": scope.tokens, "duration_ms": round(ms, 3)}},
             )
 
@@ -106,7 +106,7 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def _wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         service, _, name = method.lstrip("/").rpartition("/")
-        attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+        attributes: Attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
         rpc = method.lstrip("/")
         ser, de = handler.response_serializer, handler.request_deserializer
         if handler.unary_unary is not None:
@@ -149,14 +149,12 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 scope = self._open(context, rpc, attributes)
             except InvalidArgument as exc:
                 await self._refuse(context, exc)
-            token = observe.current.set(scope)
+            observe.current.set(scope)  # the RPC's own task (grpc.aio runs one per call): no reset needed
             try:
                 response = await inner(request, context)
             except BaseException as exc:
                 self._close(scope, start, context, rpc, exc)
                 raise
-            finally:
-                observe.current.reset(token)
             self._close(scope, start, context, rpc, None)
             return response
 

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -101,16 +102,14 @@ class CountingProcessor(BatchSpanProcessor):
         super().on_end(span)
 
 
-class _Getter:
+class _Getter(Getter[Mapping[str, str]]):
     """Reads the W3C headers from gRPC metadata or HTTP headers (any mapping of str to str)."""
 
-    @staticmethod
-    def get(carrier: Mapping[str, str], key: str) -> list[str] | None:
+    def get(self, carrier: Mapping[str, str], key: str) -> list[str] | None:
         value = carrier.get(key)
         return None if value is None else [value]
 
-    @staticmethod
-    def keys(carrier: Mapping[str, str]) -> list[str]:
+    def keys(self, carrier: Mapping[str, str]) -> list[str]:
         return list(carrier)
 
 

@@ -117,8 +117,10 @@ def request_done(
 def log_fields() -> dict[str, str] | None:
     """request_id, and trace_id / span_id when traced, for a log line written inside a request."""
     scope = current.get()
-    if scope is None:
-        return None
+    return None if scope is None else ids_of(scope)
+
+
+def ids_of(scope: Scope) -> dict[str, str]:
     if scope.span is None or sink is None:
         return {"request_id": scope.request_id}
     trace_id, span_id = sink.ids(scope)

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from embedrank.server import metrics
 from embedrank.server.api.context import Observer
@@ -133,7 +134,7 @@ class HttpServer:
         self.port: int = self._socket.getsockname()[1]
         self.scheme = "https" if self._ssl is not None else "http"
         # The request's context (id, span, access log) around everything, aiohttp's own answers included.
-        middlewares = [context_middleware(observer)] if observer is not None else []
+        middlewares: list[Middleware] = [context_middleware(observer)] if observer is not None else []
         app = web.Application(client_max_size=max_body_mb * 1024 * 1024, middlewares=[*middlewares, _framework_errors])
         for method, path, name in ROUTES:
             app.router.add_route(method, path, getattr(self, name))

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from embedrank.model.errors import InvalidArgument
 from embedrank.server import statuses
@@ -16,6 +18,9 @@ from embedrank.server.api.context import Observer, caller_request_id
 from embedrank.server.api.status import REQUEST_ID_HEADER
 from embedrank.server.engine import observe
 from embedrank.server.http.errors import error_answer
+
+if TYPE_CHECKING:
+    from embedrank.server.api.tracing import Attributes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 UNOBSERVED = ("/health",)
@@ -29,7 +34,7 @@ def _grpc_code(status: int) -> str:
     return row.grpc if status != 404 else "NOT_FOUND"
 
 
-def context_middleware(observer: Observer) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def context_middleware(observer: Observer) -> Middleware:
     @web.middleware
     async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path in UNOBSERVED:
@@ -43,7 +48,7 @@ def context_middleware(observer: Observer) -> Callable[[web.Request, Handler], A
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else request.path
         name = f"{request.method} {route}"
-        attributes = {
+        attributes: Attributes = {
             "http.request.method": request.method, "http.route": route, "url.path": request.path,
             "url.scheme": request.scheme, "network.protocol.version": f"{request.version.major}.{request.version.minor}",
         }
