@@ -170,8 +170,11 @@ def build_server(config: ServerConfig) -> App:
         ]
     tracing = None
     if config.tracing:
-        from embedrank.server.api.tracing import start_tracing
-
+        try:
+            from embedrank.server.api.tracing import start_tracing
+        except ImportError as exc:
+            raise ConfigError(f"--otlp-endpoint: tracing needs OpenTelemetry ({exc.name} is missing); "
+                              "pip install 'embedrank[otel]'") from None
         tracing = start_tracing(config.otlp_endpoint, config.otlp_service_name)
     observer = Observer(tracing, access_log=config.access_log)
     # The request's context (id, span, access log) first: a refused token is a request too.
