@@ -3,6 +3,7 @@
   off        no --otlp-endpoint (the SDK is not imported)
   sample0    --otlp-endpoint, OTEL_TRACES_SAMPLER=always_off: every request's span is dropped at once
   all        --otlp-endpoint, every request sampled (the SDK's default), exported to a receiver
+  today      (with --baseline-python) the server of another checkout, e.g. main's, as it was before
 
 The receiver is a gRPC server implementing the collector's TraceService/Export, in its own process (its
 CPU is not the server's). Measured:
@@ -40,7 +41,6 @@ from embedrank.v1 import embed_pb2, embed_pb2_grpc
 
 WORDS = ("the search index returns a ranked list of documents for every query the user types while a "
          "model embeds each sentence into a vector that captures its meaning across many languages").split()
-SETTINGS = ("off", "sample0", "all")
 
 
 def sentences(n: int, seed: int = 0) -> list[str]:
@@ -66,10 +66,11 @@ def receiver_main() -> None:
     print(Receiver.spans, flush=True)
 
 
-def start_server(repo: str, flags: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen[str], str]:
+def start_server(repo: str, flags: list[str], env: dict[str, str], log: Path,
+                 python: str = sys.executable) -> tuple[subprocess.Popen[str], str]:
     port_file = Path(tempfile.mktemp(prefix="otel-bench-port-"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "embedrank.cli", "serve", "--model-repository", repo, "--host", "127.0.0.1", "--port",
+        [python, "-m", "embedrank.cli", "serve", "--model-repository", repo, "--host", "127.0.0.1", "--port",
          "0", "--port-file", str(port_file), "--model-poll-s", "0", *flags],
         stdout=log.open("w"), stderr=subprocess.STDOUT, text=True, env={**os.environ, **env},
     )
@@ -145,6 +146,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--server-flag", action="append", default=[], help="extra serve flag (repeatable)")
+    ap.add_argument("--baseline-python", help="python of another checkout (e.g. /work/main/.venv/bin/python): 'today'")
     cfg = ap.parse_args()
 
     receiver = subprocess.Popen([sys.executable, __file__, "--receiver"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -159,11 +161,13 @@ def main() -> None:
                                           {"OTEL_TRACES_SAMPLER": "always_off"}, logs / "sample0.log")
         servers["all"] = start_server(cfg.model_repository, [*common, "--otlp-endpoint", collector],
                                       {"OTEL_TRACES_SAMPLER": "parentbased_always_on"}, logs / "all.log")
+        if cfg.baseline_python:
+            servers["today"] = start_server(cfg.model_repository, common, {}, logs / "today.log", cfg.baseline_python)
         targets = {name: t for name, (_, t) in servers.items()}
         texts = sentences(2000)
         load_before = os.getloadavg()
-        rates: dict[str, list[float]] = {name: [] for name in SETTINGS}
-        order = list(SETTINGS)
+        rates: dict[str, list[float]] = {name: [] for name in targets}
+        order = list(targets)
         for _ in range(cfg.rounds):
             for name in order:
                 rates[name].append(asyncio.run(throughput(targets[name], cfg.model, texts, batch=cfg.batch,

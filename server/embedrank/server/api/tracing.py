@@ -173,7 +173,7 @@ class Tracing:
             tokenize["embedrank.chunk.windows"] = stages.sequences
         self._child(scope, "tokenize", stages.start, stages.tokenized, tokenize)
         self._child(scope, "queue", stages.tokenized, stages.queued, {"embedrank.sequences": stages.sequences})
-        links = scope.batch_links
+        links, scope.batch_links = scope.batch_links, []  # this run's batches (a MaxSim rerank runs twice)
         self._child(scope, "inference", stages.queued, stages.ran,
                     {"embedrank.sequences": stages.sequences, "embedrank.batches": len(links)}, links)
 
