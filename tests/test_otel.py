@@ -251,19 +251,27 @@ def test_json_logs_every_line_parses_and_requests_carry_their_ids(traced: Server
     assert access["trace_id"] == trace_id and access["span_id"] == server.span_id.hex()
 
 
-def test_dead_collector_never_fails_a_request_and_drops_are_counted(tiny_repo: Path) -> None:
+def test_dead_collector_never_fails_a_request_and_drops_are_counted(tiny_repo: Path, tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    proc = ServerProcess(tiny_repo, "--otlp-endpoint", f"http://127.0.0.1:{dead}", "--metrics-port", "0", env=FAST_EXPORT)
+    (tmp_path / "token").write_text("s3cret")
+    proc = ServerProcess(tiny_repo, "--otlp-endpoint", f"http://127.0.0.1:{dead}", "--metrics-port", "0",
+                         "--auth-token-file", str(tmp_path / "token"), env=FAST_EXPORT)
     try:
         stub = _stub(proc)
+        token = [("authorization", "Bearer s3cret")]
         start = time.monotonic()
         for _ in range(20):
-            assert stub.Encode(embed_pb2.EncodeRequest(model="tiny-bert", texts=["x"]), timeout=10).embeddings.rows == 1
+            out = stub.Encode(embed_pb2.EncodeRequest(model="tiny-bert", texts=["x"]), timeout=10, metadata=token)
+            assert out.embeddings.rows == 1
         assert time.monotonic() - start < 10
+        # A refused token is answered as before, on a stream too (the context wraps the refusal).
+        with pytest.raises(grpc.RpcError) as err:
+            list(stub.EncodeStream(iter([embed_pb2.EncodeStreamRequest(id="1")]), timeout=10))
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         deadline = time.monotonic() + 30
         dropped = 0.0
         while time.monotonic() < deadline and dropped == 0:
@@ -322,3 +330,32 @@ def test_bad_endpoint_is_refused_at_start() -> None:
     out = subprocess.run([*EMBEDRANK, "serve", "--model-repository", ".", "--otlp-endpoint", "collector:4317"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--otlp-endpoint 'collector:4317' is not a collector URL" in out.stderr
+
+
+LOG_SCRIPT = textwrap.dedent("""
+    import logging, sys
+    from embedrank.cli import logs
+    from embedrank.server.engine import observe
+    logs.configure("INFO", sys.argv[1])
+    logging.getLogger("embedrank.x").info("outside")
+    observe.current.set(observe.Scope("abc123"))
+    logging.getLogger("embedrank.x").info("inside %d", 1)
+    try:
+        1 / 0
+    except ZeroDivisionError:
+        logging.getLogger("embedrank.x").exception("failed")
+""")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_log_lines_inside_a_request_carry_its_id(fmt: str) -> None:
+    out = subprocess.run([sys.executable, "-c", LOG_SCRIPT, fmt], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    if fmt == "text":
+        assert "INFO embedrank.x: outside\n" in out.stderr
+        assert "INFO embedrank.x: inside 1 [request abc123]" in out.stderr
+        return
+    lines = [json.loads(line) for line in out.stderr.splitlines()]
+    assert [line["message"] for line in lines] == ["outside", "inside 1", "failed"]
+    assert "request_id" not in lines[0] and lines[1]["request_id"] == "abc123" and lines[1]["level"] == "INFO"
+    assert "ZeroDivisionError" in lines[2]["exception"]

@@ -17,6 +17,7 @@ Health checks and reflection are left alone: probes every few seconds would fill
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -169,8 +170,12 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 await self._refuse(context, exc)
             observe.current.set(scope)  # the RPC's own task (grpc.aio runs one per call): no reset needed
             try:
-                async for response in inner(request, context):
-                    yield response
+                answers = inner(request, context)
+                if inspect.isawaitable(answers):  # a handler that writes with context.write (or aborts)
+                    await answers
+                else:
+                    async for response in answers:
+                        yield response
             except BaseException as exc:
                 self._close(scope, start, context, rpc, exc)
                 raise
