@@ -1,12 +1,13 @@
-"""The HTTP conventions on --http-port: OpenAI embeddings, Cohere/Jina rerank, models, health.
+"""The HTTP port (--http-port): its socket, TLS, start/stop, and the route table assembled from
+each convention's module.
 
 Served by aiohttp on the gRPC server's own event loop, from the same Engine: one admission
 bound, one bearer token, one TLS certificate, one set of metrics and one drain (``Calls``) for
-both ports. Routes:
+both ports. The conventions, one module each over the same engine calls (http/serving.py is
+what they share):
 
-    POST /v1/embeddings          OpenAI: {input, model, encoding_format, dimensions, user}
-    POST /v1/rerank, /v2/rerank  Cohere (v1, v2) and Jina: {query, documents, top_n, return_documents}
-    GET  /v1/models[/{name}]     OpenAI: {object: "list", data: [{id, object: "model", ...}]}
+    openai.py                    POST /v1/embeddings, GET /v1/models[/{name}]
+    (here, for now)              POST /v1/rerank, /v2/rerank: Cohere (v1, v2) and Jina
     GET  /health                 200 {"status": "ok"}; 503 while loading or draining (no token needed)
 
 Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and json).
@@ -14,69 +15,44 @@ Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and 
 
 from __future__ import annotations
 
-import datetime
-import hmac
 import logging
 import socket
 import ssl
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from embedrank.server import metrics
+from embedrank.model.errors import ConfigError
+from embedrank.model.kinds import ModelKind
 from embedrank.server.api.context import Observer
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.tls import TlsFiles, read
 from embedrank.server.engine.engine import Engine
-from embedrank.server.engine.served import ServedModel
-from embedrank.model.errors import (
-    ConfigError, FailedPrecondition, InvalidArgument, MessageTooLarge, Unauthenticated, Unavailable,
-)
-from embedrank.server.http import schemas
+from embedrank.server.http import openai, schemas
 from embedrank.server.http.context import context_middleware
-from embedrank.server.http.errors import EMBEDDINGS_FIELDS, RERANK_FIELDS, error_answer
-from embedrank.model.kinds import ModelKind
-from embedrank.server.api.status import request_id
+from embedrank.server.http.errors import RERANK_FIELDS
+from embedrank.server.http.serving import RequestState, Route, Serving, json_response
 
 log = logging.getLogger(__name__)
 
-_JSON = "application/json"
-_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 # Seconds aiohttp waits for handlers when the listener closes; the drain (App.stop) has already
 # waited for every call, so only answers on their way out are left.
 _CLOSE_S = 2.0
-# (method, path, handler): what the port serves (the README check reads it too).
-ROUTES = (
-    ("POST", "/v1/embeddings", "embeddings"),
+_COHERE_ROUTES: tuple[Route, ...] = (
     ("POST", "/v1/rerank", "rerank_v1"),
     ("POST", "/v2/rerank", "rerank_v2"),
-    ("GET", "/v1/models", "models"),
-    ("GET", "/v1/models/{name}", "model"),
-    ("GET", "/health", "health"),
 )
-_ROUTE_FOR_KIND = {ModelKind.EMBEDDING: "POST /v1/embeddings", ModelKind.RERANK: "POST /v1/rerank"}
-
-
-class _Request:
-    """What one request's error answer needs to know about it."""
-
-    __slots__ = ("renames", "scalar_input")
-
-    def __init__(self, renames: dict[str, str]) -> None:
-        self.renames = renames
-        self.scalar_input = False
-
-
-Work = Callable[[web.Request, str, _Request], Awaitable[dict[str, Any]]]
-
-
-def _json_response(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(payload, option=_DUMPS_OPTIONS), status=status, headers=headers,
-                        content_type=_JSON)
+_OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"),)
+# Each convention: its routes and the class whose methods (by the routes' names) serve them.
+_CONVENTIONS: tuple[tuple[tuple[Route, ...], Callable[[Serving], Any]], ...] = (
+    (openai.ROUTES, openai.Handlers),
+)
+# (method, path, handler): what the port serves (the README check reads it too).
+ROUTES: tuple[Route, ...] = (
+    *(route for routes, _ in _CONVENTIONS for route in routes), *_COHERE_ROUTES, *_OWN_ROUTES,
+)
 
 
 def server_ssl_context(files: TlsFiles) -> ssl.SSLContext:
@@ -124,19 +100,23 @@ class HttpServer:
         self, engine: Engine, calls: Calls, *, host: str, port: int, reuse_port: bool, max_body_mb: int,
         token: str | None, tls_files: TlsFiles | None, observer: Observer | None = None,
     ) -> None:
+        self._serving = Serving(engine, calls, token=token, max_body_mb=max_body_mb)
         self._engine = engine
         self._calls = calls
-        self._expected = f"Bearer {token}".encode() if token else None
-        self._max_mb = max_body_mb
         self._tls_files = tls_files
         self._ssl = server_ssl_context(tls_files) if tls_files is not None else None
         self._socket = listen(host, port, reuse_port=reuse_port)
         self.port: int = self._socket.getsockname()[1]
         self.scheme = "https" if self._ssl is not None else "http"
-        # The request's context (id, span, access log) around everything, aiohttp's own answers included.
+        # The request's context (id, span, access log; http/context.py) around every route, aiohttp's own
+        # answers included.
         middlewares: list[Middleware] = [context_middleware(observer)] if observer is not None else []
         app = web.Application(client_max_size=max_body_mb * 1024 * 1024, middlewares=[*middlewares, _framework_errors])
-        for method, path, name in ROUTES:
+        for routes, handlers in _CONVENTIONS:
+            convention = handlers(self._serving)
+            for method, path, name in routes:
+                app.router.add_route(method, path, getattr(convention, name))
+        for method, path, name in (*_COHERE_ROUTES, *_OWN_ROUTES):
             app.router.add_route(method, path, getattr(self, name))
         # A caller that hangs up cancels its handler: its queued inputs are dropped, as on gRPC.
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=_CLOSE_S)
@@ -174,134 +154,35 @@ class HttpServer:
         except (ConfigError, OSError, ssl.SSLError) as exc:
             log.error("HTTP TLS reload refused, still serving the previous certificate: %s", exc)
 
-    # -- one request, any route ------------------------------------------------------------------
-
-    async def _serve(
-        self, request: web.Request, rpc: str, work: Work, renames: dict[str, str] | None = None
-    ) -> web.Response:
-        rid = request_id()  # the caller's X-Request-Id or one made (server/http/context.py)
-        start = time.monotonic()
-        state = _Request(renames or {})
-        try:
-            self._check_token(request)
-            with self._calls.track():
-                payload = await work(request, rid, state)
-        except Exception as exc:  # every exception gets an answer from the table; unexpected ones are logged
-            answer = error_answer(exc, rid, renames=state.renames, scalar_input=state.scalar_input)
-            metrics.REQUESTS.labels(rpc, answer.grpc_code).inc()
-            response = _json_response(answer.body, status=answer.status, headers=answer.headers)
-            if answer.status == 401:
-                response.headers["WWW-Authenticate"] = "Bearer"
-        else:
-            metrics.REQUESTS.labels(rpc, "OK").inc()
-            metrics.observe_request(rpc, time.monotonic() - start)
-            response = _json_response(payload, headers={"X-Request-Id": rid})
-        if self._calls.draining:
-            response.force_close()  # no keep-alive: the caller's next request goes elsewhere
-        return response
-
-    def _check_token(self, request: web.Request) -> None:
-        if self._expected is None:
-            return
-        sent = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(sent.encode("utf-8", "replace"), self._expected):
-            raise Unauthenticated(
-                "missing or wrong bearer token (header Authorization: Bearer <token>)" if sent
-                else "this server needs a bearer token (header Authorization: Bearer <token>)"
-            )
-
-    async def _body(self, request: web.Request) -> dict[str, Any]:
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise MessageTooLarge(
-                f"request body over {self._max_mb} MiB (--max-message-mb); send fewer or shorter inputs per request"
-            ) from None
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidArgument("body", f"is not valid JSON ({exc})") from None
-        return schemas.body_object(data)
-
-    def _check_kind(self, name: str, kind: ModelKind) -> None:
-        """A model of the other kind: the message names the route to call instead."""
-        if name:
-            model = self._engine.get(name)
-            if model.manifest.kind is not kind:
-                raise FailedPrecondition(
-                    f"model {name!r} is a {model.manifest.kind.value} model; call "
-                    f"{_ROUTE_FOR_KIND[model.manifest.kind]} for it"
-                )
-
-    # -- routes ------------------------------------------------------------------------------------
-
-    async def embeddings(self, request: web.Request) -> web.Response:
-        async def work(req: web.Request, rid: str, state: _Request) -> dict[str, Any]:
-            body = await self._body(req)
-            parsed = schemas.embeddings_request(body)
-            state.scalar_input = parsed.scalar_input
-            self._check_kind(parsed.model, ModelKind.EMBEDDING)
-            model = self._engine.embedding(parsed.model)
-            result = await model.encode(parsed.params, deadline=None, request_id=rid)
-            return schemas.embeddings_response(result, encoding_format=parsed.encoding_format)
-
-        return await self._serve(request, "HTTP /v1/embeddings", work, EMBEDDINGS_FIELDS)
+    # -- Cohere / Jina rerank ------------------------------------------------------------------
 
     async def _rerank(self, request: web.Request, rid: str, api_version: str) -> dict[str, Any]:
-        body = await self._body(request)
+        body = await self._serving.body(request)
         parsed = schemas.rerank_request(body)
-        self._check_kind(parsed.model, ModelKind.RERANK)
+        self._serving.check_kind(parsed.model, ModelKind.RERANK)
         model = self._engine.reranker(parsed.model)
         result = await model.rerank(parsed.params, deadline=None, request_id=rid)
         return schemas.rerank_response(result, api_version=api_version)
 
     async def rerank_v1(self, request: web.Request) -> web.Response:
-        return await self._serve(request, "HTTP /v1/rerank", lambda r, rid, _: self._rerank(r, rid, "1"), RERANK_FIELDS)
+        async def work(r: web.Request, rid: str, _: RequestState) -> dict[str, Any]:
+            return await self._rerank(r, rid, "1")
+
+        return await self._serving.serve(request, "HTTP /v1/rerank", work, RERANK_FIELDS)
 
     async def rerank_v2(self, request: web.Request) -> web.Response:
-        return await self._serve(request, "HTTP /v2/rerank", lambda r, rid, _: self._rerank(r, rid, "2"), RERANK_FIELDS)
+        async def work(r: web.Request, rid: str, _: RequestState) -> dict[str, Any]:
+            return await self._rerank(r, rid, "2")
 
-    async def models(self, request: web.Request) -> web.Response:
-        async def work(_req: web.Request, _rid: str, _state: _Request) -> dict[str, Any]:
-            if not self._engine.ready:
-                raise Unavailable("models are loading; retry shortly")
-            return {"object": "list", "data": [_model_entry(m) for _, m in sorted(self._engine.models.items())]}
-
-        return await self._serve(request, "HTTP /v1/models", work)
-
-    async def model(self, request: web.Request) -> web.Response:
-        async def work(req: web.Request, _rid: str, _state: _Request) -> dict[str, Any]:
-            return _model_entry(self._engine.get(req.match_info["name"]))
-
-        return await self._serve(request, "HTTP /v1/models/{name}", work)
+        return await self._serving.serve(request, "HTTP /v2/rerank", work, RERANK_FIELDS)
 
     async def health(self, _request: web.Request) -> web.Response:
         """Open (no token), not counted as a call: answers while draining, with 503."""
         if self._calls.stopping:  # from SIGTERM on, as gRPC health turns NOT_SERVING
-            return _json_response({"status": "draining"}, status=503)
+            return json_response({"status": "draining"}, status=503)
         if not self._engine.ready:
-            return _json_response({"status": "loading"}, status=503)
-        return _json_response({"status": "ok"})
-
-
-def _model_entry(model: ServedModel) -> dict[str, Any]:
-    m = model.manifest
-    entry: dict[str, Any] = {
-        "id": m.name, "object": "model", "created": _created(m.raw.get("created")), "owned_by": "embedrank",
-        "kind": m.kind.value, "version": m.version, "max_tokens": m.tokenizer.max_tokens,
-    }
-    dimensions = getattr(m.spec, "dimensions", None)  # the vector kinds' section has it
-    if dimensions is not None:
-        entry["dimensions"] = dimensions
-    return entry
-
-
-def _created(value: Any) -> int:
-    """The export time (ISO 8601 in the manifest) as OpenAI's Unix seconds; 0 when unknown."""
-    try:
-        return int(datetime.datetime.fromisoformat(str(value)).timestamp())
-    except ValueError:
-        return 0
+            return json_response({"status": "loading"}, status=503)
+        return json_response({"status": "ok"})
 
 
 @web.middleware
@@ -319,5 +200,5 @@ async def _framework_errors(
         if exc.status == 404:
             message += " (routes: POST /v1/embeddings, POST /v1/rerank, POST /v2/rerank, GET /v1/models, GET /health)"
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
-        return _json_response({"error": {"message": message, "type": kind, "param": None, "code": "unimplemented"}},
+        return json_response({"error": {"message": message, "type": kind, "param": None, "code": "unimplemented"}},
                               status=exc.status, headers=headers)
