@@ -43,6 +43,13 @@ WORDS = ("the search index returns a ranked list of documents for every query th
          "model embeds each sentence into a vector that captures its meaning across many languages").split()
 
 
+def cpu_s(pid: int) -> float:
+    """The process's CPU time (user + system), all its threads: less sensitive to a busy box than wall time."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def sentences(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 24))) for _ in range(n)]
@@ -167,13 +174,20 @@ def main() -> None:
         texts = sentences(2000)
         load_before = os.getloadavg()
         rates: dict[str, list[float]] = {name: [] for name in targets}
+        cpu_per_sentence: dict[str, list[float]] = {name: [] for name in targets}
         order = list(targets)
         for _ in range(cfg.rounds):
             for name in order:
-                rates[name].append(asyncio.run(throughput(targets[name], cfg.model, texts, batch=cfg.batch,
-                                                          concurrency=cfg.concurrency, seconds=cfg.seconds)))
+                pid, before, start = servers[name][0].pid, cpu_s(servers[name][0].pid), time.monotonic()
+                rate = asyncio.run(throughput(targets[name], cfg.model, texts, batch=cfg.batch,
+                                              concurrency=cfg.concurrency, seconds=cfg.seconds))
+                rates[name].append(rate)
+                cpu_per_sentence[name].append((cpu_s(pid) - before) / (rate * (time.monotonic() - start)) * 1e3)
             order = order[1:] + order[:1]
+        lone_cpu = {name: cpu_s(proc.pid) for name, (proc, _) in servers.items()}
         latency = lone(targets, cfg.model, texts, cfg.n)
+        for name, (proc, _) in servers.items():  # warm-up (30) + n requests each
+            latency[name]["server_cpu_ms_per_request"] = round((cpu_s(proc.pid) - lone_cpu[name]) / (cfg.n + 30) * 1e3, 3)
         load_after = os.getloadavg()
         dropped = metric(logs / "all.log", "embedrank_trace_spans_dropped_total")
         exported = metric(logs / "all.log", "embedrank_trace_spans_exported_total")
@@ -194,6 +208,7 @@ def main() -> None:
         "model": cfg.model, "batch": cfg.batch, "concurrency": cfg.concurrency, "seconds": cfg.seconds,
         "throughput_sentences_s": {name: {"rounds": [round(r, 1) for r in v], "median": round(statistics.median(v), 1)}
                                    for name, v in rates.items()},
+        "server_cpu_ms_per_sentence": {name: round(statistics.median(v), 3) for name, v in cpu_per_sentence.items()},
         "lone": latency, "spans_exported": exported, "spans_dropped": dropped, "spans_received": received,
     }, indent=1))
 

@@ -133,11 +133,14 @@ class Tracing:
         span = self.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
         return span if span.is_recording() else None
 
-    def finish(self, scope: observe.Scope, *, code: str, error: bool, message: str, attributes: Attributes) -> None:
+    def finish(self, scope: observe.Scope, end: int, *, code: str, error: bool, message: str,
+               attributes: Attributes) -> None:
+        """The request's stage spans and its end (at ``end``, monotonic ns); called once its answer is on its way."""
         span = scope.span
-        now = time.monotonic_ns()
+        for stages in scope.runs or ():
+            self._stages(scope, stages)
         if scope.ran_ns:
-            self._child(scope, "postprocess", scope.ran_ns, now, {})
+            self._child(scope, "postprocess", scope.ran_ns, end, {})
         if scope.model:
             span.set_attributes({
                 "embedrank.model": scope.model, "embedrank.model.version": scope.version,
@@ -151,7 +154,7 @@ class Tracing:
             span.set_attribute("embedrank.error.code", code)
         if error:
             span.set_status(Status(StatusCode.ERROR, message or code))
-        span.end(end_time=self.wall(now))
+        span.end(end_time=self.wall(end))
 
     @staticmethod
     def ids(scope: observe.Scope) -> tuple[str, str]:
@@ -167,13 +170,14 @@ class Tracing:
                                       start_time=self.wall(start))
         span.end(end_time=self.wall(end))
 
-    def stages(self, scope: observe.Scope, stages: observe.Stages) -> None:
+    def _stages(self, scope: observe.Scope, stages: observe.Stages) -> None:
         tokenize: Attributes = {"embedrank.inputs": stages.inputs, "embedrank.tokens": stages.tokens}
         if stages.chunked:
             tokenize["embedrank.chunk.windows"] = stages.sequences
         self._child(scope, "tokenize", stages.start, stages.tokenized, tokenize)
         self._child(scope, "queue", stages.tokenized, stages.queued, {"embedrank.sequences": stages.sequences})
-        links, scope.batch_links = scope.batch_links, []  # this run's batches (a MaxSim rerank runs twice)
+        # The batches that ran inputs of this run (a MaxSim rerank runs twice: query, documents).
+        links = [link for link, ran in scope.batch_links or () if stages.tokenized <= ran <= stages.ran]
         self._child(scope, "inference", stages.queued, stages.ran,
                     {"embedrank.sequences": stages.sequences, "embedrank.batches": len(links)}, links)
 
@@ -195,7 +199,9 @@ class Tracing:
         if not ctx.trace_flags.sampled:
             return None
         for scope in scopes:  # the request's inference span links back to its batches
-            scope.batch_links.append(Link(ctx))
+            if scope.batch_links is None:
+                scope.batch_links = []
+            scope.batch_links.append((Link(ctx), run.start))
         return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
 
     @contextlib.contextmanager

@@ -245,8 +245,9 @@ class Batcher:
 
     def _fail(self, batch: list[WorkItem], exc: Exception, start: float, *, lone: bool) -> None:
         log.exception("model %s: batch of %d failed", self._name, len(batch), exc_info=exc)
-        if observe.sink is not None:
-            self._report(batch, start, lone=lone, error=exc)
+        if observe.sink is not None:  # after the callers are woken (their wake-ups are queued first)
+            end = time.monotonic_ns()
+            asyncio.get_running_loop().call_soon(lambda: self._report(batch, start, end, lone=lone, error=exc))
         for item in batch:
             if not item.future.done():
                 item.future.set_exception(exc)
@@ -255,12 +256,16 @@ class Batcher:
         elapsed = int((time.monotonic() - start) * 1e9)
         self.batches_run += 1
         self.inputs_run += len(batch)
-        exemplar = self._report(batch, start, lone=lone) if observe.sink is not None else None
-        self._observe(batch, elapsed, exemplar)
         for item, result in zip(batch, results, strict=True):
             item.batch_ns = elapsed
             if not item.future.done():
                 item.future.set_result(result)
+        if observe.sink is None:
+            self._observe(batch, elapsed, None)
+        else:  # the span is built after the callers are woken (their wake-ups are queued first): off their path
+            end = time.monotonic_ns()
+            asyncio.get_running_loop().call_soon(
+                lambda: self._observe(batch, elapsed, self._report(batch, start, end, lone=lone)))
 
     def _observe(self, batch: list[WorkItem], elapsed_ns: int, exemplar: dict[str, str] | None) -> None:
         real = sum(item.length for item in batch)
@@ -272,7 +277,7 @@ class Batcher:
         metrics.TOKENS.labels(name, kind).inc(real)
 
     def _report(
-        self, batch: list[WorkItem], start: float, *, lone: bool, error: BaseException | None = None
+        self, batch: list[WorkItem], start: float, end: int, *, lone: bool, error: BaseException | None = None
     ) -> dict[str, str] | None:
         """Tracing on: one span for the batch, linked to every traced request it served; its exemplar."""
         sink, scopes = observe.sink, {id(it.scope): it.scope for it in batch if it.scope is not None}
@@ -280,7 +285,7 @@ class Batcher:
             return None
         width = max(item.length for item in batch)
         return sink.batch(list(scopes.values()), observe.BatchRun(
-            model=self._name, kind=self._kind, start=int(start * 1e9), end=time.monotonic_ns(), size=len(batch),
+            model=self._name, kind=self._kind, start=int(start * 1e9), end=end, size=len(batch),
             tokens=sum(item.length for item in batch), padded_tokens=width * len(batch), lone=lone, error=error,
         ))
 

@@ -32,7 +32,8 @@ class Scope:
     tokens: int = 0
     windows: int = 0  # long_input CHUNK: token windows run (0: not chunked)
     ran_ns: int = 0  # when the engine's work (tokenize, queue, model) ended: post-processing starts
-    batch_links: list[Any] = dataclasses.field(default_factory=list)  # the batches that ran it (tracing on)
+    runs: list[Stages] | None = None  # traced: the engine's runs, made into spans when the request ends
+    batch_links: list[Any] | None = None  # traced: the batches that ran its inputs
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,8 +69,6 @@ class BatchRun:
 
 class Sink(Protocol):
     """What the transport's tracing layer implements (server/api/tracing.py)."""
-
-    def stages(self, scope: Scope, stages: Stages) -> None: ...
 
     def batch(self, scopes: Sequence[Scope], run: BatchRun) -> dict[str, str] | None:
         """Records the batch; returns its exemplar (trace and span id) when sampled."""
@@ -109,9 +108,13 @@ def request_done(
     if chunked:
         scope.windows += sequences
     scope.ran_ns = ran
-    if sink is not None and scope.span is not None:
+    if scope.span is not None:  # spans made when the request ends, after its answer is on its way
         queued = min(tokenized + queue_ns, ran)
-        sink.stages(scope, Stages(start, tokenized, queued, ran, inputs, sequences, tokens, chunked))
+        stages = Stages(start, tokenized, queued, ran, inputs, sequences, tokens, chunked)
+        if scope.runs is None:
+            scope.runs = [stages]
+        else:
+            scope.runs.append(stages)
 
 
 def log_fields() -> dict[str, str] | None:
