@@ -81,8 +81,10 @@ class Observer:
             access.info(
                 "%s %s model=%s inputs=%d tokens=%d %.2fms", route, status, scope.model or "-", scope.inputs,
                 scope.tokens, ms,
-                extra={"request_ids": observe.ids_of(scope), "access": {"route": route, "status": status, "model": scope.model or None,
-                                  "inputs": scope.inputs, "tokens": scope.tokens, "duration_ms": round(ms, 3)}},
+                extra={"request_ids": observe.ids_of(scope), "access": {
+                    "route": route, "status": status, "model": scope.model or None, "inputs": scope.inputs,
+                    "tokens": scope.tokens, "duration_ms": round(ms, 3),
+                }},
             )
 
 
