@@ -245,7 +245,8 @@ CASES: list[tuple[str, str, Any, int, str, str | None]] = [
 @pytest.mark.parametrize(("path", "case", "body", "status", "kind", "param"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
 def test_error_answers(base: str, path: str, case: str, body: Any, status: int, kind: str, param: str | None) -> None:
     content = body if isinstance(body, bytes) else None
-    response = httpx.post(f"{base}{path}", content=content, json=None if content is not None else body)
+    response = httpx.post(f"{base}{path}", content=content, json=None if content is not None else body,
+                          headers={"Content-Type": "application/json"})  # else 415 (tests/test_doors.py)
     error = response.json()["error"]
     assert (response.status_code, error["type"], error["param"]) == (status, kind, param), error
     assert set(error) == {"message", "type", "param", "code"} and error["message"]

@@ -18,6 +18,11 @@ for values in "" "$chart/ci/cuda-values.yaml" "$chart/ci/tls-export-values.yaml"
   echo "== helm template ${values:-(defaults)}"
   "$HELM" template check "$chart" --kube-version "$KUBE_VERSION" --namespace embedrank ${values:+-f "$values"} >"$out/rendered.yaml"
   "$out/kubecheck" <"$out/rendered.yaml"
+  # Every timeout and cap of docs/deploy.md's table is set from a value.
+  for env in HEAD_TIMEOUT_S BODY_TIMEOUT_S IDLE_TIMEOUT_S MAX_CONNECTIONS GRPC_MAX_CONCURRENT_STREAMS \
+             GRPC_MIN_PING_INTERVAL_S SHUTDOWN_GRACE_S MAX_CONNECTION_AGE_S MAX_INFLIGHT_INPUTS; do
+    grep -q "name: EMBEDRANK_$env\$" "$out/rendered.yaml" || { echo "EMBEDRANK_$env not rendered" >&2; exit 1; }
+  done
 done
 # Mistakes in values are refused at render time with a message naming the value.
 if "$HELM" template check "$chart" --kube-version "$KUBE_VERSION" --set tls.enabled=true 2>"$out/err" >/dev/null; then

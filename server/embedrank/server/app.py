@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -17,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from embedrank.server.api.auth import BearerTokenInterceptor
 from embedrank.server.api.context import ContextInterceptor, Observer
+from embedrank.server.api.limits import grpc_limits
 from embedrank.server.api.drain import CLOSE_S, DRAIN_NOTICE_S, Calls
 from embedrank.server.api.health import HealthServicer
 from embedrank.server.api.malformed import Registrar
@@ -34,6 +36,7 @@ from embedrank.server.engine import observe
 from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.reload import ModelWatcher
 from embedrank.server.logformat import json_line
+from embedrank.server.tokens import BearerTokens
 from embedrank.model.errors import ConfigError
 from embedrank.v1 import (
     classify_pb2, classify_pb2_grpc, embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, multivector_pb2,
@@ -62,7 +65,8 @@ class App:
 
     def __init__(
         self, config: ServerConfig, server: grpc.aio.Server, port: int, engine: Engine,
-        certificates: ServerCertificates | None = None, tracing: Tracing | None = None,
+        certificates: ServerCertificates | None = None, tokens: BearerTokens | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.tracing = tracing  # --otlp-endpoint
@@ -70,6 +74,7 @@ class App:
         self.port = port
         self.engine = engine
         self.certificates = certificates
+        self.tokens = tokens  # --auth-token-file, re-read with the TLS files
         self.watcher: ModelWatcher | None = None  # set once the models are loaded (serve)
         self.health = HealthServicer()
         self.calls = Calls()
@@ -90,9 +95,12 @@ class App:
         log.info("serving %d model(s) on port %d", len(self.engine.models), self.port)
 
     def reload(self) -> None:
-        """SIGHUP: re-read the TLS files (new connections get them; open ones keep theirs) and
-        scan the model repository for new, broken or removed versions."""
+        """SIGHUP: re-read the TLS files (new connections get them; open ones keep theirs) and the
+        token file (the next call is checked against it), and scan the model repository for new,
+        broken or removed versions."""
         log.info("SIGHUP: reloading")
+        if self.tokens is not None:
+            self.tokens.reload()
         if self.certificates is not None:
             self.certificates.reload()
             if self.http is not None:
@@ -101,6 +109,8 @@ class App:
             self.watcher.wake()
 
     def reload_tls_if_changed(self) -> None:
+        if self.tokens is not None:
+            self.tokens.reload_if_changed()
         if self.certificates is not None and self.certificates.reload_if_changed() and self.http is not None:
             self.http.reload_tls()
 
@@ -116,6 +126,8 @@ class App:
         await self.health.enter_graceful_shutdown()
         calls = self.calls
         calls.stopping = True
+        if self.http is not None:  # idle and half-sent HTTP requests hold nothing (gRPC: core's own)
+            self.http.begin_drain()
         settled = await calls.wait_settled(not_before=start + min(grace, DRAIN_NOTICE_S), until=deadline)
         closing: asyncio.Future[None] | None = None
         if settled:  # grpc holds no call that a handler has not taken: closing cancels none
@@ -153,7 +165,7 @@ class App:
 
 def build_server(config: ServerConfig) -> App:
     max_bytes = config.max_message_mb * 1024 * 1024
-    token = config.auth_token()
+    tokens = BearerTokens(Path(config.auth_token_file)) if config.auth_token_file else None
     tls_files = TlsFiles.from_flags(config.tls_cert, config.tls_key, config.tls_client_ca)
     certificates = ServerCertificates(tls_files) if tls_files is not None else None  # checked before binding
     options: list[tuple[str, int]] = [
@@ -161,6 +173,11 @@ def build_server(config: ServerConfig) -> App:
         ("grpc.max_send_message_length", max_bytes),
         ("grpc.so_reuseport", 1 if config.processes > 1 else 0),
     ]
+    options += grpc_limits(
+        head_timeout_s=config.head_timeout_s, idle_timeout_s=config.idle_timeout_s,
+        max_connections=config.max_connections, max_concurrent_streams=config.grpc_max_concurrent_streams,
+        min_ping_interval_s=config.grpc_min_ping_interval_s,
+    )
     if config.max_connection_age_s > 0:
         # GOAWAY after the age (grpc adds +-10% jitter, so replicas' clients do not reconnect in
         # step); calls in flight then get the shutdown grace to finish on the old connection.
@@ -179,12 +196,12 @@ def build_server(config: ServerConfig) -> App:
     observer = Observer(tracing, access_log=config.access_log)
     # The request's context (id, span, access log) first: a refused token is a request too.
     interceptors: list[grpc.aio.ServerInterceptor] = [ContextInterceptor(observer)]
-    if token:
-        interceptors.append(BearerTokenInterceptor(token))
+    if tokens is not None:
+        interceptors.append(BearerTokenInterceptor(tokens))
     server = grpc.aio.server(interceptors=interceptors, options=options)
     engine = Engine(config.engine_settings, config.runtime_settings)
     app_port = _bind(server, config, certificates.credentials() if certificates is not None else None)
-    app = App(config, server, app_port, engine, certificates, tracing)
+    app = App(config, server, app_port, engine, certificates, tokens, tracing)
     registrar = Registrar(server)  # malformed payloads -> INVALID_ARGUMENT, not grpc's traceback
     rpcs = Rpcs(calls=app.calls, stream_max_inflight=config.stream_max_inflight)
     embed_pb2_grpc.add_EmbedServicer_to_server(EmbedServicer(engine, rpcs), registrar)
@@ -196,10 +213,16 @@ def build_server(config: ServerConfig) -> App:
     multivector_pb2_grpc.add_MultiVectorEmbedServicer_to_server(MultiVectorEmbedServicer(engine, rpcs), registrar)
     if config.http_port >= 0:
         from embedrank.server.http.app import HttpServer
+        from embedrank.server.http.limits import DoorLimits
 
         app.http = HttpServer(
             engine, app.calls, host=config.host, port=config.http_port, reuse_port=config.processes > 1,
-            max_body_mb=config.max_message_mb, token=token, tls_files=tls_files, observer=observer,
+            limits=DoorLimits(
+                head_timeout_s=config.head_timeout_s, body_timeout_s=config.body_timeout_s,
+                idle_timeout_s=config.idle_timeout_s, max_connections=config.max_connections,
+                max_body_bytes=max_bytes, max_body_mb=config.max_message_mb,
+            ),
+            tokens=tokens, tls_files=tls_files, observer=observer,
         )
     health_pb2_grpc.add_HealthServicer_to_server(app.health, server)
     reflection.enable_server_reflection(

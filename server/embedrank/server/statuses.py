@@ -7,6 +7,7 @@ another on the other.
 
     error                 gRPC                 HTTP  OpenAI ``error.type``
     InvalidArgument       INVALID_ARGUMENT     400   invalid_request_error
+    UnsupportedMediaType  INVALID_ARGUMENT     415   invalid_request_error
     NotFound              NOT_FOUND            404   not_found_error
     FailedPrecondition    FAILED_PRECONDITION  400   invalid_request_error
     MessageTooLarge       RESOURCE_EXHAUSTED   413   invalid_request_error
@@ -14,11 +15,14 @@ another on the other.
     Unavailable           UNAVAILABLE          503   service_unavailable_error
     DeadlineExceeded      DEADLINE_EXCEEDED    504   timeout_error
     Unauthenticated       UNAUTHENTICATED      401   authentication_error
+    RequestTimeout        CANCELLED            408   timeout_error
     ConfigError           FAILED_PRECONDITION  500   server_error
     (anything else: a bug) INTERNAL            500   server_error
 
 Rows are looked up along the exception's class hierarchy (most specific first), so
 ``ManifestError`` answers as ``ConfigError`` and ``MessageTooLarge`` before ``ResourceExhausted``.
+``RequestTimeout`` only arises on the HTTP port (gRPC's own transport times out a slow peer);
+its gRPC column is what grpc reports for a call whose peer went away.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ INTERNAL = Status("INTERNAL", 500, "server_error")
 
 ROWS: dict[type[errors.EmbedRankError], Status] = {
     errors.InvalidArgument: Status("INVALID_ARGUMENT", 400, "invalid_request_error"),
+    errors.UnsupportedMediaType: Status("INVALID_ARGUMENT", 415, "invalid_request_error"),
     errors.NotFound: Status("NOT_FOUND", 404, "not_found_error"),
     errors.FailedPrecondition: Status("FAILED_PRECONDITION", 400, "invalid_request_error"),
     errors.MessageTooLarge: Status("RESOURCE_EXHAUSTED", 413, "invalid_request_error"),
@@ -47,6 +52,7 @@ ROWS: dict[type[errors.EmbedRankError], Status] = {
     errors.Unavailable: Status("UNAVAILABLE", 503, "service_unavailable_error"),
     errors.DeadlineExceeded: Status("DEADLINE_EXCEEDED", 504, "timeout_error"),
     errors.Unauthenticated: Status("UNAUTHENTICATED", 401, "authentication_error"),
+    errors.RequestTimeout: Status("CANCELLED", 408, "timeout_error"),
     errors.ConfigError: Status("FAILED_PRECONDITION", 500, "server_error"),
 }
 

@@ -15,6 +15,7 @@ Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import ssl
@@ -33,7 +34,9 @@ from embedrank.server.engine.engine import Engine
 from embedrank.server.http import openai, schemas
 from embedrank.server.http.context import context_middleware
 from embedrank.server.http.errors import RERANK_FIELDS
+from embedrank.server.http.limits import DoorLimits, Doors
 from embedrank.server.http.serving import RequestState, Route, Serving, json_response
+from embedrank.server.tokens import BearerTokens
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +100,10 @@ class HttpServer:
     """Built (its socket bound) with the gRPC server; started and stopped by App."""
 
     def __init__(
-        self, engine: Engine, calls: Calls, *, host: str, port: int, reuse_port: bool, max_body_mb: int,
-        token: str | None, tls_files: TlsFiles | None, observer: Observer | None = None,
+        self, engine: Engine, calls: Calls, *, host: str, port: int, reuse_port: bool, limits: DoorLimits,
+        tokens: BearerTokens | None, tls_files: TlsFiles | None, observer: Observer | None = None,
     ) -> None:
-        self._serving = Serving(engine, calls, token=token, max_body_mb=max_body_mb)
+        self._serving = Serving(engine, calls, tokens=tokens, max_body_mb=limits.max_body_mb)
         self._engine = engine
         self._calls = calls
         self._tls_files = tls_files
@@ -108,33 +111,44 @@ class HttpServer:
         self._socket = listen(host, port, reuse_port=reuse_port)
         self.port: int = self._socket.getsockname()[1]
         self.scheme = "https" if self._ssl is not None else "http"
-        # The request's context (id, span, access log; http/context.py) around every route, aiohttp's own
-        # answers included.
-        middlewares: list[Middleware] = [context_middleware(observer)] if observer is not None else []
-        app = web.Application(client_max_size=max_body_mb * 1024 * 1024, middlewares=[*middlewares, _framework_errors])
+        # Timeouts, caps and the checks before a body is read (server/http/limits.py): every route is
+        # registered with its middleware and its Expect handler (add routes only in the loops below).
+        self._doors = Doors(limits, calls=calls, admission=engine.admission, tokens=tokens)
+        # The request's context (id, span, access log; http/context.py) around everything, the doors' refusals
+        # and aiohttp's own answers included.
+        context: list[Middleware] = [context_middleware(observer)] if observer is not None else []
+        app = web.Application(client_max_size=limits.max_body_bytes,
+                              middlewares=[*context, self._doors.middleware, _framework_errors])
         for routes, handlers in _CONVENTIONS:
             convention = handlers(self._serving)
             for method, path, name in routes:
-                app.router.add_route(method, path, getattr(convention, name))
+                app.router.add_route(method, path, getattr(convention, name), expect_handler=self._doors.expect)
         for method, path, name in (*_COHERE_ROUTES, *_OWN_ROUTES):
-            app.router.add_route(method, path, getattr(self, name))
+            app.router.add_route(method, path, getattr(self, name), expect_handler=self._doors.expect)
         # A caller that hangs up cancels its handler: its queued inputs are dropped, as on gRPC.
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=_CLOSE_S)
-        self._site: web.SockSite | None = None
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=_CLOSE_S,
+                                     **self._doors.handler_kwargs())
+        self._listener: asyncio.Server | None = None
 
     async def start(self) -> None:
         await self._runner.setup()
-        self._site = web.SockSite(self._runner, self._socket, ssl_context=self._ssl, shutdown_timeout=_CLOSE_S)
-        await self._site.start()
+        assert self._runner.server is not None
+        self._listener = await self._doors.listen(self._runner.server, self._socket, ssl=self._ssl)
         log.info("HTTP (OpenAI / Cohere conventions) on %s://%s:%d", self.scheme,
                  self._socket.getsockname()[0], self.port)
 
     async def close_listener(self) -> None:
         """No new connections (with the gRPC listener, when the drain's window ends); open ones are
         still answered, as gRPC answers the calls it has taken."""
-        if self._site is not None:
-            await self._site.stop()
-            self._site = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self._doors.drain()  # connections opened in the window that hold no request
+
+    def begin_drain(self) -> None:
+        """SIGTERM: idle keep-alive connections and requests whose head or body has not arrived are
+        closed (bodies in progress answered 503); requests being handled answer with Connection: close."""
+        self._doors.drain()
 
     async def stop(self) -> None:
         """Close the listener and the idle connections; called once the drain has answered every call."""
