@@ -23,7 +23,7 @@ from pathlib import Path
 
 from embedrank.server.config import ServerConfig
 
-from embedrank.server.logformat import RequestIds, formatter
+from embedrank.server.logformat import RequestIds, formatter, json_line
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ def supervise(config: ServerConfig, log_level: str) -> int:
                 if http_reserved is not None:
                     http_reserved.close()
                 log.info("%d server processes listening on %s:%d", n, config.host, port)
-                print(f"embedrank listening on {config.host}:{port} ({n} processes)", flush=True)
+                line = f"embedrank listening on {config.host}:{port} ({n} processes)"
+                print(json_line("INFO", __name__, line) if config.log_format == "json" else line, flush=True)
                 if config.port_file:
                     partial = f"{config.port_file}.{os.getpid()}.tmp"
                     Path(partial).write_text(f"{port}\n", encoding="utf-8")
