@@ -222,7 +222,7 @@ def _check_curl(c: Command) -> None:
     it), and a body is read by the server's own parser for that route."""
     import json
 
-    from embedrank.server.http import app, schemas
+    from embedrank.server.http import app, cohere, schemas
 
     url = next(w for w in c.words[1:] if re.match(r"^(https?://)?(localhost|127\.0\.0\.1)[:/]", w))
     path = re.sub(r"^(https?://)?[^/]+", "", url).partition("?")[0]
@@ -234,6 +234,8 @@ def _check_curl(c: Command) -> None:
         data = schemas.body_object(json.loads(body))
         if path == "/v1/embeddings":
             schemas.embeddings_request(data)
+        elif path.endswith("/embed"):
+            cohere.embed_request(data, version=path[2])
         else:
             schemas.rerank_request(data)
 

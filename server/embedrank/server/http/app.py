@@ -5,7 +5,8 @@ bound, one bearer token, one TLS certificate, one set of metrics and one drain (
 both ports. Routes:
 
     POST /v1/embeddings          OpenAI: {input, model, encoding_format, dimensions, user}
-    POST /v1/rerank, /v2/rerank  Cohere (v1, v2) and Jina: {query, documents, top_n, return_documents}
+    POST /v1/embed, /v2/embed    Cohere (v1, v2): {texts, model, input_type, embedding_types, ...}   (cohere.py)
+    POST /v1/rerank, /v2/rerank  Cohere (v1, v2) and Jina: {query, documents, top_n, return_documents} (cohere.py)
     GET  /v1/models[/{name}]     OpenAI: {object: "list", data: [{id, object: "model", ...}]}
     GET  /health                 200 {"status": "ok"}; 503 while loading or draining (no token needed)
 
@@ -32,10 +33,11 @@ from embedrank.server.api.tls import TlsFiles, read
 from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.served import ServedModel
 from embedrank.model.errors import (
-    ConfigError, FailedPrecondition, InvalidArgument, MessageTooLarge, Unauthenticated, Unavailable,
+    ConfigError, InvalidArgument, MessageTooLarge, Unauthenticated, Unavailable,
 )
-from embedrank.server.http import schemas
-from embedrank.server.http.errors import EMBEDDINGS_FIELDS, RERANK_FIELDS, error_answer
+from embedrank.server.http import cohere, schemas
+from embedrank.server.http.errors import EMBEDDINGS_FIELDS, error_answer
+from embedrank.server.http.routes import ErrorBody, PostRoute, check_kind
 from embedrank.model.kinds import ModelKind
 from embedrank.server.statuses import new_request_id
 
@@ -47,15 +49,17 @@ _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 # waited for every call, so only answers on their way out are left.
 _CLOSE_S = 2.0
 # (method, path, handler): what the port serves (the README check reads it too).
+# The conventions' modules hand their POST routes over (routes.PostRoute); the rest are methods here.
+POST_ROUTES: tuple[PostRoute, ...] = cohere.ROUTES
 ROUTES = (
     ("POST", "/v1/embeddings", "embeddings"),
-    ("POST", "/v1/rerank", "rerank_v1"),
-    ("POST", "/v2/rerank", "rerank_v2"),
+    *(("POST", r.path, r.name) for r in POST_ROUTES),
     ("GET", "/v1/models", "models"),
     ("GET", "/v1/models/{name}", "model"),
     ("GET", "/health", "health"),
 )
-_ROUTE_FOR_KIND = {ModelKind.EMBEDDING: "POST /v1/embeddings", ModelKind.RERANK: "POST /v1/rerank"}
+_ROUTE_FOR_KIND = {ModelKind.EMBEDDING: "POST /v1/embeddings", ModelKind.RERANK: "POST /v1/rerank",
+                   ModelKind.MULTI_VECTOR: "POST /v1/rerank"}
 
 
 class _Request:
@@ -131,8 +135,10 @@ class HttpServer:
         self.port: int = self._socket.getsockname()[1]
         self.scheme = "https" if self._ssl is not None else "http"
         app = web.Application(client_max_size=max_body_mb * 1024 * 1024, middlewares=[_framework_errors])
+        posted = {r.name: r for r in POST_ROUTES}
         for method, path, name in ROUTES:
-            app.router.add_route(method, path, getattr(self, name))
+            route = posted.get(name)
+            app.router.add_route(method, path, getattr(self, name) if route is None else self._post(route))
         # A caller that hangs up cancels its handler: its queued inputs are dropped, as on gRPC.
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=_CLOSE_S)
         self._site: web.SockSite | None = None
@@ -172,7 +178,8 @@ class HttpServer:
     # -- one request, any route ------------------------------------------------------------------
 
     async def _serve(
-        self, request: web.Request, rpc: str, work: Work, renames: dict[str, str] | None = None
+        self, request: web.Request, rpc: str, work: Work, renames: dict[str, str] | None = None,
+        error_body: ErrorBody | None = None,
     ) -> web.Response:
         rid = new_request_id()
         start = time.monotonic()
@@ -184,7 +191,8 @@ class HttpServer:
         except Exception as exc:  # every exception gets an answer from the table; unexpected ones are logged
             answer = error_answer(exc, rid, renames=state.renames, scalar_input=state.scalar_input)
             metrics.REQUESTS.labels(rpc, answer.grpc_code).inc()
-            response = _json_response(answer.body, status=answer.status, headers=answer.headers)
+            body = answer.body if error_body is None else error_body(answer)
+            response = _json_response(body, status=answer.status, headers=answer.headers)
             if answer.status == 401:
                 response.headers["WWW-Authenticate"] = "Bearer"
         else:
@@ -218,16 +226,6 @@ class HttpServer:
             raise InvalidArgument("body", f"is not valid JSON ({exc})") from None
         return schemas.body_object(data)
 
-    def _check_kind(self, name: str, kind: ModelKind) -> None:
-        """A model of the other kind: the message names the route to call instead."""
-        if name:
-            model = self._engine.get(name)
-            if model.manifest.kind is not kind:
-                raise FailedPrecondition(
-                    f"model {name!r} is a {model.manifest.kind.value} model; call "
-                    f"{_ROUTE_FOR_KIND[model.manifest.kind]} for it"
-                )
-
     # -- routes ------------------------------------------------------------------------------------
 
     async def embeddings(self, request: web.Request) -> web.Response:
@@ -235,26 +233,23 @@ class HttpServer:
             body = await self._body(req)
             parsed = schemas.embeddings_request(body)
             state.scalar_input = parsed.scalar_input
-            self._check_kind(parsed.model, ModelKind.EMBEDDING)
+            check_kind(self._engine, parsed.model, (ModelKind.EMBEDDING,), _ROUTE_FOR_KIND)
             model = self._engine.embedding(parsed.model)
             result = await model.encode(parsed.params, deadline=None, request_id=rid)
             return schemas.embeddings_response(result, encoding_format=parsed.encoding_format)
 
         return await self._serve(request, "HTTP /v1/embeddings", work, EMBEDDINGS_FIELDS)
 
-    async def _rerank(self, request: web.Request, rid: str, api_version: str) -> dict[str, Any]:
-        body = await self._body(request)
-        parsed = schemas.rerank_request(body)
-        self._check_kind(parsed.model, ModelKind.RERANK)
-        model = self._engine.reranker(parsed.model)
-        result = await model.rerank(parsed.params, deadline=None, request_id=rid)
-        return schemas.rerank_response(result, api_version=api_version)
+    def _post(self, route: PostRoute) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """The handler of a convention's POST route: its work on the parsed body, its error shape."""
 
-    async def rerank_v1(self, request: web.Request) -> web.Response:
-        return await self._serve(request, "HTTP /v1/rerank", lambda r, rid, _: self._rerank(r, rid, "1"), RERANK_FIELDS)
+        async def work(req: web.Request, rid: str, _state: _Request) -> dict[str, Any]:
+            return await route.work(self._engine, await self._body(req), rid)
 
-    async def rerank_v2(self, request: web.Request) -> web.Response:
-        return await self._serve(request, "HTTP /v2/rerank", lambda r, rid, _: self._rerank(r, rid, "2"), RERANK_FIELDS)
+        async def handler(request: web.Request) -> web.Response:
+            return await self._serve(request, f"HTTP {route.path}", work, dict(route.renames), route.error_body)
+
+        return handler
 
     async def models(self, request: web.Request) -> web.Response:
         async def work(_req: web.Request, _rid: str, _state: _Request) -> dict[str, Any]:
@@ -312,7 +307,7 @@ async def _framework_errors(
         kind = "not_found_error" if exc.status == 404 else "invalid_request_error"
         message = f"{request.method} {request.path}: {exc.reason}"
         if exc.status == 404:
-            message += " (routes: POST /v1/embeddings, POST /v1/rerank, POST /v2/rerank, GET /v1/models, GET /health)"
+            message += f" (routes: {', '.join(f'{m} {p}' for m, p, _ in ROUTES)})"
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return _json_response({"error": {"message": message, "type": kind, "param": None, "code": "unimplemented"}},
                               status=exc.status, headers=headers)
