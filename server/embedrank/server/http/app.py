@@ -1,13 +1,13 @@
-"""The HTTP conventions on --http-port: OpenAI embeddings, Cohere/Jina rerank, models, health.
+"""The HTTP port (--http-port): its socket, TLS, start/stop, and the route table assembled from
+each convention's module.
 
 Served by aiohttp on the gRPC server's own event loop, from the same Engine: one admission
 bound, one bearer token, one TLS certificate, one set of metrics and one drain (``Calls``) for
-both ports. Routes:
+both ports. The conventions, one module each over the same engine calls (http/serving.py is
+what they share):
 
-    POST /v1/embeddings          OpenAI: {input, model, encoding_format, dimensions, user}
-    POST /v1/embed, /v2/embed    Cohere (v1, v2): {texts, model, input_type, embedding_types, ...}   (cohere.py)
-    POST /v1/rerank, /v2/rerank  Cohere (v1, v2) and Jina: {query, documents, top_n, return_documents} (cohere.py)
-    GET  /v1/models[/{name}]     OpenAI: {object: "list", data: [{id, object: "model", ...}]}
+    openai.py                    POST /v1/embeddings, GET /v1/models[/{name}]
+    cohere.py                    POST /v1/embed, /v2/embed; POST /v1/rerank, /v2/rerank (Cohere v1, v2; Jina)
     GET  /health                 200 {"status": "ok"}; 503 while loading or draining (no token needed)
 
 Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and json).
@@ -15,69 +15,36 @@ Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and 
 
 from __future__ import annotations
 
-import datetime
-import hmac
 import logging
 import socket
 import ssl
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 
-from embedrank.server import metrics
+from embedrank.model.errors import ConfigError
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.tls import TlsFiles, read
 from embedrank.server.engine.engine import Engine
-from embedrank.server.engine.served import ServedModel
-from embedrank.model.errors import (
-    ConfigError, InvalidArgument, MessageTooLarge, Unauthenticated, Unavailable,
-)
-from embedrank.server.http import cohere, schemas
-from embedrank.server.http.errors import EMBEDDINGS_FIELDS, error_answer
-from embedrank.server.http.routes import ErrorBody, PostRoute, check_kind
-from embedrank.model.kinds import ModelKind
-from embedrank.server.statuses import new_request_id
+from embedrank.server.http import cohere, openai
+from embedrank.server.http.serving import Route, Serving, json_response
 
 log = logging.getLogger(__name__)
 
-_JSON = "application/json"
-_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 # Seconds aiohttp waits for handlers when the listener closes; the drain (App.stop) has already
 # waited for every call, so only answers on their way out are left.
 _CLOSE_S = 2.0
-# (method, path, handler): what the port serves (the README check reads it too).
-# The conventions' modules hand their POST routes over (routes.PostRoute); the rest are methods here.
-POST_ROUTES: tuple[PostRoute, ...] = cohere.ROUTES
-ROUTES = (
-    ("POST", "/v1/embeddings", "embeddings"),
-    *(("POST", r.path, r.name) for r in POST_ROUTES),
-    ("GET", "/v1/models", "models"),
-    ("GET", "/v1/models/{name}", "model"),
-    ("GET", "/health", "health"),
+_OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"),)
+# Each convention: its routes and the class whose methods (by the routes' names) serve them.
+_CONVENTIONS: tuple[tuple[tuple[Route, ...], Callable[[Serving], Any]], ...] = (
+    (openai.ROUTES, openai.Handlers),
+    (cohere.ROUTES, cohere.Handlers),
 )
-_ROUTE_FOR_KIND = {ModelKind.EMBEDDING: "POST /v1/embeddings", ModelKind.RERANK: "POST /v1/rerank",
-                   ModelKind.MULTI_VECTOR: "POST /v1/rerank"}
-
-
-class _Request:
-    """What one request's error answer needs to know about it."""
-
-    __slots__ = ("renames", "scalar_input")
-
-    def __init__(self, renames: dict[str, str]) -> None:
-        self.renames = renames
-        self.scalar_input = False
-
-
-Work = Callable[[web.Request, str, _Request], Awaitable[dict[str, Any]]]
-
-
-def _json_response(payload: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(payload, option=_DUMPS_OPTIONS), status=status, headers=headers,
-                        content_type=_JSON)
+# (method, path, handler): what the port serves (the README check reads it too).
+ROUTES: tuple[Route, ...] = (
+    *(route for routes, _ in _CONVENTIONS for route in routes), *_OWN_ROUTES,
+)
 
 
 def server_ssl_context(files: TlsFiles) -> ssl.SSLContext:
@@ -125,20 +92,21 @@ class HttpServer:
         self, engine: Engine, calls: Calls, *, host: str, port: int, reuse_port: bool, max_body_mb: int,
         token: str | None, tls_files: TlsFiles | None,
     ) -> None:
+        self._serving = Serving(engine, calls, token=token, max_body_mb=max_body_mb)
         self._engine = engine
         self._calls = calls
-        self._expected = f"Bearer {token}".encode() if token else None
-        self._max_mb = max_body_mb
         self._tls_files = tls_files
         self._ssl = server_ssl_context(tls_files) if tls_files is not None else None
         self._socket = listen(host, port, reuse_port=reuse_port)
         self.port: int = self._socket.getsockname()[1]
         self.scheme = "https" if self._ssl is not None else "http"
         app = web.Application(client_max_size=max_body_mb * 1024 * 1024, middlewares=[_framework_errors])
-        posted = {r.name: r for r in POST_ROUTES}
-        for method, path, name in ROUTES:
-            route = posted.get(name)
-            app.router.add_route(method, path, getattr(self, name) if route is None else self._post(route))
+        for routes, handlers in _CONVENTIONS:
+            convention = handlers(self._serving)
+            for method, path, name in routes:
+                app.router.add_route(method, path, getattr(convention, name))
+        for method, path, name in _OWN_ROUTES:
+            app.router.add_route(method, path, getattr(self, name))
         # A caller that hangs up cancels its handler: its queued inputs are dropped, as on gRPC.
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=_CLOSE_S)
         self._site: web.SockSite | None = None
@@ -175,123 +143,13 @@ class HttpServer:
         except (ConfigError, OSError, ssl.SSLError) as exc:
             log.error("HTTP TLS reload refused, still serving the previous certificate: %s", exc)
 
-    # -- one request, any route ------------------------------------------------------------------
-
-    async def _serve(
-        self, request: web.Request, rpc: str, work: Work, renames: dict[str, str] | None = None,
-        error_body: ErrorBody | None = None,
-    ) -> web.Response:
-        rid = new_request_id()
-        start = time.monotonic()
-        state = _Request(renames or {})
-        try:
-            self._check_token(request)
-            with self._calls.track():
-                payload = await work(request, rid, state)
-        except Exception as exc:  # every exception gets an answer from the table; unexpected ones are logged
-            answer = error_answer(exc, rid, renames=state.renames, scalar_input=state.scalar_input)
-            metrics.REQUESTS.labels(rpc, answer.grpc_code).inc()
-            body = answer.body if error_body is None else error_body(answer)
-            response = _json_response(body, status=answer.status, headers=answer.headers)
-            if answer.status == 401:
-                response.headers["WWW-Authenticate"] = "Bearer"
-        else:
-            metrics.REQUESTS.labels(rpc, "OK").inc()
-            metrics.REQUEST_SECONDS.labels(rpc).observe(time.monotonic() - start)
-            response = _json_response(payload, headers={"X-Request-Id": rid})
-        if self._calls.draining:
-            response.force_close()  # no keep-alive: the caller's next request goes elsewhere
-        return response
-
-    def _check_token(self, request: web.Request) -> None:
-        if self._expected is None:
-            return
-        sent = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(sent.encode("utf-8", "replace"), self._expected):
-            raise Unauthenticated(
-                "missing or wrong bearer token (header Authorization: Bearer <token>)" if sent
-                else "this server needs a bearer token (header Authorization: Bearer <token>)"
-            )
-
-    async def _body(self, request: web.Request) -> dict[str, Any]:
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise MessageTooLarge(
-                f"request body over {self._max_mb} MiB (--max-message-mb); send fewer or shorter inputs per request"
-            ) from None
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidArgument("body", f"is not valid JSON ({exc})") from None
-        return schemas.body_object(data)
-
-    # -- routes ------------------------------------------------------------------------------------
-
-    async def embeddings(self, request: web.Request) -> web.Response:
-        async def work(req: web.Request, rid: str, state: _Request) -> dict[str, Any]:
-            body = await self._body(req)
-            parsed = schemas.embeddings_request(body)
-            state.scalar_input = parsed.scalar_input
-            check_kind(self._engine, parsed.model, (ModelKind.EMBEDDING,), _ROUTE_FOR_KIND)
-            model = self._engine.embedding(parsed.model)
-            result = await model.encode(parsed.params, deadline=None, request_id=rid)
-            return schemas.embeddings_response(result, encoding_format=parsed.encoding_format)
-
-        return await self._serve(request, "HTTP /v1/embeddings", work, EMBEDDINGS_FIELDS)
-
-    def _post(self, route: PostRoute) -> Callable[[web.Request], Awaitable[web.Response]]:
-        """The handler of a convention's POST route: its work on the parsed body, its error shape."""
-
-        async def work(req: web.Request, rid: str, _state: _Request) -> dict[str, Any]:
-            return await route.work(self._engine, await self._body(req), rid)
-
-        async def handler(request: web.Request) -> web.Response:
-            return await self._serve(request, f"HTTP {route.path}", work, dict(route.renames), route.error_body)
-
-        return handler
-
-    async def models(self, request: web.Request) -> web.Response:
-        async def work(_req: web.Request, _rid: str, _state: _Request) -> dict[str, Any]:
-            if not self._engine.ready:
-                raise Unavailable("models are loading; retry shortly")
-            return {"object": "list", "data": [_model_entry(m) for _, m in sorted(self._engine.models.items())]}
-
-        return await self._serve(request, "HTTP /v1/models", work)
-
-    async def model(self, request: web.Request) -> web.Response:
-        async def work(req: web.Request, _rid: str, _state: _Request) -> dict[str, Any]:
-            return _model_entry(self._engine.get(req.match_info["name"]))
-
-        return await self._serve(request, "HTTP /v1/models/{name}", work)
-
     async def health(self, _request: web.Request) -> web.Response:
         """Open (no token), not counted as a call: answers while draining, with 503."""
         if self._calls.stopping:  # from SIGTERM on, as gRPC health turns NOT_SERVING
-            return _json_response({"status": "draining"}, status=503)
+            return json_response({"status": "draining"}, status=503)
         if not self._engine.ready:
-            return _json_response({"status": "loading"}, status=503)
-        return _json_response({"status": "ok"})
-
-
-def _model_entry(model: ServedModel) -> dict[str, Any]:
-    m = model.manifest
-    entry: dict[str, Any] = {
-        "id": m.name, "object": "model", "created": _created(m.raw.get("created")), "owned_by": "embedrank",
-        "kind": m.kind.value, "version": m.version, "max_tokens": m.tokenizer.max_tokens,
-    }
-    dimensions = getattr(m.spec, "dimensions", None)  # the vector kinds' section has it
-    if dimensions is not None:
-        entry["dimensions"] = dimensions
-    return entry
-
-
-def _created(value: Any) -> int:
-    """The export time (ISO 8601 in the manifest) as OpenAI's Unix seconds; 0 when unknown."""
-    try:
-        return int(datetime.datetime.fromisoformat(str(value)).timestamp())
-    except ValueError:
-        return 0
+            return json_response({"status": "loading"}, status=503)
+        return json_response({"status": "ok"})
 
 
 @web.middleware
@@ -309,5 +167,5 @@ async def _framework_errors(
         if exc.status == 404:
             message += f" (routes: {', '.join(f'{m} {p}' for m, p, _ in ROUTES)})"
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
-        return _json_response({"error": {"message": message, "type": kind, "param": None, "code": "unimplemented"}},
+        return json_response({"error": {"message": message, "type": kind, "param": None, "code": "unimplemented"}},
                               status=exc.status, headers=headers)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import numpy as np
@@ -34,13 +34,14 @@ import numpy as np
 from embedrank.model.errors import InvalidArgument
 from embedrank.model.kinds import ModelKind
 from embedrank.model.tokenize import Truncate
-from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.postprocess import OutputPrecision
 from embedrank.server.engine.requests import EncodeParams, InputType, Usage
+from aiohttp import web
+
 from embedrank.server.http import schemas
-from embedrank.server.http.errors import RERANK_FIELDS, Answer
-from embedrank.server.http.routes import PostRoute, check_kind
+from embedrank.server.http.errors import RERANK_FIELDS, Answer, error_answer
 from embedrank.server.http.schemas import _int, _kind, _str
+from embedrank.server.http.serving import RequestState, Route, Serving
 
 # Cohere's embedding_types -> the precision each is computed in ("base64" = the float32 rows' bytes).
 EMBEDDING_TYPES = {
@@ -57,8 +58,19 @@ _REFUSED = {
 }
 
 
-def error_body(answer: Answer) -> dict[str, Any]:
-    return {"id": answer.request_id, "message": answer.message}
+ROUTES: tuple[Route, ...] = (
+    ("POST", "/v1/embed", "embed_v1"),
+    ("POST", "/v2/embed", "embed_v2"),
+    ("POST", "/v1/rerank", "rerank_v1"),
+    ("POST", "/v2/rerank", "rerank_v2"),
+)
+
+
+def cohere_error(exc: BaseException, rid: str, state: RequestState) -> Answer:
+    """The table's status and headers; Cohere's body: the request id and the message (naming the field)."""
+    answer = error_answer(exc, rid, renames=state.renames)
+    answer.body = {"id": rid, "message": answer.message}
+    return answer
 
 
 # -- embed -----------------------------------------------------------------------------------------
@@ -181,10 +193,10 @@ def embed_request(body: dict[str, Any], *, version: str) -> EmbedRequest:
     )
 
 
-async def embed(engine: Engine, body: dict[str, Any], rid: str, *, version: str) -> dict[str, Any]:
+async def _embed(s: Serving, body: dict[str, Any], rid: str, version: str) -> dict[str, Any]:
     parsed = embed_request(body, version=version)
-    check_kind(engine, parsed.model, (ModelKind.EMBEDDING,), _ROUTE_FOR_KIND)
-    model = engine.embedding(parsed.model)
+    s.check_kind(parsed.model, ModelKind.EMBEDDING, routes=_ROUTE_FOR_KIND)
+    model = s.engine.embedding(parsed.model)
     limit = model.manifest.tokenizer.max_tokens
     if parsed.max_tokens is not None and parsed.max_tokens < limit:
         raise InvalidArgument("max_tokens", f"{parsed.max_tokens} is below the model's {limit} tokens: a shorter "
@@ -206,16 +218,36 @@ async def embed(engine: Engine, body: dict[str, Any], rid: str, *, version: str)
 # -- rerank ----------------------------------------------------------------------------------------
 
 
-async def rerank(engine: Engine, body: dict[str, Any], rid: str, *, version: str) -> dict[str, Any]:
+async def _rerank(s: Serving, body: dict[str, Any], rid: str, version: str) -> dict[str, Any]:
     parsed = schemas.rerank_request(body)
-    check_kind(engine, parsed.model, (ModelKind.RERANK, ModelKind.MULTI_VECTOR), _ROUTE_FOR_KIND)
-    model = engine.reranker(parsed.model)
+    s.check_kind(parsed.model, ModelKind.RERANK, ModelKind.MULTI_VECTOR, routes=_ROUTE_FOR_KIND)
+    model = s.engine.reranker(parsed.model)
     result = await model.rerank(parsed.params, deadline=None, request_id=rid)
     return schemas.rerank_response(result, api_version=version)
 
 
-ROUTES = tuple(
-    PostRoute(f"/v{v}/{what}", f"{what}_v{v}", functools.partial(work, version=v), error_body, renames)
-    for what, work, renames in (("embed", embed, EMBED_FIELDS), ("rerank", rerank, RERANK_FIELDS))
-    for v in ("1", "2")
-)
+Work = Callable[[Serving, dict[str, Any], str, str], Awaitable[dict[str, Any]]]
+
+
+class Handlers:
+    def __init__(self, serving: Serving) -> None:
+        self._s = serving
+
+    async def _serve(self, request: web.Request, path: str, work: Work, version: str,
+                     renames: dict[str, str]) -> web.Response:
+        async def run(req: web.Request, rid: str, _state: RequestState) -> dict[str, Any]:
+            return await work(self._s, await self._s.body(req), rid, version)
+
+        return await self._s.serve(request, f"HTTP {path}", run, renames, shape=cohere_error)
+
+    async def embed_v1(self, request: web.Request) -> web.Response:
+        return await self._serve(request, "/v1/embed", _embed, "1", EMBED_FIELDS)
+
+    async def embed_v2(self, request: web.Request) -> web.Response:
+        return await self._serve(request, "/v2/embed", _embed, "2", EMBED_FIELDS)
+
+    async def rerank_v1(self, request: web.Request) -> web.Response:
+        return await self._serve(request, "/v1/rerank", _rerank, "1", RERANK_FIELDS)
+
+    async def rerank_v2(self, request: web.Request) -> web.Response:
+        return await self._serve(request, "/v2/rerank", _rerank, "2", RERANK_FIELDS)
