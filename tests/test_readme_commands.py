@@ -222,7 +222,7 @@ def _check_curl(c: Command) -> None:
     it), and a body is read by the server's own parser for that route."""
     import json
 
-    from embedrank.server.http import app, cohere, schemas
+    from embedrank.server.http import app
 
     url = next(w for w in c.words[1:] if re.match(r"^(https?://)?(localhost|127\.0\.0\.1)[:/]", w))
     path = re.sub(r"^(https?://)?[^/]+", "", url).partition("?")[0]
@@ -231,13 +231,9 @@ def _check_curl(c: Command) -> None:
     pattern = {(m, re.sub(r"\{\w+\}", "[^/]+", p)) for m, p, _ in app.ROUTES}
     assert any(m == method and re.fullmatch(p, path) for m, p in pattern), f"{c.where()}: no route {method} {path}"
     if body is not None:
-        data = schemas.body_object(json.loads(body))
-        if path == "/v1/embeddings":
-            schemas.embeddings_request(data)
-        elif path.endswith("/embed"):
-            cohere.embed_request(data, version=path[2])
-        else:
-            schemas.rerank_request(data)
+        from tests.test_openapi import check_body
+
+        check_body(path, json.loads(body))  # the OpenAPI document's request schema and the handler's parser
 
 
 def _check_docker(c: Command) -> None:

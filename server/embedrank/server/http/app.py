@@ -9,12 +9,14 @@ what they share):
     openai.py                    POST /v1/embeddings, GET /v1/models[/{name}]
     cohere.py                    POST /v1/embed, /v2/embed; POST /v1/rerank, /v2/rerank (Cohere v1, v2; Jina)
     GET  /health                 200 {"status": "ok"}; 503 while loading or draining (no token needed)
+    GET  /openapi.json           the OpenAPI 3.1 document of every route (openapi.json beside this module; no token)
 
 Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and json).
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import socket
 import ssl
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 # Seconds aiohttp waits for handlers when the listener closes; the drain (App.stop) has already
 # waited for every call, so only answers on their way out are left.
 _CLOSE_S = 2.0
-_OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"),)
+_OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"), ("GET", "/openapi.json", "openapi"))
 # Each convention: its routes and the class whose methods (by the routes' names) serve them.
 _CONVENTIONS: tuple[tuple[tuple[Route, ...], Callable[[Serving], Any]], ...] = (
     (openai.ROUTES, openai.Handlers),
@@ -100,6 +102,7 @@ class HttpServer:
         self._socket = listen(host, port, reuse_port=reuse_port)
         self.port: int = self._socket.getsockname()[1]
         self.scheme = "https" if self._ssl is not None else "http"
+        self._openapi = importlib.resources.files(__package__).joinpath("openapi.json").read_bytes()
         app = web.Application(client_max_size=max_body_mb * 1024 * 1024, middlewares=[_framework_errors])
         for routes, handlers in _CONVENTIONS:
             convention = handlers(self._serving)
@@ -142,6 +145,10 @@ class HttpServer:
                 self._ssl.load_verify_locations(cafile=self._tls_files.client_ca)
         except (ConfigError, OSError, ssl.SSLError) as exc:
             log.error("HTTP TLS reload refused, still serving the previous certificate: %s", exc)
+
+    async def openapi(self, _request: web.Request) -> web.Response:
+        """The API description: the same for every server, so open (no token) as /health is."""
+        return web.Response(body=self._openapi, content_type="application/json")
 
     async def health(self, _request: web.Request) -> web.Response:
         """Open (no token), not counted as a call: answers while draining, with 503."""

@@ -78,10 +78,10 @@ def cohere_error(exc: BaseException, rid: str, state: RequestState) -> Answer:
 
 def _texts(body: dict[str, Any], *, version: str) -> list[str]:
     for name, why in _REFUSED.items():
-        if body.get(name):
+        if body.get(name) not in (None, []):
             raise InvalidArgument(name, why)
     raw, inputs = body.get("texts"), body.get("inputs") if version == "2" else None
-    if raw is not None and inputs is not None:
+    if version == "2" and "texts" in body and "inputs" in body:
         raise InvalidArgument("texts", "send either texts or inputs, not both")
     if inputs is not None:
         return _input_texts(inputs)
@@ -176,6 +176,7 @@ class EmbedRequest:
     dimensions: int
     truncate: Truncate
     max_tokens: int | None
+    priority: int | None  # checked, then ignored (one queue)
 
 
 def embed_request(body: dict[str, Any], *, version: str) -> EmbedRequest:
@@ -190,6 +191,7 @@ def embed_request(body: dict[str, Any], *, version: str) -> EmbedRequest:
         model=_str(body, "model"), texts=texts, types=_embedding_types(body), input_type=input_type,
         dimensions=_int(body, "output_dimension", minimum=1) or 0, truncate=_truncate(body),
         max_tokens=_int(body, "max_tokens", minimum=1) if version == "2" else None,
+        priority=_int(body, "priority", minimum=0) if version == "2" else None,
     )
 
 

@@ -1,0 +1,242 @@
+"""The OpenAPI 3.1 document of the HTTP port (issue 32 item 8): kept in the repository
+(server/embedrank/server/http/openapi.json), served at GET /openapi.json, checked against the route table
+and the handlers, and fuzzed with Schemathesis against a live server.
+
+- Every (method, path) of ``app.ROUTES`` is documented, and nothing else is; each documented operation
+  answers something other than 404/405 on the live server.
+- Known-good bodies (what docs/http.md and the SDK tests send) validate against the request schemas, and the
+  handlers' own parsers accept them; known-bad ones fail both.
+- Schemathesis (a fixed seed, a bounded number of cases per operation) on every route, with the token and
+  without: no 5xx, no answer outside the document (status, content type, headers, body schema), schema-invalid
+  bodies refused with a 4xx, nothing past the request timeout.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+
+from embedrank.server.http import app, cohere, schemas
+from tests import checkpoints
+from tests.conftest import ServerProcess, export
+from tests.test_http import http_base
+
+TOKEN = "0penapi"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+DOC_PATH = Path(app.__file__).with_name("openapi.json")
+SEED = 20261207
+# Fuzzed cases per operation (the coverage phase adds its own, a fixed set): ~800 + ~60 requests, ~20 s here.
+MAX_EXAMPLES = 5
+
+
+def _doc() -> dict[str, Any]:
+    return json.loads(DOC_PATH.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def server(tiny_repo: Path, workdir: Path) -> Iterator[ServerProcess]:
+    """tiny-bert and a tiny reranker, with a token and small limits (every route reaches the engine)."""
+    repo = workdir / "openapi-repo"
+    shutil.copytree(tiny_repo / "tiny-bert", repo / "tiny-bert")
+    out = workdir / "openapi-checkpoints"
+    out.mkdir()
+    result = export(checkpoints.build_cross_encoder(out, real=False), repo / "tiny-rerank")
+    assert result.returncode == 0, result.stderr[-4000:]
+    token = workdir / "openapi-token"
+    token.write_text(TOKEN)
+    proc = ServerProcess(repo, "--http-port", "0", "--auth-token-file", str(token), "--max-message-mb", "1",
+                         "--max-inputs-per-request", "16")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def base(server: ServerProcess) -> str:
+    return http_base(server)
+
+
+# --- the document against the route table and the handlers ---------------------------------------
+
+
+def test_every_route_documented_and_nothing_else() -> None:
+    doc = _doc()
+    served = {(m.lower(), p) for m, p, _ in app.ROUTES}
+    documented = {(m, p) for p, item in doc["paths"].items() for m in item if m in ("get", "post", "put", "delete", "patch")}
+    assert served - documented == set(), "routes served but not in openapi.json"
+    assert documented - served == set(), "routes in openapi.json that the server does not serve"
+    jsonschema.Draft202012Validator.check_schema({"$defs": doc["components"]["schemas"]})
+    assert doc["openapi"].startswith("3.1")
+
+
+def test_served_document_is_the_file_and_open(base: str) -> None:
+    answer = httpx.get(f"{base}/openapi.json")  # no token, as /health
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/json")
+    assert answer.json() == _doc()
+
+
+def test_every_documented_operation_is_routed(base: str) -> None:
+    for path, item in _doc()["paths"].items():
+        for method in item:
+            url = base + path.replace("{name}", "tiny-bert")
+            answer = httpx.request(method.upper(), url, headers=AUTH, json={} if method == "post" else None)
+            assert answer.status_code not in (404, 405), (method, path, answer.text)
+
+
+def request_validator(route: str) -> Any:
+    """A validator for the request body the document gives POST ``route`` (its $refs resolved in the document)."""
+    doc = _doc()
+    schema = doc["paths"][route]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    registry: Registry = Registry().with_resource("urn:doc", DRAFT202012.create_resource(doc))
+    return jsonschema.Draft202012Validator({"$ref": "urn:doc" + schema["$ref"]}, registry=registry)
+
+
+def parse_body(route: str, body: Any) -> None:
+    """The handler's own parser for POST ``route`` (what needs no model); InvalidArgument when it refuses."""
+    data = schemas.body_object(body)
+    if route == "/v1/embeddings":
+        schemas.embeddings_request(data)
+    elif route.endswith("/embed"):
+        cohere.embed_request(data, version=route[2])
+    else:
+        schemas.rerank_request(data)
+
+
+def check_body(route: str, body: Any) -> None:
+    """A body that both the document and the handler accept (the README's curl lines are checked with it too)."""
+    request_validator(route).validate(body)
+    parse_body(route, body)
+
+
+GOOD: list[tuple[str, dict[str, Any]]] = [
+    # (route, body): bodies the docs and the SDK tests send
+    ("/v1/embeddings", {"model": "minilm", "input": ["a first text", "a second one"], "dimensions": 128}),
+    ("/v1/embeddings", {"input": "x", "encoding_format": "base64", "user": "u", "input_type": "query",
+                                                    "normalize": False, "truncation": "start", "long_input": "chunk",
+                                                    "chunk_overlap": 8, "prompt_name": "query"}),
+    ("/v1/embeddings", {"input": "x", "truncation": False, "model": None, "dimensions": None}),
+    ("/v2/embed", {"model": "minilm", "texts": ["a"], "input_type": "search_document",
+                                            "embedding_types": ["float", "int8", "uint8", "binary", "ubinary", "base64"],
+                                            "truncate": "END", "output_dimension": 16, "max_tokens": 512, "priority": 0}),
+    ("/v2/embed", {"inputs": [{"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
+                                            "input_type": "clustering", "images": []}),
+    ("/v1/embed", {"texts": ["a"], "model": "minilm", "input_type": "search_query", "truncate": "NONE"}),
+    ("/v1/rerank", {"model": "r", "query": "q", "documents": ["doc one", {"text": "doc two"}],
+                                            "top_n": 1, "return_documents": True, "raw_scores": False, "rank_fields": ["text"]}),
+]
+BAD: list[tuple[str, dict[str, Any]]] = [
+    ("/v1/embeddings", {"model": "m"}),
+    ("/v1/embeddings", {"input": [[101, 102]]}),
+    ("/v1/embeddings", {"input": "x", "encoding_format": "int8"}),
+    ("/v1/embeddings", {"input": "x", "dimensions": 0}),
+    ("/v1/embeddings", {"input": "x", "user": 3}),
+    ("/v2/embed", {"model": "m"}),
+    ("/v2/embed", {"texts": ["a"], "inputs": [{"content": [{"type": "text", "text": "a"}]}]}),
+    ("/v2/embed", {"texts": ["a"], "embedding_types": ["int4"]}),
+    ("/v2/embed", {"texts": ["a"], "priority": "high"}),
+    ("/v2/embed", {"texts": ["a"], "images": ["data:image/png;base64,AA=="]}),
+    ("/v1/embed", {"texts": "a"}),
+    ("/v1/rerank", {"query": "q", "documents": [{"title": "t"}]}),
+    ("/v1/rerank", {"query": "q", "documents": ["a"], "top_n": -1}),
+]
+
+
+@pytest.mark.parametrize(("route", "body"), GOOD, ids=[f"{g[0]}-{i}" for i, g in enumerate(GOOD)])
+def test_known_good_bodies_fit_the_schemas_and_the_handlers(route: str, body: dict[str, Any]) -> None:
+    check_body(route, body)
+
+
+@pytest.mark.parametrize(("route", "body"), BAD, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD)])
+def test_known_bad_bodies_fail_the_schemas_and_the_handlers(route: str, body: dict[str, Any]) -> None:
+    from embedrank.model.errors import InvalidArgument
+
+    assert not request_validator(route).is_valid(body)
+    with pytest.raises(InvalidArgument):
+        parse_body(route, body)
+
+
+# --- what writing the document found: fields the server took without checking them -----------------
+
+INCONSISTENT: list[tuple[str, dict[str, Any], str]] = [
+    # Each was answered 200 (the field ignored whatever it held) where the document says what it must be.
+    ("/v1/embeddings", {"model": "tiny-bert", "input": "x", "user": 3}, "user"),
+    ("/v2/embed", {"model": "tiny-bert", "texts": ["x"], "priority": "high"}, "priority"),
+    ("/v2/embed", {"model": "tiny-bert", "texts": ["x"], "images": ""}, "images"),
+    ("/v2/embed", {"model": "tiny-bert", "texts": None, "inputs": [{"content": [{"type": "text", "text": "x"}]}]}, "texts"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "field"), INCONSISTENT, ids=[f"{p}-{f}" for p, _, f in INCONSISTENT])
+def test_fields_are_checked_as_documented(base: str, path: str, body: dict[str, Any], field: str) -> None:
+    answer = httpx.post(f"{base}{path}", headers=AUTH, json=body)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()
+    message = error["error"]["message"] if "error" in error else error["message"]
+    assert message.startswith(f"{field}: "), message
+
+
+# --- Schemathesis against the live server ----------------------------------------------------------
+
+
+def _narrowed(doc: dict[str, Any], *, embedding: str, reranker: str) -> dict[str, Any]:
+    """The document with `model` (and the models path's name) drawn from the served models of the kind each
+    route serves, so that generated requests reach the engine instead of stopping at 404 or 400."""
+    doc = copy.deepcopy(doc)
+    for name, schema in doc["components"]["schemas"].items():
+        model = schema.get("properties", {}).get("model")
+        if model is not None and "Request" in name:
+            model["enum"] = [reranker if "Rerank" in name else embedding, "", None]  # "": the only one of the kind
+    for parameter in doc["paths"]["/v1/models/{name}"]["get"]["parameters"]:
+        parameter["schema"] = {"type": "string", "enum": [embedding, reranker]}
+    return doc
+
+
+def _schemathesis(doc: Path, base: str, cwd: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`st run` in ``cwd`` (it keeps a .schemathesis folder there)."""
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "run", str(doc), "--url", base, "--seed", str(SEED),
+        "--generation-database", "none", "--workers", "1", "--request-timeout", "20", "--no-shrink",
+        "--suppress-health-check", "all", "--warnings", "off", "--output-truncate", "false", *extra,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=400, cwd=cwd,
+                          env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin", "HOME": str(cwd)})
+
+
+# Every check that holds for any server (positive_data_acceptance does not: a schema-valid body can still name
+# options that exclude each other, or an `image` input type, and be refused with a 400 that says so).
+CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
+          "response_schema_conformance,negative_data_rejection,missing_required_header,unsupported_method,"
+          "allow_header_conformance")
+_GENERATED = re.compile(r"(\d+) generated")
+
+
+@pytest.mark.slow
+def test_schemathesis_with_and_without_the_token(base: str, workdir: Path) -> None:
+    """With the token: the coverage phase (boundary and type-violating values of every field, deterministic) and
+    MAX_EXAMPLES fuzzed cases per operation, on a copy of the document whose `model` fields name the served
+    models; without it: fuzzed cases on the document as served, every protected route answering its 401."""
+    narrowed = workdir / "openapi-narrowed.json"
+    narrowed.write_text(json.dumps(_narrowed(_doc(), embedding="tiny-bert", reranker="tiny-rerank")))
+    start = time.monotonic()
+    with_token = _schemathesis(narrowed, base, workdir, "-H", f"Authorization: Bearer {TOKEN}", "--checks", CHECKS + ",ignored_auth",
+                               "--phases", "examples,coverage,fuzzing", "--max-examples", str(MAX_EXAMPLES))
+    without = _schemathesis(DOC_PATH, base, workdir, "--checks", CHECKS, "--phases", "fuzzing", "--max-examples", str(MAX_EXAMPLES))
+    took = time.monotonic() - start
+    counts = [int(m.group(1)) for r in (with_token, without) for m in _GENERATED.finditer(r.stdout)]
+    print(f"schemathesis: {counts} cases (with the token, without) in {took:.0f} s")
+    assert with_token.returncode == 0, with_token.stdout[-12000:] + with_token.stderr[-3000:]
+    assert without.returncode == 0, without.stdout[-12000:] + without.stderr[-3000:]
+    assert len(counts) == 2 and counts[0] >= 300 and counts[1] >= 30, counts
