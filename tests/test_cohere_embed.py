@@ -258,3 +258,29 @@ async def test_over_admission_is_429_with_retry_after(base: str) -> None:
     for a in refused:
         assert a.status_code == 429 and a.headers["retry-after"] == "1", a.text
         assert "server busy" in a.json()["message"]
+
+
+def test_models_of_every_kind_named_on_the_http_routes(kinds_repo: Path) -> None:
+    """A sparse or multi-vector model named on a route of another kind is a 400 naming the route to call (it
+    was a KeyError, a 500, for every kind but embedding and rerank); a multi-vector model reranks (MaxSim) on
+    the rerank routes, as on gRPC Rerank (it was a 500 too)."""
+    proc = ServerProcess(kinds_repo, "--http-port", "0")
+    try:
+        base = http_base(proc)
+        for path, body, status, starts in (
+            ("/v1/embeddings", {"model": "tiny-sparse", "input": "x"}, 400, "model 'tiny-sparse' is a sparse model; no route"),
+            ("/v2/embed", {"model": "tiny-colbert", "texts": ["x"]}, 400, "model 'tiny-colbert' is a multi-vector model; call POST /v2/rerank"),
+            ("/v1/rerank", {"model": "tiny-sparse", "query": "q", "documents": ["a"]}, 400, "model 'tiny-sparse' is a sparse"),
+            ("/v2/rerank", {"model": "tiny-colbert", "query": "q", "documents": ["a", "b"]}, 200, ""),
+        ):
+            answer = httpx.post(f"{base}{path}", json=body)
+            assert answer.status_code == status, answer.text
+            if status != 200:
+                error = answer.json()
+                message = error["error"]["message"] if "error" in error else error["message"]
+                assert message.startswith(starts), message
+        with Client(proc.target) as client:
+            reference = client.rerank("tiny-colbert", "q", ["a", "b"])
+        assert [(r["index"], r["relevance_score"]) for r in answer.json()["results"]] == [(h.index, h.score) for h in reference]
+    finally:
+        proc.stop()
