@@ -99,7 +99,8 @@ def test_every_documented_operation_is_routed(base: str) -> None:
 def request_validator(route: str) -> Any:
     """A validator for the request body the document gives POST ``route`` (its $refs resolved in the document)."""
     doc = _doc()
-    schema = doc["paths"][route]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    template = re.sub(r"^/models/[^/]+", "/models/{name}", route)
+    schema = doc["paths"][template]["post"]["requestBody"]["content"]["application/json"]["schema"]
     registry: Registry = Registry().with_resource("urn:doc", DRAFT202012.create_resource(doc))
     return jsonschema.Draft202012Validator({"$ref": "urn:doc" + schema["$ref"]}, registry=registry)
 
@@ -199,8 +200,13 @@ def _narrowed(doc: dict[str, Any], *, embedding: str, reranker: str) -> dict[str
         model = schema.get("properties", {}).get("model")
         if model is not None and "Request" in name:
             model["enum"] = [reranker if "Rerank" in name else embedding, "", None]  # "": the only one of the kind
-    for parameter in doc["paths"]["/v1/models/{name}"]["get"]["parameters"]:
-        parameter["schema"] = {"type": "string", "enum": [embedding, reranker]}
+    for path, item in doc["paths"].items():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == "name":
+                    served = [embedding, reranker] if path.startswith("/v1/") else [
+                        reranker if path.endswith("/rerank") else embedding]
+                    parameter["schema"] = {"type": "string", "enum": served}
     return doc
 
 

@@ -69,7 +69,9 @@ ROUTES: tuple[Route, ...] = (
 def cohere_error(exc: BaseException, rid: str, state: RequestState) -> Answer:
     """The table's status and headers; Cohere's body: the request id and the message (naming the field)."""
     answer = error_answer(exc, rid, renames=state.renames)
-    answer.body = {"id": rid, "message": answer.message}
+    error = answer.body["error"]  # OpenAI's shape: its message names the field as the request did
+    assert isinstance(error, dict)
+    answer.body = {"id": rid, "message": error["message"]}
     return answer
 
 

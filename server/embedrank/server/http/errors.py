@@ -35,17 +35,13 @@ def http_field(field: str, renames: dict[str, str]) -> str:
 
 
 class Answer:
-    """The status, headers and JSON body (OpenAI's shape) of one error answer, and its parts for the
-    conventions that shape the body their own way (cohere.error_body)."""
+    """The status, headers and JSON body of one error answer."""
 
-    def __init__(self, status: int, body: dict[str, object], headers: dict[str, str], grpc_code: str, *,
-                 message: str, request_id: str) -> None:
+    def __init__(self, status: int, body: dict[str, object], headers: dict[str, str], grpc_code: str) -> None:
         self.status = status
         self.body = body
         self.headers = headers
         self.grpc_code = grpc_code
-        self.message = message
-        self.request_id = request_id
 
 
 def error_answer(exc: BaseException, request_id: str, *, renames: dict[str, str] | None = None,
@@ -72,4 +68,4 @@ def error_answer(exc: BaseException, request_id: str, *, renames: dict[str, str]
     body: dict[str, object] = {
         "error": {"message": message, "type": row.openai_type, "param": param, "code": row.grpc.lower()}
     }
-    return Answer(row.http, body, headers, row.grpc, message=message, request_id=request_id)
+    return Answer(row.http, body, headers, row.grpc)
