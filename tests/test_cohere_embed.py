@@ -225,7 +225,8 @@ ERRORS: list[tuple[str, str, Any, int, str]] = [
 @pytest.mark.parametrize(("path", "case", "body", "status", "starts"), ERRORS, ids=[f"{e[0]}-{e[1]}" for e in ERRORS])
 def test_error_answers(base: str, path: str, case: str, body: Any, status: int, starts: str) -> None:
     content = body if isinstance(body, bytes) else None
-    answer = httpx.post(f"{base}{path}", headers=AUTH, content=content, json=None if content is not None else body)
+    answer = httpx.post(f"{base}{path}", headers={**AUTH, "Content-Type": "application/json"}, content=content,
+                        json=None if content is not None else body)
     assert answer.status_code == status, answer.text
     error = answer.json()
     assert set(error) == {"id", "message"} and error["id"] == answer.headers["x-request-id"]

@@ -55,9 +55,9 @@ def test_auth_token_file_errors(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.write_text("\n")
     with pytest.raises(ConfigError, match="the file is empty"):
-        config.ServerConfig(Path("/m"), auth_token_file=str(empty)).auth_token()
+        config.ServerConfig(Path("/m"), auth_token_file=str(empty)).auth_tokens()
     with pytest.raises(ConfigError, match="cannot read it"):
-        config.ServerConfig(Path("/m"), auth_token_file=str(tmp_path / "missing")).auth_token()
+        config.ServerConfig(Path("/m"), auth_token_file=str(tmp_path / "missing")).auth_tokens()
 
 
 def test_a_container_cpu_limit_caps_the_cores(tmp_path: Path) -> None:

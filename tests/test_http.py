@@ -245,7 +245,8 @@ CASES: list[tuple[str, str, Any, int, str, str | None]] = [
 @pytest.mark.parametrize(("path", "case", "body", "status", "kind", "param"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
 def test_error_answers(base: str, path: str, case: str, body: Any, status: int, kind: str, param: str | None) -> None:
     content = body if isinstance(body, bytes) else None
-    response = httpx.post(f"{base}{path}", content=content, json=None if content is not None else body)
+    response = httpx.post(f"{base}{path}", content=content, json=None if content is not None else body,
+                          headers={"Content-Type": "application/json"})  # else 415 (tests/test_doors.py)
     if path != E:  # Cohere's routes answer Cohere's shape: {"id", "message"} (tests/test_cohere_embed.py)
         assert response.status_code == status and set(response.json()) == {"id", "message"}, response.text
         assert param is None or response.json()["message"].startswith(param), response.text
@@ -289,6 +290,7 @@ def test_one_status_table_gives_both_codes() -> None:
     """Every row: the gRPC side answers the row's code, the HTTP side its status and type."""
     samples = {
         errors.InvalidArgument: errors.InvalidArgument("texts[1]", "bad"),
+        errors.EmptyInput: errors.EmptyInput("texts[1]", "is empty"),
         errors.ResourceExhausted: errors.ResourceExhausted("busy", retry_after_s=0.1),
     }
     for cls, row in statuses.ROWS.items():

@@ -30,7 +30,7 @@ import pytest
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from embedrank.server.http import app, cohere, schemas
+from embedrank.server.http import app, cohere, schemas, tei_bodies
 from tests import checkpoints
 from tests.conftest import ServerProcess, export
 from tests.test_http import http_base
@@ -108,12 +108,20 @@ def request_validator(route: str) -> Any:
 def parse_body(route: str, body: Any) -> None:
     """The handler's own parser for POST ``route`` (what needs no model); InvalidArgument when it refuses."""
     data = schemas.body_object(body)
-    if route == "/v1/embeddings":
+    if route in ("/v1/embeddings", "/embeddings"):
         schemas.embeddings_request(data)
-    elif route.endswith("/embed"):
+    elif route in ("/v1/embed", "/v2/embed"):
         cohere.embed_request(data, version=route[2])
-    else:
+    elif route in ("/v1/rerank", "/v2/rerank"):
         schemas.rerank_request(data)
+    else:  # TEI's routes (server/http/tei.py), also under /models/<name>/
+        tei = re.sub(r"^/models/[^/]+", "", route)
+        if tei == "/rerank":
+            tei_bodies.required_str(data, "query") and tei_bodies.string_list(data, "texts")
+        else:
+            assert tei in ("/embed", "/embed_sparse", "/embed_all", "/tokenize"), f"add a rule for {route}"
+            tei_bodies.texts(data)
+            tei_bodies.truncation(data)
 
 
 def check_body(route: str, body: Any) -> None:
@@ -135,6 +143,10 @@ GOOD: list[tuple[str, dict[str, Any]]] = [
     ("/v2/embed", {"inputs": [{"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}],
                                             "input_type": "clustering", "images": []}),
     ("/v1/embed", {"texts": ["a"], "model": "minilm", "input_type": "search_query", "truncate": "NONE"}),
+    ("/embed", {"inputs": ["a", "b"], "normalize": True, "truncate": True, "truncation_direction": "Left", "dimensions": 0}),
+    ("/models/minilm/embed", {"inputs": "a", "prompt_name": None}),
+    ("/rerank", {"query": "q", "texts": ["a", "b"], "raw_scores": False, "return_text": True}),
+    ("/tokenize", {"inputs": "a"}),
     ("/v1/rerank", {"model": "r", "query": "q", "documents": ["doc one", {"text": "doc two"}],
                                             "top_n": 1, "return_documents": True, "raw_scores": False, "rank_fields": ["text"]}),
 ]
@@ -151,6 +163,9 @@ BAD: list[tuple[str, dict[str, Any]]] = [
     ("/v2/embed", {"texts": ["a"], "images": ["data:image/png;base64,AA=="]}),
     ("/v1/embed", {"texts": "a"}),
     ("/v1/rerank", {"query": "q", "documents": [{"title": "t"}]}),
+    ("/embed", {"inputs": [101, 102]}),
+    ("/embed", {"inputs": "a", "truncation_direction": "up"}),
+    ("/rerank", {"query": "q", "texts": "a"}),
     ("/v1/rerank", {"query": "q", "documents": ["a"], "top_n": -1}),
 ]
 

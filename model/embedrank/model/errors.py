@@ -2,6 +2,8 @@
 
     EmbedRankError
     ├── InvalidArgument        a request field is wrong; names the field ("texts[3]")
+    │   ├── EmptyInput         an empty list, or a text with nothing to read (TEI answers these apart)
+    │   └── UnsupportedMediaType   an HTTP body that is not application/json (HTTP 415)
     ├── NotFound               a well-formed model name that is not loaded
     ├── FailedPrecondition     the model cannot do what was asked (wrong kind, no ranges)
     ├── ResourceExhausted      admission control: too much work in flight
@@ -9,6 +11,7 @@
     ├── Unavailable            loading, warming up or shutting down
     ├── DeadlineExceeded       the caller's deadline passed before the model ran
     ├── Unauthenticated        missing or wrong bearer token
+    ├── RequestTimeout         a client too slow to send its request head or body (HTTP 408)
     └── ConfigError            bad configuration or model repository (start-up only)
         └── ManifestError      a model version that cannot be served
 
@@ -34,6 +37,18 @@ class InvalidArgument(EmbedRankError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.description = message
+
+
+class EmptyInput(InvalidArgument):
+    """An empty list of inputs, or an input with nothing a model could read: INVALID_ARGUMENT like
+    the rest, but a convention may answer it apart (TEI: 400 ``Empty``, not 422 ``Validation``)."""
+
+
+class UnsupportedMediaType(InvalidArgument):
+    """An HTTP request body in another format than JSON (Content-Type not application/json)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("Content-Type", message)
 
 
 class NotFound(EmbedRankError):
@@ -66,6 +81,10 @@ class DeadlineExceeded(EmbedRankError):
 
 class Unauthenticated(EmbedRankError):
     """The call did not carry the server's bearer token."""
+
+
+class RequestTimeout(EmbedRankError):
+    """The client stopped sending its request (head or body) for longer than the server waits."""
 
 
 class ConfigError(EmbedRankError):

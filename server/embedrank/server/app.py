@@ -9,6 +9,8 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -16,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from embedrank.server.api.auth import BearerTokenInterceptor
+from embedrank.server.api.limits import grpc_limits
 from embedrank.server.api.drain import CLOSE_S, DRAIN_NOTICE_S, Calls
 from embedrank.server.api.health import HealthServicer
 from embedrank.server.api.malformed import Registrar
@@ -31,6 +34,7 @@ from embedrank.server.api.tokenize import TokenizeServicer
 from embedrank.server.config import ServerConfig
 from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.reload import ModelWatcher
+from embedrank.server.tokens import BearerTokens
 from embedrank.model.errors import ConfigError
 from embedrank.v1 import (
     classify_pb2, classify_pb2_grpc, embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, multivector_pb2,
@@ -41,6 +45,9 @@ if TYPE_CHECKING:
     from embedrank.server.http.app import HttpServer
 
 log = logging.getLogger(__name__)
+
+# Work the server awaits after it answers (health NOT_SERVING) and before it loads the repository.
+Prepare = Callable[[], Awaitable[None]]
 
 SERVICES = (
     embed_pb2.DESCRIPTOR.services_by_name["Embed"].full_name,
@@ -58,35 +65,44 @@ class App:
 
     def __init__(
         self, config: ServerConfig, server: grpc.aio.Server, port: int, engine: Engine,
-        certificates: ServerCertificates | None = None,
+        certificates: ServerCertificates | None = None, tokens: BearerTokens | None = None,
     ) -> None:
         self.config = config
         self.server = server
         self.port = port
         self.engine = engine
         self.certificates = certificates
+        self.tokens = tokens  # --auth-token-file, re-read with the TLS files
         self.watcher: ModelWatcher | None = None  # set once the models are loaded (serve)
         self.health = HealthServicer()
         self.calls = Calls()
+        self.loading = False  # start() is past ``prepare``
         self.http: HttpServer | None = None  # --http-port: the HTTP conventions (server/http/)
 
-    async def start(self) -> None:
-        """Start answering (health NOT_SERVING), load and warm every model, then SERVING."""
+    async def start(self, prepare: Prepare | None = None) -> None:
+        """Start answering (health NOT_SERVING), run ``prepare`` (the command line's: put the models
+        it was given into the repository), load and warm every model, then SERVING."""
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
         if self.http is not None:
             await self.http.start()
         log.info("settings: %s", ", ".join(f"{k}={v}" for k, v in self.config.effective().items()))
+        if prepare is not None:
+            await prepare()
+        self.loading = True  # from here a signal waits for the load, then drains as usual
         await self.engine.load()
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving %d model(s) on port %d", len(self.engine.models), self.port)
 
     def reload(self) -> None:
-        """SIGHUP: re-read the TLS files (new connections get them; open ones keep theirs) and
-        scan the model repository for new, broken or removed versions."""
+        """SIGHUP: re-read the TLS files (new connections get them; open ones keep theirs) and the
+        token file (the next call is checked against it), and scan the model repository for new,
+        broken or removed versions."""
         log.info("SIGHUP: reloading")
+        if self.tokens is not None:
+            self.tokens.reload()
         if self.certificates is not None:
             self.certificates.reload()
             if self.http is not None:
@@ -95,6 +111,8 @@ class App:
             self.watcher.wake()
 
     def reload_tls_if_changed(self) -> None:
+        if self.tokens is not None:
+            self.tokens.reload_if_changed()
         if self.certificates is not None and self.certificates.reload_if_changed() and self.http is not None:
             self.http.reload_tls()
 
@@ -110,6 +128,8 @@ class App:
         await self.health.enter_graceful_shutdown()
         calls = self.calls
         calls.stopping = True
+        if self.http is not None:  # idle and half-sent HTTP requests hold nothing (gRPC: core's own)
+            self.http.begin_drain()
         settled = await calls.wait_settled(not_before=start + min(grace, DRAIN_NOTICE_S), until=deadline)
         closing: asyncio.Future[None] | None = None
         if settled:  # grpc holds no call that a handler has not taken: closing cancels none
@@ -144,7 +164,7 @@ class App:
 
 def build_server(config: ServerConfig) -> App:
     max_bytes = config.max_message_mb * 1024 * 1024
-    token = config.auth_token()
+    tokens = BearerTokens(Path(config.auth_token_file)) if config.auth_token_file else None
     tls_files = TlsFiles.from_flags(config.tls_cert, config.tls_key, config.tls_client_ca)
     certificates = ServerCertificates(tls_files) if tls_files is not None else None  # checked before binding
     options: list[tuple[str, int]] = [
@@ -152,6 +172,11 @@ def build_server(config: ServerConfig) -> App:
         ("grpc.max_send_message_length", max_bytes),
         ("grpc.so_reuseport", 1 if config.processes > 1 else 0),
     ]
+    options += grpc_limits(
+        head_timeout_s=config.head_timeout_s, idle_timeout_s=config.idle_timeout_s,
+        max_connections=config.max_connections, max_concurrent_streams=config.grpc_max_concurrent_streams,
+        min_ping_interval_s=config.grpc_min_ping_interval_s,
+    )
     if config.max_connection_age_s > 0:
         # GOAWAY after the age (grpc adds +-10% jitter, so replicas' clients do not reconnect in
         # step); calls in flight then get the shutdown grace to finish on the old connection.
@@ -159,10 +184,10 @@ def build_server(config: ServerConfig) -> App:
             ("grpc.max_connection_age_ms", int(config.max_connection_age_s * 1000)),
             ("grpc.max_connection_age_grace_ms", int(max(config.shutdown_grace_s, 1.0) * 1000)),
         ]
-    server = grpc.aio.server(interceptors=[BearerTokenInterceptor(token)] if token else None, options=options)
+    server = grpc.aio.server(interceptors=[BearerTokenInterceptor(tokens)] if tokens is not None else None, options=options)
     engine = Engine(config.engine_settings, config.runtime_settings)
     app_port = _bind(server, config, certificates.credentials() if certificates is not None else None)
-    app = App(config, server, app_port, engine, certificates)
+    app = App(config, server, app_port, engine, certificates, tokens)
     registrar = Registrar(server)  # malformed payloads -> INVALID_ARGUMENT, not grpc's traceback
     rpcs = Rpcs(calls=app.calls, stream_max_inflight=config.stream_max_inflight)
     embed_pb2_grpc.add_EmbedServicer_to_server(EmbedServicer(engine, rpcs), registrar)
@@ -174,10 +199,16 @@ def build_server(config: ServerConfig) -> App:
     multivector_pb2_grpc.add_MultiVectorEmbedServicer_to_server(MultiVectorEmbedServicer(engine, rpcs), registrar)
     if config.http_port >= 0:
         from embedrank.server.http.app import HttpServer
+        from embedrank.server.http.limits import DoorLimits
 
         app.http = HttpServer(
             engine, app.calls, host=config.host, port=config.http_port, reuse_port=config.processes > 1,
-            max_body_mb=config.max_message_mb, token=token, tls_files=tls_files,
+            limits=DoorLimits(
+                head_timeout_s=config.head_timeout_s, body_timeout_s=config.body_timeout_s,
+                idle_timeout_s=config.idle_timeout_s, max_connections=config.max_connections,
+                max_body_bytes=max_bytes, max_body_mb=config.max_message_mb,
+            ),
+            tokens=tokens, tls_files=tls_files,
         )
     health_pb2_grpc.add_HealthServicer_to_server(app.health, server)
     reflection.enable_server_reflection(
@@ -237,17 +268,29 @@ def _bind_problem(host: str, port: int, *, reuse_port: bool = False) -> tuple[st
     return None
 
 
-async def serve(config: ServerConfig) -> None:
-    """Run until SIGINT/SIGTERM, then shut down gracefully."""
+async def serve(config: ServerConfig, prepare: Prepare | None = None) -> None:
+    """Run until SIGINT/SIGTERM, then shut down gracefully. ``prepare`` runs once the server answers
+    (health NOT_SERVING) and before the models load; a signal meanwhile cancels it."""
     app = build_server(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, app.reload)
+    starting = asyncio.ensure_future(app.start(prepare))
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await app.start()
+        await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done() and not app.loading:  # a signal while preparing: stop there
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            log.info("stopped before serving")
+            await app.stop(0)
+            return
+        await starting
     except BaseException:
+        starting.cancel()
+        stopping.cancel()
         await app.stop(0)
         raise
     watcher = app.watcher = ModelWatcher(
@@ -275,7 +318,7 @@ async def serve(config: ServerConfig) -> None:
         with open(partial, "w", encoding="utf-8") as fh:
             fh.write(f"{app.port}\n")
         os.replace(partial, config.port_file)
-    await stop.wait()
+    await stopping
     log.info("shutting down: %gs for in-flight requests", config.shutdown_grace_s)
     await watcher.close()  # no version swaps while draining
     await app.stop()

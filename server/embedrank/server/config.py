@@ -18,6 +18,7 @@ from embedrank.server.engine.batcher import BatchLimits
 from embedrank.server.engine.chunking import ChunkLimits
 from embedrank.server.engine.served import Limits
 from embedrank.server.engine.settings import EngineSettings
+from embedrank.server.tokens import read_tokens
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +26,10 @@ class ServerConfig(RuntimeFlags):
     """Every `embedrank serve` setting; the ones `export` takes too come from RuntimeFlags."""
 
     model_repository: Path = setting(
+        Path("models"),
         help=(
-            "Folder of models: REPO/<name>/<version>/{model.onnx,tokenizer.json,manifest.json}."
+            "Folder of models: REPO/<name>/<version>/{model.onnx,tokenizer.json,manifest.json} (default: ./models, "
+            "where `serve --model` exports)."
         ),
     )
     host: str = setting(
@@ -193,8 +196,10 @@ class ServerConfig(RuntimeFlags):
     auth_token_file: str = setting(
         "",
         help=(
-            "File holding a bearer token every call must send (authorization: Bearer <token>); health "
-            "checks and reflection stay open. Empty = no authentication. Use TLS (--tls-cert) when set."
+            "File holding the bearer token(s) every call must send (authorization: Bearer <token>), one a "
+            "line: any of them is accepted, so a token is rotated by adding the new one, then removing the "
+            "old. Re-read on SIGHUP (and when it changes, every --model-poll-s). Health checks and "
+            "reflection stay open. Empty = no authentication. Use TLS (--tls-cert) when set."
         ),
     )
     metrics_port: int = setting(
@@ -245,6 +250,56 @@ class ServerConfig(RuntimeFlags):
             "minutes suits replicas behind a headless Service."
         ),
     )
+    head_timeout_s: float = setting(
+        10.0,
+        help=(
+            "Both ports: a request's line and headers (HTTP), or a connection's TLS handshake and HTTP/2 "
+            "preface and SETTINGS (gRPC), must all arrive within this many seconds of the first byte; a "
+            "slower client (slowloris) gets 408 and its connection is closed. 0 = no limit."
+        ),
+    )
+    body_timeout_s: float = setting(
+        30.0,
+        help=(
+            "HTTP: a request body that makes no progress (no byte arrives) for this many seconds is "
+            "dropped: 408, connection closed. Between reads, not for the whole body, as nginx's "
+            "client_body_timeout. 0 = no limit."
+        ),
+    )
+    idle_timeout_s: float = setting(
+        75.0,
+        help=(
+            "Both ports: close a connection that has had no request or call for this many seconds (HTTP "
+            "keep-alive; gRPC GOAWAY, the client reconnects when it next calls). Keep it LONGER than the "
+            "idle timeout of the load balancer or proxy in front (AWS ALB 60 s), so that it is always the "
+            "proxy that closes an idle connection, never the server under a request the proxy just sent. "
+            "0 = never."
+        ),
+    )
+    max_connections: int = setting(
+        4096,
+        help=(
+            "Both ports, each, per process: most open client connections; past it a new connection is "
+            "refused at once (HTTP: 503 and closed; gRPC: closed) rather than holding a file descriptor. "
+            "0 = no limit (the process's open-file limit)."
+        ),
+    )
+    grpc_max_concurrent_streams: int = setting(
+        256,
+        help=(
+            "gRPC: most calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a "
+            "client queues the rest itself. 0 = grpc's default (no limit)."
+        ),
+    )
+    grpc_min_ping_interval_s: float = setting(
+        30.0,
+        help=(
+            "gRPC: a client may ping (HTTP/2 PING, keepalive) at most this often; a ping sooner, or one "
+            "without a call open, is a strike, and after 2 strikes the connection is closed (GOAWAY "
+            "ENHANCE_YOUR_CALM \"too_many_pings\"): a ping flood costs the server nothing. Clients' "
+            "keepalive time must be at least this."
+        ),
+    )
     model_poll_s: float = setting(
         2.0,
         help=(
@@ -254,12 +309,21 @@ class ServerConfig(RuntimeFlags):
             "version is loaded and warmed before it takes new requests. 0 = only on SIGHUP."
         ),
     )
+    default_model: str = setting(
+        "",
+        help=(
+            "The model a request that names none gets, when it is of the kind the call needs (TEI's HTTP "
+            "routes and tei.v1 name no model). Unset: the only model of that kind; with several, such a "
+            "request is refused with a message naming them. A model field in the request always wins."
+        ),
+    )
     http_port: int = setting(
         -1,
         help=(
             "Also serve the HTTP conventions on this port, from the same process, models, admission, token "
             "and TLS: OpenAI's POST /v1/embeddings, Cohere/Jina's POST /v1/rerank and /v2/rerank, GET "
-            "/v1/models and GET /health (docs/http.md). -1 = off, 0 = any free port (printed at start)."
+            "/v1/models, text-embeddings-inference's /embed, /rerank, /predict, ... and GET /health (docs/http.md). "
+            "-1 = off, 0 = any free port (printed at start)."
         ),
     )
 
@@ -301,20 +365,21 @@ class ServerConfig(RuntimeFlags):
             raise ConfigError(f"--max-connection-age-s must be >= 0 (0 = no limit), got {self.max_connection_age_s}")
         if not -1 <= self.http_port <= 65535:
             raise ConfigError(f"--http-port must be -1 (off) or 0..65535, got {self.http_port}")
+        for name in ("head_timeout_s", "body_timeout_s", "idle_timeout_s", "grpc_min_ping_interval_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0 (0 = no limit), got {getattr(self, name)}")
+        for name in ("max_connections", "grpc_max_concurrent_streams"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0 (0 = no limit), got {getattr(self, name)}")
         if self.model_poll_s < 0:
             raise ConfigError(f"--model-poll-s must be >= 0 (0 = only on SIGHUP), got {self.model_poll_s}")
 
-    def auth_token(self) -> str | None:
-        """The bearer token, read from auth_token_file; None when authentication is off."""
+    def auth_tokens(self) -> tuple[str, ...]:
+        """The bearer tokens of auth_token_file (one a line, blank lines and # comments skipped);
+        empty when authentication is off. Several: a token can be rotated without a gap."""
         if not self.auth_token_file:
-            return None
-        try:
-            token = Path(self.auth_token_file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"--auth-token-file {self.auth_token_file}: cannot read it ({exc})") from None
-        if not token:
-            raise ConfigError(f"--auth-token-file {self.auth_token_file}: the file is empty")
-        return token
+            return ()
+        return read_tokens(Path(self.auth_token_file))
 
     @functools.cached_property
     def cores(self) -> int:
@@ -445,6 +510,7 @@ class ServerConfig(RuntimeFlags):
                 ),
             ),
             max_inflight_inputs=self.max_inflight_inputs,
+            default_model=self.default_model,
         )
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,13 +9,14 @@ import grpc
 
 from embedrank.server.api.status import new_request_id, to_grpc_status
 from embedrank.model.errors import Unauthenticated
+from embedrank.server.tokens import BearerTokens
 
 _OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc has no types
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}".encode()
+    def __init__(self, tokens: BearerTokens) -> None:
+        self._tokens = tokens  # re-read on SIGHUP (App.reload): the next call sees the new ones
 
     async def intercept_service(
         self,
@@ -28,7 +28,7 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc] 
             return handler
         metadata = dict(details.invocation_metadata or ())
         sent = metadata.get("authorization", "")
-        if hmac.compare_digest(sent.encode() if isinstance(sent, str) else sent, self._expected):
+        if self._tokens.accepts(sent):
             return handler
         return _refusal(handler, "missing or wrong bearer token (metadata authorization: Bearer <token>)" if sent
                         else "this server needs a bearer token (metadata authorization: Bearer <token>)")

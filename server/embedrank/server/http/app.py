@@ -8,7 +8,8 @@ what they share):
 
     openai.py                    POST /v1/embeddings, GET /v1/models[/{name}]
     cohere.py                    POST /v1/embed, /v2/embed; POST /v1/rerank, /v2/rerank (Cohere v1, v2; Jina)
-    GET  /health                 200 {"status": "ok"}; 503 while loading or draining (no token needed)
+    tei.py                       TEI's: POST /embed, /rerank, /predict, /embed_sparse, ... (tei_bodies.py)
+    GET  /health, /ping, /       200 {"status": "ok"}; 503 while loading or draining (no token needed)
     GET  /openapi.json           the OpenAPI 3.1 document of every route (openapi.json beside this module; no token)
 
 Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and json).
@@ -16,6 +17,7 @@ Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and 
 
 from __future__ import annotations
 
+import asyncio
 import importlib.resources
 import logging
 import socket
@@ -29,19 +31,25 @@ from embedrank.model.errors import ConfigError
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.tls import TlsFiles, read
 from embedrank.server.engine.engine import Engine
-from embedrank.server.http import cohere, openai
+from embedrank.server.http import cohere, openai, tei
+from embedrank.server.http.limits import DoorLimits, Doors
 from embedrank.server.http.serving import Route, Serving, json_response
+from embedrank.server.tokens import BearerTokens
 
 log = logging.getLogger(__name__)
 
 # Seconds aiohttp waits for handlers when the listener closes; the drain (App.stop) has already
 # waited for every call, so only answers on their way out are left.
 _CLOSE_S = 2.0
-_OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"), ("GET", "/openapi.json", "openapi"))
+# /ping and GET /: TEI's names for the same check.
+_OWN_ROUTES: tuple[Route, ...] = (
+    ("GET", "/health", "health"), ("GET", "/ping", "health"), ("GET", "/", "health"), ("GET", "/openapi.json", "openapi"),
+)
 # Each convention: its routes and the class whose methods (by the routes' names) serve them.
 _CONVENTIONS: tuple[tuple[tuple[Route, ...], Callable[[Serving], Any]], ...] = (
     (openai.ROUTES, openai.Handlers),
     (cohere.ROUTES, cohere.Handlers),
+    (tei.ROUTES, tei.Handlers),
 )
 # (method, path, handler): what the port serves (the README check reads it too).
 ROUTES: tuple[Route, ...] = (
@@ -91,10 +99,10 @@ class HttpServer:
     """Built (its socket bound) with the gRPC server; started and stopped by App."""
 
     def __init__(
-        self, engine: Engine, calls: Calls, *, host: str, port: int, reuse_port: bool, max_body_mb: int,
-        token: str | None, tls_files: TlsFiles | None,
+        self, engine: Engine, calls: Calls, *, host: str, port: int, reuse_port: bool, limits: DoorLimits,
+        tokens: BearerTokens | None, tls_files: TlsFiles | None,
     ) -> None:
-        self._serving = Serving(engine, calls, token=token, max_body_mb=max_body_mb)
+        self._serving = Serving(engine, calls, tokens=tokens, max_body_mb=limits.max_body_mb)
         self._engine = engine
         self._calls = calls
         self._tls_files = tls_files
@@ -103,30 +111,43 @@ class HttpServer:
         self.port: int = self._socket.getsockname()[1]
         self.scheme = "https" if self._ssl is not None else "http"
         self._openapi = importlib.resources.files(__package__).joinpath("openapi.json").read_bytes()
-        app = web.Application(client_max_size=max_body_mb * 1024 * 1024, middlewares=[_framework_errors])
+        # Timeouts, caps and the checks before a body is read (server/http/limits.py): every route is
+        # registered with its middleware and its Expect handler (add routes only in the loops below).
+        shapes = {path: handlers.ERROR_SHAPE for routes, handlers in _CONVENTIONS if hasattr(handlers, "ERROR_SHAPE")
+                  for method, path, _ in routes if method == "POST"}
+        self._doors = Doors(limits, calls=calls, admission=engine.admission, tokens=tokens, shapes=shapes)
+        app = web.Application(client_max_size=limits.max_body_bytes,
+                              middlewares=[self._doors.middleware, _framework_errors])
         for routes, handlers in _CONVENTIONS:
             convention = handlers(self._serving)
             for method, path, name in routes:
-                app.router.add_route(method, path, getattr(convention, name))
+                app.router.add_route(method, path, getattr(convention, name), expect_handler=self._doors.expect)
         for method, path, name in _OWN_ROUTES:
-            app.router.add_route(method, path, getattr(self, name))
+            app.router.add_route(method, path, getattr(self, name), expect_handler=self._doors.expect)
         # A caller that hangs up cancels its handler: its queued inputs are dropped, as on gRPC.
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=_CLOSE_S)
-        self._site: web.SockSite | None = None
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=_CLOSE_S,
+                                     **self._doors.handler_kwargs())
+        self._listener: asyncio.Server | None = None
 
     async def start(self) -> None:
         await self._runner.setup()
-        self._site = web.SockSite(self._runner, self._socket, ssl_context=self._ssl, shutdown_timeout=_CLOSE_S)
-        await self._site.start()
+        assert self._runner.server is not None
+        self._listener = await self._doors.listen(self._runner.server, self._socket, ssl=self._ssl)
         log.info("HTTP (OpenAI / Cohere conventions) on %s://%s:%d", self.scheme,
                  self._socket.getsockname()[0], self.port)
 
     async def close_listener(self) -> None:
         """No new connections (with the gRPC listener, when the drain's window ends); open ones are
         still answered, as gRPC answers the calls it has taken."""
-        if self._site is not None:
-            await self._site.stop()
-            self._site = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self._doors.drain()  # connections opened in the window that hold no request
+
+    def begin_drain(self) -> None:
+        """SIGTERM: idle keep-alive connections and requests whose head or body has not arrived are
+        closed (bodies in progress answered 503); requests being handled answer with Connection: close."""
+        self._doors.drain()
 
     async def stop(self) -> None:
         """Close the listener and the idle connections; called once the drain has answered every call."""
@@ -145,6 +166,8 @@ class HttpServer:
                 self._ssl.load_verify_locations(cafile=self._tls_files.client_ca)
         except (ConfigError, OSError, ssl.SSLError) as exc:
             log.error("HTTP TLS reload refused, still serving the previous certificate: %s", exc)
+
+    # -- Cohere / Jina rerank ------------------------------------------------------------------
 
     async def openapi(self, _request: web.Request) -> web.Response:
         """The API description: the same for every server, so open (no token) as /health is."""
@@ -172,7 +195,8 @@ async def _framework_errors(
         kind = "not_found_error" if exc.status == 404 else "invalid_request_error"
         message = f"{request.method} {request.path}: {exc.reason}"
         if exc.status == 404:
-            message += f" (routes: {', '.join(f'{m} {p}' for m, p, _ in ROUTES)})"
+            message += (f" (routes: {', '.join(f'{m} {p}' for m, p, _ in ROUTES if not p.startswith('/models/'))}; "
+                        "TEI's also under /models/<name>/; GET /openapi.json describes them all)")
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return json_response({"error": {"message": message, "type": kind, "param": None, "code": "unimplemented"}},
                               status=exc.status, headers=headers)

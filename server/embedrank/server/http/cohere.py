@@ -234,6 +234,8 @@ Work = Callable[[Serving, dict[str, Any], str, str], Awaitable[dict[str, Any]]]
 
 
 class Handlers:
+    ERROR_SHAPE = staticmethod(cohere_error)  # the doors' refusals before a body, in Cohere's shape too
+
     def __init__(self, serving: Serving) -> None:
         self._s = serving
 

@@ -7,7 +7,6 @@ this is the part they share, so that no convention copies another's handling.
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -23,6 +22,7 @@ from embedrank.server.engine.engine import Engine
 from embedrank.server.http import schemas
 from embedrank.server.http.errors import Answer, error_answer
 from embedrank.server.statuses import new_request_id
+from embedrank.server.tokens import BearerTokens
 
 JSON = "application/json"
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -61,10 +61,10 @@ def json_response(payload: Any, *, status: int = 200, headers: dict[str, str] | 
 class Serving:
     """The engine and the port's shared state, as every convention's handlers see them."""
 
-    def __init__(self, engine: Engine, calls: Calls, *, token: str | None, max_body_mb: int) -> None:
+    def __init__(self, engine: Engine, calls: Calls, *, tokens: BearerTokens | None, max_body_mb: int) -> None:
         self.engine = engine
         self.calls = calls
-        self._expected = f"Bearer {token}".encode() if token else None
+        self._tokens = tokens  # any token of --auth-token-file, the scheme in any case (server/tokens.py)
         self.max_body_mb = max_body_mb
 
     async def serve(
@@ -94,10 +94,10 @@ class Serving:
         return response
 
     def check_token(self, request: web.Request) -> None:
-        if self._expected is None:
+        if self._tokens is None:
             return
         sent = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(sent.encode("utf-8", "replace"), self._expected):
+        if not self._tokens.accepts(sent):
             raise Unauthenticated(
                 "missing or wrong bearer token (header Authorization: Bearer <token>)" if sent
                 else "this server needs a bearer token (header Authorization: Bearer <token>)"
