@@ -192,15 +192,18 @@ INCONSISTENT: list[tuple[str, dict[str, Any], str]] = [
     ("/v2/embed", {"model": "tiny-bert", "texts": ["x"], "priority": "high"}, "priority"),
     ("/v2/embed", {"model": "tiny-bert", "texts": ["x"], "images": ""}, "images"),
     ("/v2/embed", {"model": "tiny-bert", "texts": None, "inputs": [{"content": [{"type": "text", "text": "x"}]}]}, "texts"),
+    # Found by Schemathesis: under /models/{name}/ the body's model was not read at all.
+    ("/models/tiny-bert/embed", {"inputs": "x", "model": {}}, "model"),
 ]
 
 
 @pytest.mark.parametrize(("path", "body", "field"), INCONSISTENT, ids=[f"{p}-{f}" for p, _, f in INCONSISTENT])
 def test_fields_are_checked_as_documented(base: str, path: str, body: dict[str, Any], field: str) -> None:
     answer = httpx.post(f"{base}{path}", headers=AUTH, json=body)
-    assert answer.status_code == 400, answer.text
+    assert answer.status_code == (422 if path.startswith("/models/") else 400), answer.text  # TEI: 422
     error = answer.json()
-    message = error["error"]["message"] if "error" in error else error["message"]
+    message = error["message"] if "message" in error else error["error"]
+    message = message["message"] if isinstance(message, dict) else message
     assert message.startswith(f"{field}: "), message
 
 
@@ -213,7 +216,8 @@ def _narrowed(doc: dict[str, Any], *, embedding: str, reranker: str) -> dict[str
     doc = copy.deepcopy(doc)
     for name, schema in doc["components"]["schemas"].items():
         model = schema.get("properties", {}).get("model")
-        if model is not None and "Request" in name:
+        # TEI's body `model` gives way to the path's {name} under /models/{name}/: left as any string.
+        if model is not None and "Request" in name and not name.startswith("TEI."):
             model["enum"] = [reranker if "Rerank" in name else embedding, "", None]  # "": the only one of the kind
     for path, item in doc["paths"].items():
         for operation in item.values():
