@@ -29,6 +29,8 @@ from embedrank.server.api.multivector import MultiVectorEmbedServicer
 from embedrank.server.api.rerank import RerankServicer
 from embedrank.server.api.rpc import Rpcs
 from embedrank.server.api.sparse import SparseEmbedServicer
+from embedrank.server.api.tei import SERVICES as TEI_SERVICES
+from embedrank.server.api.tei import add_tei_services
 from embedrank.server.api.tls import ServerCertificates, TlsFiles
 from embedrank.server.api.tokenize import TokenizeServicer
 from embedrank.server.config import ServerConfig
@@ -57,6 +59,7 @@ SERVICES = (
     classify_pb2.DESCRIPTOR.services_by_name["Classify"].full_name,
     sparse_pb2.DESCRIPTOR.services_by_name["SparseEmbed"].full_name,
     multivector_pb2.DESCRIPTOR.services_by_name["MultiVectorEmbed"].full_name,
+    *TEI_SERVICES,  # TEI's gRPC API (tei.v1), for TEI's clients
 )
 
 
@@ -197,6 +200,7 @@ def build_server(config: ServerConfig) -> App:
     classify_pb2_grpc.add_ClassifyServicer_to_server(ClassifyServicer(engine, rpcs), registrar)
     sparse_pb2_grpc.add_SparseEmbedServicer_to_server(SparseEmbedServicer(engine, rpcs), registrar)
     multivector_pb2_grpc.add_MultiVectorEmbedServicer_to_server(MultiVectorEmbedServicer(engine, rpcs), registrar)
+    add_tei_services(engine, rpcs, registrar)
     if config.http_port >= 0:
         from embedrank.server.http.app import HttpServer
         from embedrank.server.http.limits import DoorLimits

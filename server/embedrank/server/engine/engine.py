@@ -27,6 +27,9 @@ from embedrank.server.engine.sparse import SparseModel
 
 log = logging.getLogger(__name__)
 
+# Threads that tokenize requests too long to tokenize on the event loop (shared by every model).
+TOKENIZE_THREADS = 2
+
 
 class Engine:
     def __init__(self, settings: EngineSettings, runtime: RuntimeSettings) -> None:
@@ -38,7 +41,7 @@ class Engine:
         self.admission = Admission(settings.max_inflight_inputs)
         # id(model) -> its inputs in flight (a replaced version closes when they are answered)
         self.inflight: dict[int, VersionAdmission] = {}
-        self._tokenize_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="tokenize")
+        self._tokenize_pool = concurrent.futures.ThreadPoolExecutor(TOKENIZE_THREADS, thread_name_prefix="tokenize")
 
     def _build(self, version: ModelVersion) -> ServedModel:
         m = version.manifest
