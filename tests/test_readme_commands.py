@@ -223,7 +223,7 @@ def _check_curl(c: Command) -> None:
     it), and a body is read by the server's own parser for that route."""
     import json
 
-    from embedrank.server.http import app, hybrid, schemas
+    from embedrank.server.http import app
 
     url = next(w for w in c.words[1:] if re.match(r"^(https?://)?(localhost|127\.0\.0\.1)[:/]", w))
     path = re.sub(r"^(https?://)?[^/]+", "", url).partition("?")[0]
@@ -232,23 +232,9 @@ def _check_curl(c: Command) -> None:
     pattern = {(m, re.sub(r"\{\w+\}", "[^/]+", p)) for m, p, _ in app.ROUTES}
     assert any(m == method and re.fullmatch(p, path) for m, p in pattern), f"{c.where()}: no route {method} {path}"
     if body is not None:
-        data = schemas.body_object(json.loads(body))
-        if path == "/v1/embeddings":
-            schemas.embeddings_request(data)
-        elif path == "/v1/hybrid":
-            hybrid.hybrid_request(data)
-        elif path in ("/v1/rerank", "/v2/rerank"):
-            schemas.rerank_request(data)
-        else:  # TEI's routes (server/http/tei.py), also under /models/<name>/
-            from embedrank.server.http import tei_bodies
+        from tests.test_openapi import check_body
 
-            route = re.sub(r"^/models/[^/]+", "", path)
-            if route == "/rerank":
-                tei_bodies.required_str(data, "query") and tei_bodies.string_list(data, "texts")
-            else:
-                assert route in ("/embed", "/embed_sparse", "/embed_all", "/tokenize"), f"{c.where()}: add a rule"
-                tei_bodies.texts(data)
-                tei_bodies.truncation(data)
+        check_body(path, json.loads(body))  # the OpenAPI document's request schema and the handler's parser
 
 
 def _check_docker(c: Command) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 
 from embedrank.server.engine.chunking import Chunker, check_options, weighted_mean
-from embedrank.server.engine.postprocess import check_precision, quantize, shape_embeddings
+from embedrank.server.engine.postprocess import OutputPrecision, check_precision, quantize, shape_embeddings
 from embedrank.server.engine.requests import EncodeParams, EncodeResult, InputType, LongInput
 from embedrank.server.engine.served import ServedModel, check_texts
 from embedrank.model.errors import InvalidArgument
@@ -51,6 +52,19 @@ class EmbeddingModel(ServedModel):
         if self.spec.default_prompt_name:
             return prompts.get(self.spec.default_prompt_name, "")
         return ""
+
+    async def encode_as(
+        self, params: EncodeParams, precisions: Sequence[OutputPrecision], *, deadline: float | None, request_id: str
+    ) -> tuple[EncodeResult, dict[OutputPrecision, np.ndarray]]:
+        """One forward pass, the vectors in several precisions: each one what ``encode`` answers for that
+        precision (the same float32 rows through the same ``quantize``). Refused before any work when a
+        precision needs calibration ranges the model lacks."""
+        for precision in precisions:
+            check_precision(precision, self.spec.ranges, model=self.name)
+        result = await self.encode(
+            dataclasses.replace(params, precision=OutputPrecision.FLOAT32), deadline=deadline, request_id=request_id
+        )
+        return result, {p: quantize(result.embeddings, p, self.spec.ranges, model=self.name) for p in precisions}
 
     async def encode(self, params: EncodeParams, *, deadline: float | None, request_id: str) -> EncodeResult:
         spec = self.spec

@@ -7,10 +7,11 @@ both ports. The conventions, one module each over the same engine calls (http/se
 what they share):
 
     openai.py                    POST /v1/embeddings, GET /v1/models[/{name}]
+    cohere.py                    POST /v1/embed, /v2/embed; POST /v1/rerank, /v2/rerank (Cohere v1, v2; Jina)
     tei.py                       TEI's: POST /embed, /rerank, /predict, /embed_sparse, ... (tei_bodies.py)
-    (here, for now)              POST /v1/rerank, /v2/rerank: Cohere (v1, v2) and Jina
     hybrid.py                    POST /v1/hybrid (ours): a hybrid (BGE-M3) model's three outputs from one run
     GET  /health, /ping, /       200 {"status": "ok"}; 503 while loading or draining (no token needed)
+    GET  /openapi.json           the OpenAPI 3.1 document of every route (openapi.json beside this module; no token)
 
 Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and json).
 """
@@ -18,6 +19,7 @@ Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and 
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
 import logging
 import socket
 import ssl
@@ -27,18 +29,15 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from embedrank.model.errors import ConfigError, InvalidArgument
-from embedrank.model.kinds import ModelKind
+from embedrank.model.errors import ConfigError
 from embedrank.server.api.context import Observer
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.tls import TlsFiles, read
 from embedrank.server.engine.engine import Engine
-from embedrank.server.engine.hybrid import HybridModel
-from embedrank.server.http import hybrid, openai, schemas, tei
+from embedrank.server.http import cohere, hybrid, openai, tei
 from embedrank.server.http.context import context_middleware
-from embedrank.server.http.errors import RERANK_FIELDS
 from embedrank.server.http.limits import DoorLimits, Doors
-from embedrank.server.http.serving import RequestState, Route, Serving, json_response
+from embedrank.server.http.serving import Route, Serving, json_response
 from embedrank.server.tokens import BearerTokens
 
 log = logging.getLogger(__name__)
@@ -46,21 +45,20 @@ log = logging.getLogger(__name__)
 # Seconds aiohttp waits for handlers when the listener closes; the drain (App.stop) has already
 # waited for every call, so only answers on their way out are left.
 _CLOSE_S = 2.0
-_COHERE_ROUTES: tuple[Route, ...] = (
-    ("POST", "/v1/rerank", "rerank_v1"),
-    ("POST", "/v2/rerank", "rerank_v2"),
-)
 # /ping and GET /: TEI's names for the same check.
-_OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"), ("GET", "/ping", "health"), ("GET", "/", "health"))
+_OWN_ROUTES: tuple[Route, ...] = (
+    ("GET", "/health", "health"), ("GET", "/ping", "health"), ("GET", "/", "health"), ("GET", "/openapi.json", "openapi"),
+)
 # Each convention: its routes and the class whose methods (by the routes' names) serve them.
 _CONVENTIONS: tuple[tuple[tuple[Route, ...], Callable[[Serving], Any]], ...] = (
     (openai.ROUTES, openai.Handlers),
+    (cohere.ROUTES, cohere.Handlers),
     (tei.ROUTES, tei.Handlers),
     (hybrid.ROUTES, hybrid.Handlers),
 )
 # (method, path, handler): what the port serves (the README check reads it too).
 ROUTES: tuple[Route, ...] = (
-    *(route for routes, _ in _CONVENTIONS for route in routes), *_COHERE_ROUTES, *_OWN_ROUTES,
+    *(route for routes, _ in _CONVENTIONS for route in routes), *_OWN_ROUTES,
 )
 
 
@@ -117,6 +115,7 @@ class HttpServer:
         self._socket = listen(host, port, reuse_port=reuse_port)
         self.port: int = self._socket.getsockname()[1]
         self.scheme = "https" if self._ssl is not None else "http"
+        self._openapi = importlib.resources.files(__package__).joinpath("openapi.json").read_bytes()
         # Timeouts, caps and the checks before a body is read (server/http/limits.py): every route is
         # registered with its middleware and its Expect handler (add routes only in the loops below).
         shapes = {path: handlers.ERROR_SHAPE for routes, handlers in _CONVENTIONS if hasattr(handlers, "ERROR_SHAPE")
@@ -131,7 +130,7 @@ class HttpServer:
             convention = handlers(self._serving)
             for method, path, name in routes:
                 app.router.add_route(method, path, getattr(convention, name), expect_handler=self._doors.expect)
-        for method, path, name in (*_COHERE_ROUTES, *_OWN_ROUTES):
+        for method, path, name in _OWN_ROUTES:
             app.router.add_route(method, path, getattr(self, name), expect_handler=self._doors.expect)
         # A caller that hangs up cancels its handler: its queued inputs are dropped, as on gRPC.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=_CLOSE_S,
@@ -178,28 +177,9 @@ class HttpServer:
 
     # -- Cohere / Jina rerank ------------------------------------------------------------------
 
-    async def _rerank(self, request: web.Request, rid: str, api_version: str) -> dict[str, Any]:
-        body = await self._serving.body(request)
-        parsed = schemas.rerank_request(body)
-        self._serving.check_kind(parsed.model, ModelKind.RERANK, ModelKind.HYBRID)
-        model = self._engine.reranker(parsed.model)
-        if parsed.params.hybrid_options and not isinstance(model, HybridModel):
-            raise InvalidArgument(parsed.params.hybrid_options[0], f"is for hybrid (BGE-M3) models; {model.name} is "
-                                  f"a {model.manifest.kind.value} model: leave it out")
-        result = await model.rerank(parsed.params, deadline=None, request_id=rid)
-        return schemas.rerank_response(result, api_version=api_version)
-
-    async def rerank_v1(self, request: web.Request) -> web.Response:
-        async def work(r: web.Request, rid: str, _: RequestState) -> dict[str, Any]:
-            return await self._rerank(r, rid, "1")
-
-        return await self._serving.serve(request, "HTTP /v1/rerank", work, RERANK_FIELDS)
-
-    async def rerank_v2(self, request: web.Request) -> web.Response:
-        async def work(r: web.Request, rid: str, _: RequestState) -> dict[str, Any]:
-            return await self._rerank(r, rid, "2")
-
-        return await self._serving.serve(request, "HTTP /v2/rerank", work, RERANK_FIELDS)
+    async def openapi(self, _request: web.Request) -> web.Response:
+        """The API description: the same for every server, so open (no token) as /health is."""
+        return web.Response(body=self._openapi, content_type="application/json")
 
     async def health(self, _request: web.Request) -> web.Response:
         """Open (no token), not counted as a call: answers while draining, with 503."""
@@ -223,9 +203,8 @@ async def _framework_errors(
         kind = "not_found_error" if exc.status == 404 else "invalid_request_error"
         message = f"{request.method} {request.path}: {exc.reason}"
         if exc.status == 404:
-            message += (" (routes: POST /v1/embeddings, POST /v1/rerank, POST /v2/rerank, POST /v1/hybrid, GET /v1/models, GET /health; "
-                        "TEI's POST /embed, /rerank, /predict, /embed_sparse, /embed_all, /similarity, /tokenize, "
-                        "/decode, GET /info, also under /models/<name>/)")
+            message += (f" (routes: {', '.join(f'{m} {p}' for m, p, _ in ROUTES if not p.startswith('/models/'))}; "
+                        "TEI's also under /models/<name>/; GET /openapi.json describes them all)")
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return json_response({"error": {"message": message, "type": kind, "param": None, "code": "unimplemented"}},
                               status=exc.status, headers=headers)

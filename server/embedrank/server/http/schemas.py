@@ -155,6 +155,7 @@ def embeddings_request(body: dict[str, Any]) -> EmbeddingsRequest:
         long_input=long_input,
         chunk_overlap=_int(body, "chunk_overlap", minimum=0),
     )
+    _str(body, "user")  # checked, then ignored
     return EmbeddingsRequest(model=_str(body, "model"), params=params, encoding_format=encoding, scalar_input=scalar)
 
 

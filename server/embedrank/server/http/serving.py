@@ -8,7 +8,7 @@ this is the part they share, so that no convention copies another's handling.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -28,7 +28,7 @@ JSON = "application/json"
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 # Where a model of the wrong kind is sent by the OpenAI / Cohere routes.
 _ROUTE_FOR_KIND = {ModelKind.EMBEDDING: "POST /v1/embeddings", ModelKind.RERANK: "POST /v1/rerank",
-                   ModelKind.HYBRID: "POST /v1/hybrid"}
+                   ModelKind.HYBRID: "POST /v1/hybrid", ModelKind.MULTI_VECTOR: "POST /v1/rerank"}
 
 
 class RequestState:
@@ -118,12 +118,13 @@ class Serving:
             raise InvalidArgument("body", f"is not valid JSON ({exc})") from None
         return schemas.body_object(data)
 
-    def check_kind(self, name: str, *kinds: ModelKind) -> None:
-        """A model of another kind: the message names the route to call instead."""
+    def check_kind(self, name: str, kind: ModelKind, *also: ModelKind,
+                   routes: Mapping[ModelKind, str] = _ROUTE_FOR_KIND) -> None:
+        """A named model of another kind than the route serves (``kind`` or ``also``): the message names
+        the route to call instead, one of ``routes`` (the convention's); the engine's names the gRPC method."""
         if name:
             model = self.engine.get(name)
-            if model.manifest.kind not in kinds:
-                raise FailedPrecondition(
-                    f"model {name!r} is a {model.manifest.kind.value} model; call "
-                    f"{_ROUTE_FOR_KIND[model.manifest.kind]} for it"
-                )
+            if model.manifest.kind not in (kind, *also):
+                other = routes.get(model.manifest.kind)
+                hint = f"call {other} for it" if other else "no route of this API serves it"
+                raise FailedPrecondition(f"model {name!r} is a {model.manifest.kind.value} model; {hint}")

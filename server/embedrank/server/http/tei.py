@@ -97,7 +97,8 @@ class Handlers:
     # -- which model ---------------------------------------------------------------------------
 
     def _model(self, request: web.Request, body: Body, route: str, *kinds: ModelKind) -> ServedModel:
-        name = request.match_info.get("name", "") or _str(body, "model")
+        sent = _str(body, "model")  # checked even when the path names the model (found by Schemathesis)
+        name = request.match_info.get("name", "") or sent
         engine = self._s.engine
         if name:
             model = engine.get(name)
