@@ -185,6 +185,19 @@ def test_connections_past_the_cap_are_refused_at_once(port: int) -> None:
     assert out.startswith(b"HTTP/1.1 200")  # closed ones free their places
 
 
+def test_a_refused_request_keeps_its_connection_and_its_body_is_no_head(port: int) -> None:
+    """415 from the head alone: the body that follows is dropped, the connection serves the next
+    request, and stays open (no 408 for the body's bytes) until the idle timeout."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(post_head(len(BODY), content_type=b"text/plain"))
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 415")
+        sock.sendall(BODY)  # the refused request's body, late
+        time.sleep(HEAD_S + 0.5)  # longer than a head may take: these bytes were not one
+        sock.sendall(post_head(len(BODY)) + BODY)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+
+
 # --- 3. Expect: 100-continue ------------------------------------------------------------------------
 
 

@@ -111,6 +111,9 @@ class Guard(RequestHandler):
         self._timer: asyncio.TimerHandle | None = None
         self.request: web.BaseRequest | None = None  # the request being handled (the middleware sets it)
         self.reading = False  # its body is being read
+        # The body of the last request, when it was answered before its body was read (a refusal):
+        # bytes that still arrive for it are that body (aiohttp drops them), not a new request's head.
+        self._unread: Any = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
 
@@ -137,7 +140,9 @@ class Guard(RequestHandler):
     def data_received(self, data: bytes) -> None:
         now = self._loop.time()
         self._last_data = now
-        if data and self.request is None and self._head_since is None:
+        if self._unread is not None and self._unread.is_eof():
+            self._unread = None
+        if data and self.request is None and self._head_since is None and self._unread is None:
             self._head_since = now
             self._arm(self._doors.limits.head_timeout_s, now + self._doors.limits.head_timeout_s)
         super().data_received(data)
@@ -188,6 +193,8 @@ class Guard(RequestHandler):
         self._cancel_timer()
 
     def finished(self) -> None:
+        if self.request is not None and not self.request.content.is_eof():
+            self._unread = self.request.content
         self.request = None
         self.reading = False
         self._cancel_timer()
