@@ -102,9 +102,10 @@ class Guard(RequestHandler):
     """aiohttp's connection protocol, with the head and body timeouts, the connection cap and
     protocol errors answered in the JSON error shape."""
 
-    def __init__(self, manager: web.Server, *, doors: Doors, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
+    def __init__(self, manager: web.Server, *, doors: Doors, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
+        super().__init__(manager, loop=loop, **kwargs)
         self._doors = doors
+        self._clock = loop
         self._refused = False
         self._head_since: float | None = None  # first byte of a request whose head has not been parsed
         self._last_data = 0.0
@@ -138,7 +139,7 @@ class Guard(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        now = self._loop.time()
+        now = self._clock.time()
         self._last_data = now
         if self._unread is not None and self._unread.is_eof():
             self._unread = None
@@ -152,7 +153,7 @@ class Guard(RequestHandler):
     def _arm(self, limit: float, at: float) -> None:
         if limit > 0:
             self._cancel_timer()
-            self._timer = self._loop.call_at(at, self._tick)
+            self._timer = self._clock.call_at(at, self._tick)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -161,7 +162,7 @@ class Guard(RequestHandler):
 
     def _tick(self) -> None:
         self._timer = None
-        now = self._loop.time()
+        now = self._clock.time()
         limits = self._doors.limits
         if self.request is None and self._head_since is not None:
             if now < self._head_since + limits.head_timeout_s:
@@ -186,7 +187,7 @@ class Guard(RequestHandler):
 
     def start_reading(self) -> None:
         self.reading = True
-        self._arm(self._doors.limits.body_timeout_s, self._loop.time() + self._doors.limits.body_timeout_s)
+        self._arm(self._doors.limits.body_timeout_s, self._clock.time() + self._doors.limits.body_timeout_s)
 
     def done_reading(self) -> None:
         self.reading = False
