@@ -1,6 +1,8 @@
 # CPU image of the embedrank server. The exporter (torch) is not in it: export models
 # elsewhere (`pip install '.[export]'` in a checkout of this repository, then
-# `embedrank export ...`) and mount the repository. It runs as uid 1000: exports are
+# `embedrank export ...`) and mount the repository. It has the `import` extra (no torch), so
+# `--model` (or EMBEDRANK_MODELS) imports checkpoints that ship onnx/model.onnx into /models first:
+#   docker run -p 50051:50051 -v $PWD/models:/models embedrank --model minilm=sentence-transformers/all-MiniLM-L6-v2 It runs as uid 1000: exports are
 # 0755/0644, so it reads a repository exported by any user.
 #   docker build -t embedrank .
 #   docker run -p 50051:50051 -v $PWD/models:/models embedrank
@@ -17,11 +19,11 @@ COPY server ./server
 COPY exporter ./exporter
 COPY cli ./cli
 COPY clients/python ./clients/python
-RUN pip install . && useradd --uid 1000 --no-create-home embedrank
+RUN pip install '.[import]' && useradd --uid 1000 --no-create-home embedrank
 
 USER embedrank
 EXPOSE 50051 8080
-ENV EMBEDRANK_MODEL_REPOSITORY=/models EMBEDRANK_HOST=0.0.0.0 EMBEDRANK_PORT=50051
+ENV EMBEDRANK_MODEL_REPOSITORY=/models EMBEDRANK_HOST=0.0.0.0 EMBEDRANK_PORT=50051 HF_HOME=/tmp/hf
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
   CMD python -c "import grpc,sys;from grpc_health.v1 import health_pb2 as h,health_pb2_grpc as g;c=grpc.insecure_channel('127.0.0.1:50051');sys.exit(g.HealthStub(c).Check(h.HealthCheckRequest(),timeout=2).status!=1)"
 ENTRYPOINT ["embedrank", "serve"]

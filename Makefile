@@ -7,7 +7,7 @@ MODEL_REPO ?= models
 # package, which this layout (source roots model/, server/, exporter/, ... each holding embedrank/) does not have.
 PIP_INSTALL := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q
 
-.PHONY: install install-demo demo serve test protos bench chart-check
+.PHONY: install install-demo demo serve test protos bench chart-check arm64-check import-venv
 
 # The demo needs the server, the client and the exporter (torch, sentence-transformers); no test
 # or benchmark tools. On Linux x86-64, PyPI's torch is the CUDA build (about 4 GB more with its nvidia-*
@@ -64,3 +64,17 @@ HELM_VERSION := v3.22.0
 
 chart-check: .tools/bin/helm
 	bash deploy/helm/check.sh
+
+# The server on aarch64 under emulation (qemu-user-static + binfmt_misc, a debootstrap'ed arm64 root
+# cached in .cache/arm64): serves models exported here (fp32 and --quantize arm64, an embedding model
+# and a reranker) and compares them with sentence-transformers. Root only; says in one line why it
+# cannot run where it cannot. Not in `make test`: the first run builds the root (~10-20 min on 2 cores),
+# later ones take minutes. Run it after changing dependencies, the runtime layer or the quantization
+# presets, and before a release (tests/arm64/check.sh; the figures are in the README's edge section).
+arm64-check: install
+	PYTHON=$(BIN)/python bash tests/arm64/check.sh
+
+# The torch-free install (`pip install -e '.[import]'`: `embedrank import`, `serve --model` of checkpoints
+# that ship onnx/model.onnx) in .cache/venv-import, as tests/test_import.py builds and reuses it; prints its size.
+import-venv:
+	bash tests/import_venv.sh

@@ -218,6 +218,22 @@ def lone(server: Server, model: str, pool: list[str], *, n: int, dims: int) -> d
     return result
 
 
+def started(server: Server, model: str) -> tuple[int, dict[str, Any]]:
+    """The model's dimensions, and what a result records first: date, CPU, its flags, cores, load."""
+    with Client(server.grpc) as client:
+        dims = int(client.encode(model, ["x"]).shape[1])
+    cpuinfo = open("/proc/cpuinfo", encoding="ascii").read().splitlines()
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    return dims, {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?"),
+        "cpu_flags": sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4"))),
+        "cores": len(os.sched_getaffinity(0)),
+        "load_before": os.getloadavg(),
+        "model": model,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-repository", type=Path, required=True)
@@ -229,15 +245,7 @@ def main() -> None:
     pool = corpus.sentences()
     server = Server(args.model_repository)
     try:
-        with Client(server.grpc) as client:
-            dims = int(client.encode(args.model, ["x"]).shape[1])
-        result: dict[str, Any] = {
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "cpu": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="ascii")
-                         if line.startswith("model name")), "?"),
-            "cores": len(os.sched_getaffinity(0)),
-            "model": args.model,
-        }
+        dims, result = started(server, args.model)
         result["lone"] = lone(server, args.model, pool, n=args.n, dims=dims)
         result["throughput_4x32"] = asyncio.run(throughput(
             server, args.model, pool, seconds=args.seconds, rounds=args.rounds, batch=32, concurrency=4, dims=dims

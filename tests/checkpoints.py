@@ -214,3 +214,43 @@ def build_multi_vector(out: Path) -> Path:
     path = out / "tiny-colbert"
     model.save(str(path))
     return path
+
+
+def with_onnx_graph(src: Path, out: Path, *, rerank: bool = False) -> Path:
+    """A copy of checkpoint ``src`` that ships onnx/model.onnx, laid out as optimum (and so the Hub's
+    sentence-transformers repositories, and sentence-transformers' backend="onnx") writes it: the bare
+    transformer, inputs input_ids/attention_mask[/token_type_ids], output last_hidden_state (logits for a
+    cross-encoder). sentence-transformers' own ONNX backend needs optimum, whose pins clash with this
+    venv's transformers, so the graph is traced here with torch.onnx.export the same way."""
+    import shutil
+
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    shutil.copytree(src, out)
+    cls = AutoModelForSequenceClassification if rerank else AutoModel
+    model = cls.from_pretrained(str(src), attn_implementation="eager").eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(src))
+    batch = tokenizer(["a first text to trace", "and a second, longer text to trace with"], padding=True, return_tensors="pt")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in batch]
+    output = "logits" if rerank else "last_hidden_state"
+
+    class Bare(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args: torch.Tensor) -> torch.Tensor:
+            return getattr(self.model(**dict(zip(names, args))), output)  # type: ignore[no-any-return]
+
+    (out / "onnx").mkdir()
+    axes = {n: {0: "batch_size", 1: "sequence_length"} for n in names}
+    axes[output] = {0: "batch_size"} if rerank else {0: "batch_size", 1: "sequence_length"}
+    import warnings
+
+    # The tracer warns about data-dependent branches in transformers' masking (pytest makes warnings errors).
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Bare(), tuple(batch[n] for n in names), str(out / "onnx" / "model.onnx"), input_names=names,
+                          output_names=[output], dynamic_axes=axes, opset_version=17, dynamo=False)
+    return out

@@ -69,16 +69,18 @@ def tiny_repo(workdir: Path) -> Path:
 
 
 class ServerProcess:
-    def __init__(self, repo: Path, *args: str) -> None:
+    def __init__(self, repo: Path, *args: str, python: str = sys.executable, start_s: float = 120) -> None:
+        """``python``: another environment's interpreter (tests/test_import.py: the one without torch);
+        ``start_s``: how long it may take to listen (longer where `serve --model` exports first)."""
         port_file = repo.parent / f"port-{time.monotonic_ns()}"
         self.log_path = repo.parent / f"server-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [*EMBEDRANK, "serve", "--model-repository", str(repo), "--host", "127.0.0.1", "--port", "0",
+            [python, "-m", "embedrank.cli", "serve", "--model-repository", str(repo), "--host", "127.0.0.1", "--port", "0",
              "--port-file", str(port_file), *args],
             stdout=self.log, stderr=subprocess.STDOUT, text=True,
         )
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + start_s
         while not port_file.exists() or not port_file.read_text().strip():
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"server did not start:\n{self.output()}")

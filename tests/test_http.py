@@ -286,6 +286,7 @@ def test_one_status_table_gives_both_codes() -> None:
     """Every row: the gRPC side answers the row's code, the HTTP side its status and type."""
     samples = {
         errors.InvalidArgument: errors.InvalidArgument("texts[1]", "bad"),
+        errors.EmptyInput: errors.EmptyInput("texts[1]", "is empty"),
         errors.ResourceExhausted: errors.ResourceExhausted("busy", retry_after_s=0.1),
     }
     for cls, row in statuses.ROWS.items():

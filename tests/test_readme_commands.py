@@ -234,8 +234,18 @@ def _check_curl(c: Command) -> None:
         data = schemas.body_object(json.loads(body))
         if path == "/v1/embeddings":
             schemas.embeddings_request(data)
-        else:
+        elif path in ("/v1/rerank", "/v2/rerank"):
             schemas.rerank_request(data)
+        else:  # TEI's routes (server/http/tei.py), also under /models/<name>/
+            from embedrank.server.http import tei_bodies
+
+            route = re.sub(r"^/models/[^/]+", "", path)
+            if route == "/rerank":
+                tei_bodies.required_str(data, "query") and tei_bodies.string_list(data, "texts")
+            else:
+                assert route in ("/embed", "/embed_sparse", "/embed_all", "/tokenize"), f"{c.where()}: add a rule"
+                tei_bodies.texts(data)
+                tei_bodies.truncation(data)
 
 
 def _check_docker(c: Command) -> None:

@@ -14,7 +14,7 @@ trap 'rm -rf "$out"' EXIT
 
 (cd deploy/helm/kubecheck && go test ./... && go build -o "$out/kubecheck" .)
 "$HELM" lint --strict "$chart" --kube-version "$KUBE_VERSION"
-for values in "" "$chart/ci/cuda-values.yaml" "$chart/ci/tls-export-values.yaml"; do
+for values in "" "$chart/ci/cuda-values.yaml" "$chart/ci/tls-export-values.yaml" "$chart/ci/pull-values.yaml"; do
   echo "== helm template ${values:-(defaults)}"
   "$HELM" template check "$chart" --kube-version "$KUBE_VERSION" --namespace embedrank ${values:+-f "$values"} >"$out/rendered.yaml"
   "$out/kubecheck" <"$out/rendered.yaml"
@@ -29,4 +29,15 @@ if "$HELM" template check "$chart" --kube-version "$KUBE_VERSION" --set tls.enab
   echo "tls.enabled without tls.secretName rendered" >&2; exit 1
 fi
 grep -q "tls.serverName\|tls.secretName" "$out/err"
+# models.export: one init container `embedrank pull` writing into the shared claim (replicas share one
+# export), each entry as one --model NAME=SOURCE[@REVISION][:OPTION=VALUE,...].
+"$HELM" template check "$chart" --kube-version "$KUBE_VERSION" -f "$chart/ci/pull-values.yaml" >"$out/pull.yaml"
+grep -q -- '- "minilm=sentence-transformers/all-MiniLM-L6-v2:quantize=avx512-vnni"' "$out/pull.yaml"
+grep -q -- '- "bge-reranker=BAAI/bge-reranker-base@2cfc18c9415c912f9d8155881c133215df768a70:kind=rerank"' "$out/pull.yaml"
+grep -q 'claimName: embedrank-models-rwx' "$out/pull.yaml"
+[ "$(grep -c -- '- pull$' "$out/pull.yaml")" = 1 ]
+if "$HELM" template check "$chart" --kube-version "$KUBE_VERSION" --set models.export.enabled=true 2>"$out/err" >/dev/null; then
+  echo "models.export.enabled without models rendered" >&2; exit 1
+fi
+grep -q "models.export.models" "$out/err"
 echo "chart OK"

@@ -20,8 +20,13 @@ QUANTIZE_CHOICES = ["none", "avx2", "avx512", "avx512-vnni", "arm64"]
 log = logging.getLogger(__name__)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", help="A local sentence-transformers or Hugging Face model folder (or a hub id, where the hub is reachable).")
+def add_arguments(parser: argparse.ArgumentParser, *, importing: bool = False) -> None:
+    """`embedrank export`'s flags; ``importing``: `embedrank import`'s (no tracing: --variant instead of
+    --opset and --trust-remote-code)."""
+    if importing:
+        parser.add_argument("source", help="A local sentence-transformers checkpoint folder that ships an ONNX graph of its transformer (onnx/model.onnx or model.onnx).")
+    else:
+        parser.add_argument("source", help="A local sentence-transformers or Hugging Face model folder (or a hub id, where the hub is reachable).")
     parser.add_argument("--output", required=True, type=Path, help="REPO/NAME: the model's folder in a model repository; each export adds the next version.")
     parser.add_argument("--kind", choices=[k.value for k in ModelKind], help="Model kind; detected from the checkpoint when omitted.")
     parser.add_argument("--optimize", help="Graph optimization (ONNX Runtime): none, O1, O2 (fusions; default), O3 (+GELU approximation), O4 (+fp16, CUDA only). OpenVINO exports keep the plain graph (none).")
@@ -34,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration", type=Path, help="Text file, one text per line, for int8 output ranges and the fidelity report (default: built-in English corpus).")
     parser.add_argument("--corpus-size", type=int, default=1000, help="Texts from the built-in corpus for calibration and fidelity (default 1000).")
     parser.add_argument("--fidelity", action=argparse.BooleanOptionalAction, default=None, help="Measure fidelity on the corpus (default: for lossy variants only).")
+    parser.add_argument("--source-key", help="Recorded in the manifest (source.key): `embedrank serve --model` and `pull` set it to find this export again instead of exporting anew.")
+    if importing:
+        parser.add_argument("--variant", help="Serve onnx/model_VARIANT.onnx (e.g. O2, qint8_avx512_vnni) instead of onnx/model.onnx; it is verified against onnx/model.onnx (fp32) with the gates of a lossy variant when it is quantized.")
+        return
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset of the exported graph (default {OPSET}; 14 or newer). A newer one can help when an operator does not export.")
     parser.add_argument("--trust-remote-code", action="store_true", help="Run the modeling code a checkpoint brings with it (auto_map in its config.json), for architectures transformers does not ship. Only for code you trust.")
 
@@ -56,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--optimize O4 (fp16) and --quantize (int8) exclude each other; pick one")
     if args.corpus_size < 20:
         raise ConfigError("--corpus-size must be at least 20")
-    if args.opset < 14:
+    importing = hasattr(args, "variant")
+    if not importing and args.opset < 14:
         raise ConfigError(f"--opset {args.opset}: too old for transformer graphs; use 14 or newer (default {OPSET})")
     opts = ExportOptions(
         source=args.source,
@@ -72,24 +82,31 @@ def run(args: argparse.Namespace) -> int:
         calibration=args.calibration,
         corpus_size=args.corpus_size,
         fidelity=args.fidelity,
-        opset=args.opset,
-        trust_remote_code=args.trust_remote_code,
+        opset=getattr(args, "opset", OPSET),
+        trust_remote_code=getattr(args, "trust_remote_code", False),
+        source_key=args.source_key,
     )
     from embedrank.exporter import failures
 
     failures.entered(0)
+    command = "embedrank import" if importing else "embedrank export"
     try:
-        final = run_export(opts)
+        if importing:
+            from embedrank.exporter.importing import run_import
+
+            final = run_import(opts, variant=args.variant)
+        else:
+            final = run_export(opts)
     except ExportFailed as exc:
-        print(f"embedrank export: FAILED at verify ({failures.architecture(args.source)}): fidelity check: {exc}; "
+        print(f"{command}: FAILED at verify ({failures.architecture(args.source)}): fidelity check: {exc}; "
               "try: a less lossy variant, or --min-cosine/--min-top1 if these figures are good enough", file=sys.stderr)
         return 1
     except EmbedRankError:
         raise  # already one line that says what to fix (exit 2)
     except Exception as exc:  # any other failure inside a step: one line here, the traceback at DEBUG
-        failure = failures.describe(exc, args.source, trust_remote_code=args.trust_remote_code)
+        failure = failures.describe(exc, args.source, trust_remote_code=opts.trust_remote_code)
         log.debug("export failed at %s", failure.step, exc_info=exc)
-        print(f"embedrank export: {failure.line()}", file=sys.stderr)
+        print(f"{command}: {failure.line()}", file=sys.stderr)
         return 1
-    print(f"exported {final}")
+    print(f"{'imported' if importing else 'exported'} {final}")
     return 0

@@ -31,6 +31,7 @@ class ExportOptions:
     fidelity: bool | None = None  # None: only for optimized-lossy or quantized graphs
     opset: int = OPSET
     trust_remote_code: bool = False  # run the checkpoint's own modeling code (auto_map)
+    source_key: str | None = None  # recorded as source.key: `serve --model` finds the export by it
 
     @property
     def lossy(self) -> bool:

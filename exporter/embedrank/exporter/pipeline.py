@@ -71,104 +71,124 @@ def run_export(opts: ExportOptions) -> Path:
     """Nothing is created in the repository before step 6; temporary files are removed on failure,
     SIGTERM and SIGINT, and a SIGKILLed export's by the next export."""
     _check_source(opts.source)
-    precision, level = ov_export.resolve(opts.runtime, opts.precision, opts.optimize, opts.quantize)
-    opts = dataclasses.replace(opts, precision=precision, optimize=level)
-    openvino = opts.runtime is RuntimeKind.OPENVINO
-    if openvino and precision == "bf16":
-        ov_export.check_bf16_here(opts.allow_bf16_without_native)
+    opts = resolve(opts)
     name, version = package.target(opts.output)
     workspace.sweep_leftovers(opts.output.parent)
-    quantized = opts.quantize is not QuantizePreset.NONE
-    total = 6
-    t = _step(1, total, f"loading {opts.source}")
+    t = _step(1, STEPS, f"loading {opts.source}")
     source: Source = load(opts.source, opts.kind, trust_remote_code=opts.trust_remote_code)
-    kind = export_kind(source.kind)
     _done(t, f"{source.kind.value} model, {source.model_type}, max {source.max_tokens} tokens")
     with workspace.workspace(None, workspace.WORK_PREFIX) as tmp:
-        t = _step(2, total, f"exporting to ONNX (opset {opts.opset})")
+        t = _step(2, STEPS, f"exporting to ONNX (opset {opts.opset})")
         outputs = export_onnx(source, tmp / "exported.onnx", opset=opts.opset)
         _done(t, f"outputs {', '.join(outputs)}")
-        current = tmp / "exported.onnx"
-        fused: dict[str, int] = {}
-        t = _step(3, total, f"optimizing ({level.value}{', the plain graph for OpenVINO' if openvino else ''})")
-        if level is not OptimizeLevel.NONE:
-            fused = optimize(source, current, tmp / "optimized.onnx", level)
-            current = tmp / "optimized.onnx"
-        _done(t, ", ".join(f"{k} x{v}" for k, v in sorted(fused.items())) or "graph unchanged")
-        staging = tmp / "staging"
-        staging.mkdir()
-        pad_id = package.write_tokenizer(source.tokenizer, staging / "tokenizer.json")
-        kind.write_files(source, staging)
-        ov_int8 = openvino and precision == "int8"
-        t = _step(4, total, "quantizing (" + ("NNCF int8 for OpenVINO" if ov_int8 else opts.quantize.value) + ")")
-        kept_fp32: list[str] = []
-        int8_info: dict[str, Any] = {}
-        graph_file = "model.onnx"
-        if quantized:
-            kept_fp32 = quantize(current, tmp / "quantized.onnx", opts.quantize)
-            current = tmp / "quantized.onnx"
-            _done(t, f"dynamic int8 weights; kept in fp32: {kept_fp32 or 'none'}")
-        elif ov_int8:
-            graph_file = "model.xml"
-            calibration = TextTokenizer(str(staging / "tokenizer.json"), max_tokens=source.max_tokens,
-                                        with_type_ids="token_type_ids" in source.input_names)
-            items = kind.calibration_items(_calibration_texts(opts))
-            int8_info = ov_export.quantize_int8(current, staging / graph_file, calibration, source.input_names,
-                                                items, pad_token_id=pad_id)
-            _done(t, f"static int8 (NNCF {int8_info['nncf']}), {int8_info['calibration_items']} calibration inputs")
-        else:
-            _done(t, "skipped")
-        if not ov_int8:
-            current.rename(staging / graph_file)
+        return finish(opts, source, tmp, tmp / "exported.onnx", outputs,
+                      name=name, version=version, reference=_versions(), against="sentence-transformers")
 
-        t = _step(5, total, f"verifying against sentence-transformers ({opts.runtime.value}, {precision})")
-        runner = GraphRunner(
-            staging / graph_file, staging / "tokenizer.json", max_tokens=source.max_tokens,
-            pad_token_id=pad_id, inputs=source.input_names, precision=precision, runtime=opts.runtime,
-            allow_bf16_without_native=opts.allow_bf16_without_native,
-        )
-        # bf16's gate is on the fidelity corpus: it is always measured.
-        want_fidelity = (opts.lossy if opts.fidelity is None else opts.fidelity) or precision == "bf16"
-        measured = kind.measure(source, runner, _calibration_texts(opts), fidelity=want_fidelity)
-        report: dict[str, Any] = {"reference": _versions(), **measured.report}
-        limits = kind.thresholds(opts)
-        report["thresholds"] = limits
-        failures = kind.failures(report, limits)
-        check = kind.self_check(source, _self_check_gate(limits))
-        spec = kind_of(source.kind).parse(Reader({kind_of(source.kind).section: measured.section}, "export"),
-                                          outputs=outputs, where="export")
-        spec = kind_of(source.kind).attach(spec, staging)  # the kind's own files, as the server loads them
-        figures = selfcheck.measure(check, source.kind, runner.runtime, runner.tokenizer, spec=spec)
-        report["self_check"] = figures
-        failures += [f"self check: {f}" for f in selfcheck.failures(figures, check.gate)]
-        summary = json.dumps({k: report[k] for k in ("parity", "query_parity", "fidelity", "self_check") if k in report})
-        _done(t, summary)
-        if failures:
-            raise ExportFailed("; ".join(failures) + f" (figures: {summary})")
 
-        manifest = {
-            "format": FORMAT,
-            "name": name,
-            "version": version,
-            "kind": source.kind.value,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "source": {"path": str(opts.source), "model_type": source.model_type},
-            "graph": {
-                "file": graph_file, "inputs": source.input_names, "outputs": outputs, "precision": precision,
-                "runtime": opts.runtime.value, "optimize": level.value, "quantize": opts.quantize.value, "opset": opts.opset,
-                "fused_ops": fused, "kept_fp32": kept_fp32, **({"int8": int8_info} if int8_info else {}),
-            },
-            "tokenizer": {"file": "tokenizer.json", "max_tokens": source.max_tokens, "pad_token_id": pad_id},
-            "fidelity": report,
-            "self_check": {"inputs": [list(i) if isinstance(i, tuple) else i for i in check.inputs],
-                           "reference": [list(r) for r in check.reference], "gate": check.gate,
-                           "queries": check.queries},
-        }
-        manifest[kind_of(source.kind).section] = measured.section
-        Manifest.from_json(manifest)  # the server must be able to read what we write
-        t = _step(6, total, f"writing {opts.output}/{version}")
-        final = package.publish(staging, opts.output, version, manifest)
-        _done(t)
+STEPS = 6
+
+
+def resolve(opts: ExportOptions) -> ExportOptions:
+    """The options with the runtime's precision and optimize level decided; bf16 checked here."""
+    precision, level = ov_export.resolve(opts.runtime, opts.precision, opts.optimize, opts.quantize)
+    if opts.runtime is RuntimeKind.OPENVINO and precision == "bf16":
+        ov_export.check_bf16_here(opts.allow_bf16_without_native)
+    return dataclasses.replace(opts, precision=precision, optimize=level)
+
+
+def finish(
+    opts: ExportOptions, source: Any, tmp: Path, current: Path, outputs: list[str], *,
+    name: str, version: int, reference: dict[str, str], against: str,
+) -> Path:
+    """Steps 3-6 from a graph of the whole model (``current``, in the work folder ``tmp``): optimize,
+    quantize, verify against ``source.reference`` (the gate), publish ``opts.output/version``.
+    ``source`` is an exporter Source, or the importer's with the same fields."""
+    total = STEPS
+    precision, level = str(opts.precision), opts.optimize or OptimizeLevel.NONE
+    openvino = opts.runtime is RuntimeKind.OPENVINO
+    quantized = opts.quantize is not QuantizePreset.NONE
+    kind = export_kind(source.kind)
+    fused: dict[str, int] = {}
+    t = _step(3, total, f"optimizing ({level.value}{', the plain graph for OpenVINO' if openvino else ''})")
+    if level is not OptimizeLevel.NONE:
+        fused = optimize(source, current, tmp / "optimized.onnx", level)
+        current = tmp / "optimized.onnx"
+    _done(t, ", ".join(f"{k} x{v}" for k, v in sorted(fused.items())) or "graph unchanged")
+    staging = tmp / "staging"
+    staging.mkdir()
+    pad_id = package.write_tokenizer(source.tokenizer, staging / "tokenizer.json")
+    kind.write_files(source, staging)
+    ov_int8 = openvino and precision == "int8"
+    t = _step(4, total, "quantizing (" + ("NNCF int8 for OpenVINO" if ov_int8 else opts.quantize.value) + ")")
+    kept_fp32: list[str] = []
+    int8_info: dict[str, Any] = {}
+    graph_file = "model.onnx"
+    if quantized:
+        kept_fp32 = quantize(current, tmp / "quantized.onnx", opts.quantize)
+        current = tmp / "quantized.onnx"
+        _done(t, f"dynamic int8 weights; kept in fp32: {kept_fp32 or 'none'}")
+    elif ov_int8:
+        graph_file = "model.xml"
+        calibration = TextTokenizer(str(staging / "tokenizer.json"), max_tokens=source.max_tokens,
+                                    with_type_ids="token_type_ids" in source.input_names)
+        items = kind.calibration_items(_calibration_texts(opts))
+        int8_info = ov_export.quantize_int8(current, staging / graph_file, calibration, source.input_names,
+                                            items, pad_token_id=pad_id)
+        _done(t, f"static int8 (NNCF {int8_info['nncf']}), {int8_info['calibration_items']} calibration inputs")
+    else:
+        _done(t, "skipped")
+    if not ov_int8:
+        current.rename(staging / graph_file)
+
+    t = _step(5, total, f"verifying against {against} ({opts.runtime.value}, {precision})")
+    runner = GraphRunner(
+        staging / graph_file, staging / "tokenizer.json", max_tokens=source.max_tokens,
+        pad_token_id=pad_id, inputs=source.input_names, precision=precision, runtime=opts.runtime,
+        allow_bf16_without_native=opts.allow_bf16_without_native,
+    )
+    # bf16's gate is on the fidelity corpus: it is always measured.
+    want_fidelity = (opts.lossy if opts.fidelity is None else opts.fidelity) or precision == "bf16"
+    measured = kind.measure(source, runner, _calibration_texts(opts), fidelity=want_fidelity)
+    report: dict[str, Any] = {"reference": reference, **measured.report}
+    limits = kind.thresholds(opts)
+    report["thresholds"] = limits
+    failures = kind.failures(report, limits)
+    check = kind.self_check(source, _self_check_gate(limits))
+    spec = kind_of(source.kind).parse(Reader({kind_of(source.kind).section: measured.section}, "export"),
+                                      outputs=outputs, where="export")
+    spec = kind_of(source.kind).attach(spec, staging)  # the kind's own files, as the server loads them
+    figures = selfcheck.measure(check, source.kind, runner.runtime, runner.tokenizer, spec=spec)
+    report["self_check"] = figures
+    failures += [f"self check: {f}" for f in selfcheck.failures(figures, check.gate)]
+    summary = json.dumps({k: report[k] for k in ("parity", "query_parity", "fidelity", "self_check") if k in report})
+    _done(t, summary)
+    if failures:
+        raise ExportFailed("; ".join(failures) + f" (figures: {summary})")
+
+    manifest = {
+        "format": FORMAT,
+        "name": name,
+        "version": version,
+        "kind": source.kind.value,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": {"path": str(opts.source), "model_type": source.model_type,
+                   **({"key": opts.source_key} if opts.source_key else {})},
+        "graph": {
+            "file": graph_file, "inputs": source.input_names, "outputs": outputs, "precision": precision,
+            "runtime": opts.runtime.value, "optimize": level.value, "quantize": opts.quantize.value, "opset": opts.opset,
+            "fused_ops": fused, "kept_fp32": kept_fp32, **({"int8": int8_info} if int8_info else {}),
+        },
+        "tokenizer": {"file": "tokenizer.json", "max_tokens": source.max_tokens, "pad_token_id": pad_id},
+        "fidelity": report,
+        "self_check": {"inputs": [list(i) if isinstance(i, tuple) else i for i in check.inputs],
+                       "reference": [list(r) for r in check.reference], "gate": check.gate,
+                       "queries": check.queries},
+    }
+    manifest[kind_of(source.kind).section] = measured.section
+    Manifest.from_json(manifest)  # the server must be able to read what we write
+    t = _step(6, total, f"writing {opts.output}/{version}")
+    final = package.publish(staging, opts.output, version, manifest)
+    _done(t)
     return final
 
 

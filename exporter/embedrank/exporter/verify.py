@@ -29,6 +29,9 @@ def reference_embeddings(source: Source, texts: list[str]) -> np.ndarray:
 
 
 def reference_logits(source: Source, pairs: list[tuple[str, str]]) -> np.ndarray:
+    own = getattr(source.reference, "raw_logits", None)  # the importer's reference (no torch): raw logits
+    if own is not None:
+        return np.asarray(own(pairs), dtype=np.float32).reshape(len(pairs), -1)
     torch = __import__("torch")
     logits = source.reference.predict(pairs, batch_size=32, activation_fn=torch.nn.Identity(), convert_to_numpy=True, show_progress_bar=False)
     return np.asarray(logits, dtype=np.float32).reshape(len(pairs), -1)
@@ -49,13 +52,20 @@ def embedding_parity(source: Source, runner: GraphRunner) -> dict[str, Any]:
 
 def _rankings_agree(ref: np.ndarray, got: np.ndarray, queries: int) -> tuple[bool, float, float]:
     """(identical ranking everywhere, top-1 agreement, mean Kendall tau) over equal-size query groups."""
-    from scipy.stats import kendalltau
-
     ref_g, got_g = ref.reshape(queries, -1), got.reshape(queries, -1)
     same = all(np.array_equal(np.argsort(-r, kind="stable"), np.argsort(-g, kind="stable")) for r, g in zip(ref_g, got_g))
     top1 = float(np.mean([np.argmax(r) == np.argmax(g) for r, g in zip(ref_g, got_g)]))
-    taus = [kendalltau(r, g).statistic for r, g in zip(ref_g, got_g)]
+    taus = [kendall_tau(r, g) for r, g in zip(ref_g, got_g)]
     return same, top1, float(np.nanmean(taus))
+
+
+def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
+    """Kendall's tau-b (ties counted as scipy.stats.kendalltau does; NaN when one side is constant),
+    in numpy: the torch-free import needs no scipy."""
+    i, j = np.triu_indices(len(a), k=1)
+    da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+    denom = np.sqrt(float(np.count_nonzero(da)) * float(np.count_nonzero(db)))
+    return float((da * db).sum() / denom) if denom else float("nan")
 
 
 def rerank_parity(source: Source, runner: GraphRunner) -> dict[str, Any]:

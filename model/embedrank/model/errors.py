@@ -2,6 +2,7 @@
 
     EmbedRankError
     ├── InvalidArgument        a request field is wrong; names the field ("texts[3]")
+    │   ├── EmptyInput         an empty list, or a text with nothing to read (TEI answers these apart)
     │   └── UnsupportedMediaType   an HTTP body that is not application/json (HTTP 415)
     ├── NotFound               a well-formed model name that is not loaded
     ├── FailedPrecondition     the model cannot do what was asked (wrong kind, no ranges)
@@ -36,6 +37,11 @@ class InvalidArgument(EmbedRankError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.description = message
+
+
+class EmptyInput(InvalidArgument):
+    """An empty list of inputs, or an input with nothing a model could read: INVALID_ARGUMENT like
+    the rest, but a convention may answer it apart (TEI: 400 ``Empty``, not 422 ``Validation``)."""
 
 
 class UnsupportedMediaType(InvalidArgument):

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Work the server awaits after it answers (health NOT_SERVING) and before it loads the repository.
+Prepare = Callable[[], Awaitable[None]]
+
 SERVICES = (
     embed_pb2.DESCRIPTOR.services_by_name["Embed"].full_name,
     rerank_pb2.DESCRIPTOR.services_by_name["Rerank"].full_name,
@@ -72,16 +76,21 @@ class App:
         self.watcher: ModelWatcher | None = None  # set once the models are loaded (serve)
         self.health = HealthServicer()
         self.calls = Calls()
+        self.loading = False  # start() is past ``prepare``
         self.http: HttpServer | None = None  # --http-port: the HTTP conventions (server/http/)
 
-    async def start(self) -> None:
-        """Start answering (health NOT_SERVING), load and warm every model, then SERVING."""
+    async def start(self, prepare: Prepare | None = None) -> None:
+        """Start answering (health NOT_SERVING), run ``prepare`` (the command line's: put the models
+        it was given into the repository), load and warm every model, then SERVING."""
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
         if self.http is not None:
             await self.http.start()
         log.info("settings: %s", ", ".join(f"{k}={v}" for k, v in self.config.effective().items()))
+        if prepare is not None:
+            await prepare()
+        self.loading = True  # from here a signal waits for the load, then drains as usual
         await self.engine.load()
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -260,17 +269,29 @@ def _bind_problem(host: str, port: int, *, reuse_port: bool = False) -> tuple[st
     return None
 
 
-async def serve(config: ServerConfig) -> None:
-    """Run until SIGINT/SIGTERM, then shut down gracefully."""
+async def serve(config: ServerConfig, prepare: Prepare | None = None) -> None:
+    """Run until SIGINT/SIGTERM, then shut down gracefully. ``prepare`` runs once the server answers
+    (health NOT_SERVING) and before the models load; a signal meanwhile cancels it."""
     app = build_server(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, app.reload)
+    starting = asyncio.ensure_future(app.start(prepare))
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await app.start()
+        await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done() and not app.loading:  # a signal while preparing: stop there
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            log.info("stopped before serving")
+            await app.stop(0)
+            return
+        await starting
     except BaseException:
+        starting.cancel()
+        stopping.cancel()
         await app.stop(0)
         raise
     watcher = app.watcher = ModelWatcher(
@@ -298,7 +319,7 @@ async def serve(config: ServerConfig) -> None:
         with open(partial, "w", encoding="utf-8") as fh:
             fh.write(f"{app.port}\n")
         os.replace(partial, config.port_file)
-    await stop.wait()
+    await stopping
     log.info("shutting down: %gs for in-flight requests", config.shutdown_grace_s)
     await watcher.close()  # no version swaps while draining
     await app.stop()

@@ -26,8 +26,10 @@ class ServerConfig(RuntimeFlags):
     """Every `embedrank serve` setting; the ones `export` takes too come from RuntimeFlags."""
 
     model_repository: Path = setting(
+        Path("models"),
         help=(
-            "Folder of models: REPO/<name>/<version>/{model.onnx,tokenizer.json,manifest.json}."
+            "Folder of models: REPO/<name>/<version>/{model.onnx,tokenizer.json,manifest.json} (default: ./models, "
+            "where `serve --model` exports)."
         ),
     )
     host: str = setting(
@@ -307,12 +309,21 @@ class ServerConfig(RuntimeFlags):
             "version is loaded and warmed before it takes new requests. 0 = only on SIGHUP."
         ),
     )
+    default_model: str = setting(
+        "",
+        help=(
+            "The model a request that names none gets, when it is of the kind the call needs (TEI's HTTP "
+            "routes and tei.v1 name no model). Unset: the only model of that kind; with several, such a "
+            "request is refused with a message naming them. A model field in the request always wins."
+        ),
+    )
     http_port: int = setting(
         -1,
         help=(
             "Also serve the HTTP conventions on this port, from the same process, models, admission, token "
             "and TLS: OpenAI's POST /v1/embeddings, Cohere/Jina's POST /v1/rerank and /v2/rerank, GET "
-            "/v1/models and GET /health (docs/http.md). -1 = off, 0 = any free port (printed at start)."
+            "/v1/models, text-embeddings-inference's /embed, /rerank, /predict, ... and GET /health (docs/http.md). "
+            "-1 = off, 0 = any free port (printed at start)."
         ),
     )
 
@@ -499,6 +510,7 @@ class ServerConfig(RuntimeFlags):
                 ),
             ),
             max_inflight_inputs=self.max_inflight_inputs,
+            default_model=self.default_model,
         )
 
     @property

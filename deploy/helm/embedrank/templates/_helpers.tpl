@@ -53,3 +53,14 @@ failureThreshold: {{ .probe.failureThreshold }}
 timeoutSeconds: {{ . }}
 {{- end }}
 {{- end -}}
+
+{{/* One models.export.models entry as `embedrank pull --model`'s NAME=SOURCE[@REVISION][:OPTION=VALUE,...]. */}}
+{{- define "embedrank.modelSpec" -}}
+{{- $opts := list -}}
+{{- range $k, $v := .options -}}
+{{- $opts = append $opts (printf "%s=%v" $k $v) -}}
+{{- end -}}
+{{- required "models.export.models[].name" .name }}={{ required "models.export.models[].source" .source -}}
+{{- with .revision }}@{{ . }}{{ end -}}
+{{- if $opts }}:{{ join "," $opts }}{{ end -}}
+{{- end -}}

@@ -93,6 +93,11 @@ class Engine:
                 f"no servable model in {self.settings.repository}: "
                 + ("; ".join(self.problems) or "it is empty; run `embedrank export` into it")
             )
+        default = self.settings.default_model
+        if default and default not in self.models:
+            raise ConfigError(
+                f"--default-model {default!r} is not a loaded model (loaded: {', '.join(sorted(self.models))})"
+            )
         self.ready = True
 
     async def close(self) -> None:
@@ -112,15 +117,10 @@ class Engine:
 
     def resolve(self, name: str, kind: ModelKind, *also: ModelKind) -> ServedModel:
         """The model for an RPC of ``kind`` (or of the ``also`` kinds the RPC serves too); an empty
-        name means the only model of those kinds."""
+        name means --default-model when it is of those kinds, else the only model of them."""
         kinds = (kind, *also)
         if not name:
-            if not self.ready:
-                raise Unavailable("models are loading; retry shortly")
-            of_kind = [m for m in self.models.values() if m.manifest.kind in kinds]
-            if len(of_kind) != 1:
-                raise InvalidArgument("model", f"is required: the server has {len(of_kind)} {kind.value} models")
-            return of_kind[0]
+            return self._unnamed([m for m in self.models.values() if m.manifest.kind in kinds], f"{kind.value} ")
         model = self.get(name)
         if model.manifest.kind not in kinds:
             raise FailedPrecondition(
@@ -128,6 +128,23 @@ class Engine:
                 f"{kind_of(model.manifest.kind).rpc} for it"
             )
         return model
+
+    def _unnamed(self, fitting: list[ServedModel], what: str) -> ServedModel:
+        """A request that names no model: --default-model among ``fitting``, else the only one."""
+        if not self.ready:
+            raise Unavailable("models are loading; retry shortly")
+        default = self.settings.default_model
+        for model in fitting:
+            if model.name == default:
+                return model
+        if len(fitting) == 1:
+            return fitting[0]
+        names = ", ".join(sorted(m.name for m in fitting))
+        raise InvalidArgument(
+            "model",
+            f"is required: the server has {len(fitting)} {what}models" + (f" ({names})" if names else "")
+            + ("; name one" + ("" if default else ", or start the server with --default-model") if fitting else ""),
+        )
 
     def embedding(self, name: str) -> EmbeddingModel:
         model = self.resolve(name, ModelKind.EMBEDDING)
@@ -156,11 +173,8 @@ class Engine:
         return model
 
     def any_model(self, name: str) -> ServedModel:
-        """The model for an RPC every kind serves (Tokenize, Decode); an empty name means the only model."""
+        """The model for an RPC every kind serves (Tokenize, Decode); an empty name means
+        --default-model, else the only model."""
         if not name:
-            if not self.ready:
-                raise Unavailable("models are loading; retry shortly")
-            if len(self.models) != 1:
-                raise InvalidArgument("model", f"is required: the server has {len(self.models)} models")
-            return next(iter(self.models.values()))
+            return self._unnamed(list(self.models.values()), "")
         return self.get(name)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from embedrank.model.errors import InvalidArgument
+from embedrank.model.errors import EmptyInput, InvalidArgument
 from embedrank.model.kinds.multivector import (
     MultiVectorSpec, Task, encode, expansion_ids, kept, maxsim, task_tokenizer,
 )
@@ -105,7 +105,7 @@ class MultiVectorModel(ServedModel):
     async def rerank(self, params: RerankParams, *, deadline: float | None, request_id: str) -> RerankResult:
         """Documents by MaxSim against the query, as MultiVectorEncoder.similarity(encode_query, encode_document)."""
         if is_blank(params.query):
-            raise InvalidArgument("query", "is empty (only whitespace, control or zero-width characters)")
+            raise EmptyInput("query", "is empty (only whitespace, control or zero-width characters)")
         if len(params.query) > self.limits.max_chars:
             raise InvalidArgument("query", f"has {len(params.query)} characters, over the limit of {self.limits.max_chars}")
         chars = check_texts(params.documents, "documents", self.limits)

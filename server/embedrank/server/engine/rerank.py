@@ -9,7 +9,7 @@ import numpy as np
 from embedrank.server.engine.chunking import Chunker, best_rows, check_options
 from embedrank.server.engine.requests import LongInput, Ranked, RerankParams, RerankResult, ScoreMode
 from embedrank.server.engine.served import ServedModel, check_texts, is_blank
-from embedrank.model.errors import InvalidArgument
+from embedrank.model.errors import EmptyInput, InvalidArgument
 from embedrank.model.kinds.rerank import RerankSpec, activate
 from embedrank.model.runtime.base import TokenSeq
 
@@ -29,7 +29,7 @@ class RerankModel(ServedModel):
 
     async def rerank(self, params: RerankParams, *, deadline: float | None, request_id: str) -> RerankResult:
         if is_blank(params.query):
-            raise InvalidArgument("query", "is empty (only whitespace, control or zero-width characters)")
+            raise EmptyInput("query", "is empty (only whitespace, control or zero-width characters)")
         if len(params.query) > self.limits.max_chars:
             raise InvalidArgument(
                 "query", f"has {len(params.query)} characters, over the limit of {self.limits.max_chars}"

@@ -18,7 +18,7 @@ from embedrank.server.engine.chunking import ChunkLimits
 from embedrank.server.engine.requests import InputType, Timing, Usage
 from embedrank.server.engine.tokens import DecodeResult, TokenizeParams, TokenizeResult, check_ids, tokens_of
 from embedrank.model.tokenize import TextTokenizer, Truncate
-from embedrank.model.errors import DeadlineExceeded, InvalidArgument, ResourceExhausted
+from embedrank.model.errors import DeadlineExceeded, EmptyInput, InvalidArgument, ResourceExhausted
 from embedrank.model.kinds import kind_of
 from embedrank.model.manifest import Manifest
 from embedrank.model.runtime.base import Runtime, TokenSeq
@@ -86,7 +86,7 @@ def is_blank(text: str) -> bool:
 def check_texts(texts: Sequence[str], field: str, limits: Limits) -> int:
     """Empty lists, empty strings, too many or too long inputs. Returns the characters."""
     if not texts:
-        raise InvalidArgument(field, "is empty; send at least one")
+        raise EmptyInput(field, "is empty; send at least one")
     if len(texts) > limits.max_inputs:
         raise InvalidArgument(field, f"has {len(texts)} items, over the limit of {limits.max_inputs}; split the request")
     chars = 0
@@ -97,7 +97,7 @@ def check_texts(texts: Sequence[str], field: str, limits: Limits) -> int:
                 f"{field}[{i}]", f"has {n} characters, over the limit of {limits.max_chars}; shorten or split it"
             )
         if is_blank(text):
-            raise InvalidArgument(f"{field}[{i}]", "is empty (only whitespace, control or zero-width characters)")
+            raise EmptyInput(f"{field}[{i}]", "is empty (only whitespace, control or zero-width characters)")
         chars += n
     return chars
 
@@ -105,7 +105,7 @@ def check_texts(texts: Sequence[str], field: str, limits: Limits) -> int:
 def check_pairs(pairs: Sequence[tuple[str, str]], limits: Limits) -> int:
     """check_texts for text pairs: fields named ``pairs[i].first`` / ``pairs[i].second``. Returns the characters."""
     if not pairs:
-        raise InvalidArgument("pairs", "is empty; send at least one")
+        raise EmptyInput("pairs", "is empty; send at least one")
     if len(pairs) > limits.max_inputs:
         raise InvalidArgument("pairs", f"has {len(pairs)} items, over the limit of {limits.max_inputs}; split the request")
     chars = 0
@@ -114,7 +114,7 @@ def check_pairs(pairs: Sequence[tuple[str, str]], limits: Limits) -> int:
             if len(text) > limits.max_chars:
                 raise InvalidArgument(f"pairs[{i}].{side}", f"has {len(text)} characters, over the limit of {limits.max_chars}; shorten or split it")
             if is_blank(text):
-                raise InvalidArgument(f"pairs[{i}].{side}", "is empty (only whitespace, control or zero-width characters)")
+                raise EmptyInput(f"pairs[{i}].{side}", "is empty (only whitespace, control or zero-width characters)")
             chars += len(text)
     return chars
 

@@ -13,3 +13,6 @@ class EngineSettings:
     repository: Path  # the model repository
     limits: Limits  # per request and per batch
     max_inflight_inputs: int  # admission bound across all models
+    # --default-model: the model a request that names none gets, when it is of the kind the call needs
+    # ("" = the only model of that kind).
+    default_model: str = ""

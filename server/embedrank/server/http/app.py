@@ -7,8 +7,9 @@ both ports. The conventions, one module each over the same engine calls (http/se
 what they share):
 
     openai.py                    POST /v1/embeddings, GET /v1/models[/{name}]
+    tei.py                       TEI's: POST /embed, /rerank, /predict, /embed_sparse, ... (tei_bodies.py)
     (here, for now)              POST /v1/rerank, /v2/rerank: Cohere (v1, v2) and Jina
-    GET  /health                 200 {"status": "ok"}; 503 while loading or draining (no token needed)
+    GET  /health, /ping, /       200 {"status": "ok"}; 503 while loading or draining (no token needed)
 
 Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and json).
 """
@@ -29,7 +30,7 @@ from embedrank.model.kinds import ModelKind
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.tls import TlsFiles, read
 from embedrank.server.engine.engine import Engine
-from embedrank.server.http import openai, schemas
+from embedrank.server.http import openai, schemas, tei
 from embedrank.server.http.errors import RERANK_FIELDS
 from embedrank.server.http.limits import DoorLimits, Doors
 from embedrank.server.http.serving import RequestState, Route, Serving, json_response
@@ -44,10 +45,12 @@ _COHERE_ROUTES: tuple[Route, ...] = (
     ("POST", "/v1/rerank", "rerank_v1"),
     ("POST", "/v2/rerank", "rerank_v2"),
 )
-_OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"),)
+# /ping and GET /: TEI's names for the same check.
+_OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"), ("GET", "/ping", "health"), ("GET", "/", "health"))
 # Each convention: its routes and the class whose methods (by the routes' names) serve them.
 _CONVENTIONS: tuple[tuple[tuple[Route, ...], Callable[[Serving], Any]], ...] = (
     (openai.ROUTES, openai.Handlers),
+    (tei.ROUTES, tei.Handlers),
 )
 # (method, path, handler): what the port serves (the README check reads it too).
 ROUTES: tuple[Route, ...] = (
@@ -110,7 +113,9 @@ class HttpServer:
         self.scheme = "https" if self._ssl is not None else "http"
         # Timeouts, caps and the checks before a body is read (server/http/limits.py): every route is
         # registered with its middleware and its Expect handler (add routes only in the loops below).
-        self._doors = Doors(limits, calls=calls, admission=engine.admission, tokens=tokens)
+        shapes = {path: handlers.ERROR_SHAPE for routes, handlers in _CONVENTIONS if hasattr(handlers, "ERROR_SHAPE")
+                  for method, path, _ in routes if method == "POST"}
+        self._doors = Doors(limits, calls=calls, admission=engine.admission, tokens=tokens, shapes=shapes)
         app = web.Application(client_max_size=limits.max_body_bytes,
                               middlewares=[self._doors.middleware, _framework_errors])
         for routes, handlers in _CONVENTIONS:
@@ -206,7 +211,9 @@ async def _framework_errors(
         kind = "not_found_error" if exc.status == 404 else "invalid_request_error"
         message = f"{request.method} {request.path}: {exc.reason}"
         if exc.status == 404:
-            message += " (routes: POST /v1/embeddings, POST /v1/rerank, POST /v2/rerank, GET /v1/models, GET /health)"
+            message += (" (routes: POST /v1/embeddings, POST /v1/rerank, POST /v2/rerank, GET /v1/models, GET /health; "
+                        "TEI's POST /embed, /rerank, /predict, /embed_sparse, /embed_all, /similarity, /tokenize, "
+                        "/decode, GET /info, also under /models/<name>/)")
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
         return json_response({"error": {"message": message, "type": kind, "param": None, "code": "unimplemented"}},
                               status=exc.status, headers=headers)

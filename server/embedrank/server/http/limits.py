@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -49,7 +49,7 @@ from embedrank.server import metrics
 from embedrank.server.api.drain import SHUTTING_DOWN, Calls
 from embedrank.server.engine.served import Admission
 from embedrank.server.http.errors import Answer, error_answer
-from embedrank.server.http.serving import json_response
+from embedrank.server.http.serving import RequestState, Shape, json_response, openai_error
 from embedrank.server.statuses import new_request_id
 from embedrank.server.tokens import BearerTokens
 
@@ -239,8 +239,11 @@ class Guard(RequestHandler):
 class Doors:
     """Every connection of the HTTP port, and the checks before a request's handler runs."""
 
-    def __init__(self, limits: DoorLimits, *, calls: Calls, admission: Admission, tokens: BearerTokens | None) -> None:
+    def __init__(self, limits: DoorLimits, *, calls: Calls, admission: Admission, tokens: BearerTokens | None,
+                 shapes: Mapping[str, Shape] | None = None) -> None:
         self.limits = limits
+        # A route's path -> its convention's error shape, for the refusals made here (OpenAI's by default).
+        self._shapes = dict(shapes or {})
         self._calls = calls
         self._admission = admission
         self._tokens = tokens
@@ -334,7 +337,9 @@ class Doors:
         return None
 
     def _refuse(self, request: web.Request, exc: EmbedRankError, *, close: bool) -> web.Response:
-        answer = error_answer(exc, new_request_id())
+        resource = request.match_info.route.resource
+        shape = self._shapes.get(resource.canonical, openai_error) if resource is not None else openai_error
+        answer = shape(exc, new_request_id(), RequestState({}))
         metrics.REQUESTS.labels(_route_name(request), answer.grpc_code).inc()
         return answer_response(answer, close=close)
 

@@ -1,6 +1,7 @@
 """OpenAI's convention on the HTTP port: POST /v1/embeddings, GET /v1/models[/{name}].
 
     POST /v1/embeddings          {input, model, encoding_format, dimensions, user} + our extensions
+                                 (also POST /embeddings, as TEI serves it)
     GET  /v1/models[/{name}]     {object: "list", data: [{id, object: "model", ...}]}
 
 Errors in OpenAI's shape ({"error": {message, type, param, code}}, http/errors.py).
@@ -22,6 +23,7 @@ from embedrank.server.http.serving import RequestState, Route, Serving
 
 ROUTES: tuple[Route, ...] = (
     ("POST", "/v1/embeddings", "embeddings"),
+    ("POST", "/embeddings", "embeddings"),  # TEI serves OpenAI's route under this name too
     ("GET", "/v1/models", "models"),
     ("GET", "/v1/models/{name}", "model"),
 )
