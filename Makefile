@@ -22,9 +22,10 @@ $(VENV)/.demo: pyproject.toml
 	$(PIP_INSTALL) -e '.[export]'
 	touch $@
 
-# Everything: the demo's packages, plus pytest, grpcio-tools, mypy-protobuf, mypy, tqdm and matplotlib.
+# Everything: the demo's packages, plus the test tools (pytest, grpcio-tools, mypy, the SDKs the tests
+# call), the bench's (tqdm, matplotlib) and FlagEmbedding (bgem3: the BGE-M3 exporter's reference).
 $(VENV)/.installed: $(VENV)/.demo
-	$(PIP_INSTALL) -e '.[export,dev,bench]'
+	$(PIP_INSTALL) -e '.[export,dev,bench,bgem3]'
 	touch $@
 
 install-demo: $(VENV)/.demo

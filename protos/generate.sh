@@ -7,14 +7,20 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 py=${PYTHON:-python}
 protos=(protos/embedrank/v1/*.proto)
+# TEI's gRPC API (package tei.v1), served beside embedrank.v1: Python stubs only (the server's);
+# TEI's users bring their own clients, generated from TEI's file (the same wire).
+tei_protos=(protos/embedrank/tei/v1/*.proto)
 
 gen_python() {
   local out=protos/python
   rm -f "$out"/embedrank/v1/*_pb2*.py "$out"/embedrank/v1/*_pb2*.pyi
+  rm -f "$out"/embedrank/tei/v1/*_pb2*.py "$out"/embedrank/tei/v1/*_pb2*.pyi
   "$py" -m grpc_tools.protoc -I protos --python_out="$out" --pyi_out="$out" \
-    --grpc_python_out="$out" "${protos[@]}"
-  printf '"""Generated from protos/embedrank/v1 by protos/generate.sh; do not edit."""\n' \
-    > "$out/embedrank/v1/__init__.py"
+    --grpc_python_out="$out" "${protos[@]}" "${tei_protos[@]}"
+  for pkg in embedrank/v1 embedrank/tei/v1; do
+    printf '"""Generated from protos/%s by protos/generate.sh; do not edit."""\n' "$pkg" \
+      > "$out/$pkg/__init__.py"
+  done
 }
 
 gen_go() {

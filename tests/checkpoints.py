@@ -216,6 +216,61 @@ def build_multi_vector(out: Path) -> Path:
     return path
 
 
+def _xlmr_tokenizer(max_len: int, vocab: int = 1500):  # type: ignore[no-untyped-def]
+    """An XLM-R-shaped fast tokenizer trained here (a Unigram over CPython's help texts): BGE-M3's special
+    tokens and ids (<s> 0, <pad> 1, </s> 2, <unk> 3, <mask> last) and its "<s> A </s>" template, so the
+    tokens FlagEmbedding drops from lexical weights (cls, eos, pad, unk) are the ones BGE-M3 has."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from embedrank.exporter import corpus
+
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(vocab_size=vocab, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+                                      unk_token="<unk>")
+    tok.train_from_iterator(corpus.sentences(3000), trainer=trainer)
+    tok.add_special_tokens(["<mask>"])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", cls_token="<s>", sep_token="</s>",
+        pad_token="<pad>", unk_token="<unk>", mask_token="<mask>", model_max_length=max_len,
+    )
+
+
+def build_bgem3(out: Path) -> Path:
+    """A tiny BGE-M3 in the layout FlagEmbedding saves and BAAI/bge-m3 ships: XLM-R weights, the
+    sentence-transformers files (CLS pooling + Normalize: the dense output), sparse_linear.pt
+    (Linear(hidden, 1)) and colbert_linear.pt (Linear(hidden, hidden)), as state dicts."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    max_len = 48
+    tokenizer = _xlmr_tokenizer(max_len)
+    torch.manual_seed(8)
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=max_len + 2, type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        initializer_range=0.2,  # texts far apart (at 0.02 every CLS vector is nearly the same)
+    )
+    hf_dir = out / "tiny-bgem3-hf"
+    XLMRobertaModel(config).save_pretrained(hf_dir)
+    tokenizer.save_pretrained(hf_dir)
+    transformer = models.Transformer(str(hf_dir), max_seq_length=max_len)
+    dim = config.hidden_size
+    model = SentenceTransformer(modules=[transformer, models.Pooling(dim, "cls"), models.Normalize()], device="cpu")
+    path = out / "tiny-bgem3"
+    model.save(str(path))
+    torch.manual_seed(9)
+    sparse = torch.nn.Linear(dim, 1)
+    torch.nn.init.normal_(sparse.weight, std=0.3)  # about half the tokens get a positive weight
+    torch.save(sparse.state_dict(), path / "sparse_linear.pt")
+    torch.save(torch.nn.Linear(dim, dim).state_dict(), path / "colbert_linear.pt")
+    return path
 def with_onnx_graph(src: Path, out: Path, *, rerank: bool = False) -> Path:
     """A copy of checkpoint ``src`` that ships onnx/model.onnx, laid out as optimum (and so the Hub's
     sentence-transformers repositories, and sentence-transformers' backend="onnx") writes it: the bare

@@ -204,6 +204,7 @@ def _check_grpcurl(c: Command) -> None:
 
     from embedrank.v1 import classify_pb2, embed_pb2, models_pb2, rerank_pb2, tokenize_pb2  # noqa: F401 (register embedrank.v1)
     from embedrank.v1 import embed_pb2, models_pb2, multivector_pb2, rerank_pb2, sparse_pb2  # noqa: F401 (register embedrank.v1)
+    from embedrank.tei.v1 import tei_pb2  # noqa: F401 (registers tei.v1, TEI's gRPC API)
 
     last = c.words[-1]
     if last == "list":
@@ -222,7 +223,7 @@ def _check_curl(c: Command) -> None:
     it), and a body is read by the server's own parser for that route."""
     import json
 
-    from embedrank.server.http import app, schemas
+    from embedrank.server.http import app, hybrid, schemas
 
     url = next(w for w in c.words[1:] if re.match(r"^(https?://)?(localhost|127\.0\.0\.1)[:/]", w))
     path = re.sub(r"^(https?://)?[^/]+", "", url).partition("?")[0]
@@ -234,6 +235,8 @@ def _check_curl(c: Command) -> None:
         data = schemas.body_object(json.loads(body))
         if path == "/v1/embeddings":
             schemas.embeddings_request(data)
+        elif path == "/v1/hybrid":
+            hybrid.hybrid_request(data)
         elif path in ("/v1/rerank", "/v2/rerank"):
             schemas.rerank_request(data)
         else:  # TEI's routes (server/http/tei.py), also under /models/<name>/

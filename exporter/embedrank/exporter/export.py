@@ -34,7 +34,7 @@ def export_onnx(source: Source, path: Path, *, opset: int = OPSET) -> list[str]:
         sample["token_type_ids"] = types
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
     dynamic: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in names}
-    dynamic.update({o: dict(kind.output_axes) for o in outputs})
+    dynamic.update({o: kind.axes_of(o) for o in outputs})
     args = tuple(sample[n] for n in names)
     check_same_outputs(wrapper, args)  # masks without vmap (TorchScript cannot trace vmap): same outputs
     with torch.inference_mode(), warnings.catch_warnings(), broadcast_masks():

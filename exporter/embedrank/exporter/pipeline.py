@@ -160,7 +160,7 @@ def finish(
     figures = selfcheck.measure(check, source.kind, runner.runtime, runner.tokenizer, spec=spec)
     report["self_check"] = figures
     failures += [f"self check: {f}" for f in selfcheck.failures(figures, check.gate)]
-    summary = json.dumps({k: report[k] for k in ("parity", "query_parity", "fidelity", "self_check") if k in report})
+    summary = json.dumps({k: report[k] for k in ("parity", "query_parity", "scores", "fidelity", "self_check") if k in report})
     _done(t, summary)
     if failures:
         raise ExportFailed("; ".join(failures) + f" (figures: {summary})")
@@ -202,6 +202,7 @@ _SELF_CHECK_GATE: dict[str, str | None] = {
     "min_mean_token_cosine": "min_mean_token_cosine",
     "min_maxsim_top1_agreement": None,  # export only: the self check's few inputs rank nothing
     "min_maxsim_spearman": None,
+    "max_hybrid_score_diff": None,  # the self check's vectors make the scores: gated through them
 }
 
 

@@ -21,6 +21,7 @@ from embedrank.server.api.auth import BearerTokenInterceptor
 from embedrank.server.api.limits import grpc_limits
 from embedrank.server.api.drain import CLOSE_S, DRAIN_NOTICE_S, Calls
 from embedrank.server.api.health import HealthServicer
+from embedrank.server.api.hybrid import HybridEmbedServicer
 from embedrank.server.api.malformed import Registrar
 from embedrank.server.api.classify import ClassifyServicer
 from embedrank.server.api.embed import EmbedServicer
@@ -29,6 +30,8 @@ from embedrank.server.api.multivector import MultiVectorEmbedServicer
 from embedrank.server.api.rerank import RerankServicer
 from embedrank.server.api.rpc import Rpcs
 from embedrank.server.api.sparse import SparseEmbedServicer
+from embedrank.server.api.tei import SERVICES as TEI_SERVICES
+from embedrank.server.api.tei import add_tei_services
 from embedrank.server.api.tls import ServerCertificates, TlsFiles
 from embedrank.server.api.tokenize import TokenizeServicer
 from embedrank.server.config import ServerConfig
@@ -40,6 +43,7 @@ from embedrank.v1 import (
     classify_pb2, classify_pb2_grpc, embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, multivector_pb2,
     multivector_pb2_grpc, rerank_pb2, rerank_pb2_grpc, sparse_pb2, sparse_pb2_grpc, tokenize_pb2, tokenize_pb2_grpc,
 )
+from embedrank.v1 import hybrid_pb2, hybrid_pb2_grpc
 
 if TYPE_CHECKING:
     from embedrank.server.http.app import HttpServer
@@ -57,6 +61,8 @@ SERVICES = (
     classify_pb2.DESCRIPTOR.services_by_name["Classify"].full_name,
     sparse_pb2.DESCRIPTOR.services_by_name["SparseEmbed"].full_name,
     multivector_pb2.DESCRIPTOR.services_by_name["MultiVectorEmbed"].full_name,
+    hybrid_pb2.DESCRIPTOR.services_by_name["HybridEmbed"].full_name,
+    *TEI_SERVICES,  # TEI's gRPC API (tei.v1), for TEI's clients
 )
 
 
@@ -198,6 +204,8 @@ def build_server(config: ServerConfig) -> App:
     classify_pb2_grpc.add_ClassifyServicer_to_server(ClassifyServicer(engine, rpcs), registrar)
     sparse_pb2_grpc.add_SparseEmbedServicer_to_server(SparseEmbedServicer(engine, rpcs), registrar)
     multivector_pb2_grpc.add_MultiVectorEmbedServicer_to_server(MultiVectorEmbedServicer(engine, rpcs), registrar)
+    hybrid_pb2_grpc.add_HybridEmbedServicer_to_server(HybridEmbedServicer(engine, rpcs), registrar)
+    add_tei_services(engine, rpcs, registrar)
     if config.http_port >= 0:
         from embedrank.server.http.app import HttpServer
         from embedrank.server.http.limits import DoorLimits

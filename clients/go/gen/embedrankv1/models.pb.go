@@ -36,6 +36,10 @@ const (
 	// A multi-vector (ColBERT) encoder: served by MultiVectorEmbed, and by
 	// Rerank (MaxSim).
 	ModelKind_MODEL_KIND_MULTI_VECTOR ModelKind = 5
+	// A hybrid (BGE-M3) encoder: dense, lexical weights and ColBERT vectors from
+	// one run. Served by HybridEmbed (all three), Embed, SparseEmbed,
+	// MultiVectorEmbed (one each) and Rerank (FlagEmbedding's compute_score).
+	ModelKind_MODEL_KIND_HYBRID ModelKind = 6
 )
 
 // Enum value maps for ModelKind.
@@ -47,6 +51,7 @@ var (
 		3: "MODEL_KIND_CLASSIFICATION",
 		4: "MODEL_KIND_SPARSE",
 		5: "MODEL_KIND_MULTI_VECTOR",
+		6: "MODEL_KIND_HYBRID",
 	}
 	ModelKind_value = map[string]int32{
 		"MODEL_KIND_UNSPECIFIED":    0,
@@ -55,6 +60,7 @@ var (
 		"MODEL_KIND_CLASSIFICATION": 3,
 		"MODEL_KIND_SPARSE":         4,
 		"MODEL_KIND_MULTI_VECTOR":   5,
+		"MODEL_KIND_HYBRID":         6,
 	}
 )
 
@@ -488,14 +494,15 @@ const file_embedrank_v1_models_proto_rawDesc = "" +
 	"\x16query_expansion_length\x18\x19 \x01(\rR\x14queryExpansionLength\x1a:\n" +
 	"\fPromptsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xab\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01*\xc2\x01\n" +
 	"\tModelKind\x12\x1a\n" +
 	"\x16MODEL_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14MODEL_KIND_EMBEDDING\x10\x01\x12\x15\n" +
 	"\x11MODEL_KIND_RERANK\x10\x02\x12\x1d\n" +
 	"\x19MODEL_KIND_CLASSIFICATION\x10\x03\x12\x15\n" +
 	"\x11MODEL_KIND_SPARSE\x10\x04\x12\x1b\n" +
-	"\x17MODEL_KIND_MULTI_VECTOR\x10\x052\x9d\x01\n" +
+	"\x17MODEL_KIND_MULTI_VECTOR\x10\x05\x12\x15\n" +
+	"\x11MODEL_KIND_HYBRID\x10\x062\x9d\x01\n" +
 	"\x06Models\x12O\n" +
 	"\n" +
 	"ListModels\x12\x1f.embedrank.v1.ListModelsRequest\x1a .embedrank.v1.ListModelsResponse\x12B\n" +

@@ -73,6 +73,74 @@ func (ScoreMode) EnumDescriptor() ([]byte, []int) {
 	return file_embedrank_v1_rerank_proto_rawDescGZIP(), []int{0}
 }
 
+// A hybrid (BGE-M3) model's score: one of FlagEmbedding's compute_score
+// figures, each document scored against the query.
+type HybridScore int32
+
+const (
+	// Same as HYBRID_SCORE_WEIGHTED.
+	HybridScore_HYBRID_SCORE_UNSPECIFIED HybridScore = 0
+	// compute_score's "colbert+sparse+dense": (w0 dense + w1 sparse + w2 colbert)
+	// / (w0 + w1 + w2), with hybrid_weights (default 1, 1, 1 as compute_score's).
+	HybridScore_HYBRID_SCORE_WEIGHTED HybridScore = 1
+	// The dot product of the dense vectors (their cosine).
+	HybridScore_HYBRID_SCORE_DENSE HybridScore = 2
+	// The lexical matching score: over shared token ids, the weights' products.
+	HybridScore_HYBRID_SCORE_SPARSE HybridScore = 3
+	// ColBERT: each query vector's best dot product with a document vector,
+	// averaged over the query vectors.
+	HybridScore_HYBRID_SCORE_COLBERT HybridScore = 4
+	// compute_score's "sparse+dense": (w0 dense + w1 sparse) / (w0 + w1).
+	HybridScore_HYBRID_SCORE_SPARSE_DENSE HybridScore = 5
+)
+
+// Enum value maps for HybridScore.
+var (
+	HybridScore_name = map[int32]string{
+		0: "HYBRID_SCORE_UNSPECIFIED",
+		1: "HYBRID_SCORE_WEIGHTED",
+		2: "HYBRID_SCORE_DENSE",
+		3: "HYBRID_SCORE_SPARSE",
+		4: "HYBRID_SCORE_COLBERT",
+		5: "HYBRID_SCORE_SPARSE_DENSE",
+	}
+	HybridScore_value = map[string]int32{
+		"HYBRID_SCORE_UNSPECIFIED":  0,
+		"HYBRID_SCORE_WEIGHTED":     1,
+		"HYBRID_SCORE_DENSE":        2,
+		"HYBRID_SCORE_SPARSE":       3,
+		"HYBRID_SCORE_COLBERT":      4,
+		"HYBRID_SCORE_SPARSE_DENSE": 5,
+	}
+)
+
+func (x HybridScore) Enum() *HybridScore {
+	p := new(HybridScore)
+	*p = x
+	return p
+}
+
+func (x HybridScore) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HybridScore) Descriptor() protoreflect.EnumDescriptor {
+	return file_embedrank_v1_rerank_proto_enumTypes[1].Descriptor()
+}
+
+func (HybridScore) Type() protoreflect.EnumType {
+	return &file_embedrank_v1_rerank_proto_enumTypes[1]
+}
+
+func (x HybridScore) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HybridScore.Descriptor instead.
+func (HybridScore) EnumDescriptor() ([]byte, []int) {
+	return file_embedrank_v1_rerank_proto_rawDescGZIP(), []int{1}
+}
+
 type RerankRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Model     string                 `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
@@ -90,7 +158,12 @@ type RerankRequest struct {
 	LongInput LongInput `protobuf:"varint,8,opt,name=long_input,json=longInput,proto3,enum=embedrank.v1.LongInput" json:"long_input,omitempty"`
 	// LONG_INPUT_CHUNK only: tokens shared by consecutive document windows.
 	// Unset: min(32, a quarter of the document window).
-	ChunkOverlap  *uint32 `protobuf:"varint,9,opt,name=chunk_overlap,json=chunkOverlap,proto3,oneof" json:"chunk_overlap,omitempty"`
+	ChunkOverlap *uint32 `protobuf:"varint,9,opt,name=chunk_overlap,json=chunkOverlap,proto3,oneof" json:"chunk_overlap,omitempty"`
+	// Hybrid (BGE-M3) models only: the score returned in `score`.
+	HybridScore HybridScore `protobuf:"varint,10,opt,name=hybrid_score,json=hybridScore,proto3,enum=embedrank.v1.HybridScore" json:"hybrid_score,omitempty"`
+	// Hybrid models only: compute_score's weights_for_different_modes (dense,
+	// sparse, ColBERT); empty = 1, 1, 1. Three non-negative numbers, not all 0.
+	HybridWeights []float32 `protobuf:"fixed32,11,rep,packed,name=hybrid_weights,json=hybridWeights,proto3" json:"hybrid_weights,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -188,6 +261,97 @@ func (x *RerankRequest) GetChunkOverlap() uint32 {
 	return 0
 }
 
+func (x *RerankRequest) GetHybridScore() HybridScore {
+	if x != nil {
+		return x.HybridScore
+	}
+	return HybridScore_HYBRID_SCORE_UNSPECIFIED
+}
+
+func (x *RerankRequest) GetHybridWeights() []float32 {
+	if x != nil {
+		return x.HybridWeights
+	}
+	return nil
+}
+
+// A hybrid model's figures for one document (every HybridScore).
+type HybridScores struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dense         float32                `protobuf:"fixed32,1,opt,name=dense,proto3" json:"dense,omitempty"`
+	Sparse        float32                `protobuf:"fixed32,2,opt,name=sparse,proto3" json:"sparse,omitempty"`
+	Colbert       float32                `protobuf:"fixed32,3,opt,name=colbert,proto3" json:"colbert,omitempty"`
+	SparseDense   float32                `protobuf:"fixed32,4,opt,name=sparse_dense,json=sparseDense,proto3" json:"sparse_dense,omitempty"`
+	Weighted      float32                `protobuf:"fixed32,5,opt,name=weighted,proto3" json:"weighted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HybridScores) Reset() {
+	*x = HybridScores{}
+	mi := &file_embedrank_v1_rerank_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HybridScores) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HybridScores) ProtoMessage() {}
+
+func (x *HybridScores) ProtoReflect() protoreflect.Message {
+	mi := &file_embedrank_v1_rerank_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HybridScores.ProtoReflect.Descriptor instead.
+func (*HybridScores) Descriptor() ([]byte, []int) {
+	return file_embedrank_v1_rerank_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *HybridScores) GetDense() float32 {
+	if x != nil {
+		return x.Dense
+	}
+	return 0
+}
+
+func (x *HybridScores) GetSparse() float32 {
+	if x != nil {
+		return x.Sparse
+	}
+	return 0
+}
+
+func (x *HybridScores) GetColbert() float32 {
+	if x != nil {
+		return x.Colbert
+	}
+	return 0
+}
+
+func (x *HybridScores) GetSparseDense() float32 {
+	if x != nil {
+		return x.SparseDense
+	}
+	return 0
+}
+
+func (x *HybridScores) GetWeighted() float32 {
+	if x != nil {
+		return x.Weighted
+	}
+	return 0
+}
+
 type RerankResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Position of the document in the request.
@@ -206,14 +370,16 @@ type RerankResult struct {
 	// document (the whole document when it fits).
 	Span *Span `protobuf:"bytes,7,opt,name=span,proto3" json:"span,omitempty"`
 	// LONG_INPUT_CHUNK: windows the document was split into (1 when it fits).
-	ChunkCount    uint32 `protobuf:"varint,8,opt,name=chunk_count,json=chunkCount,proto3" json:"chunk_count,omitempty"`
+	ChunkCount uint32 `protobuf:"varint,8,opt,name=chunk_count,json=chunkCount,proto3" json:"chunk_count,omitempty"`
+	// Hybrid (BGE-M3) models: all of compute_score's figures.
+	HybridScores  *HybridScores `protobuf:"bytes,9,opt,name=hybrid_scores,json=hybridScores,proto3" json:"hybrid_scores,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RerankResult) Reset() {
 	*x = RerankResult{}
-	mi := &file_embedrank_v1_rerank_proto_msgTypes[1]
+	mi := &file_embedrank_v1_rerank_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +391,7 @@ func (x *RerankResult) String() string {
 func (*RerankResult) ProtoMessage() {}
 
 func (x *RerankResult) ProtoReflect() protoreflect.Message {
-	mi := &file_embedrank_v1_rerank_proto_msgTypes[1]
+	mi := &file_embedrank_v1_rerank_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +404,7 @@ func (x *RerankResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RerankResult.ProtoReflect.Descriptor instead.
 func (*RerankResult) Descriptor() ([]byte, []int) {
-	return file_embedrank_v1_rerank_proto_rawDescGZIP(), []int{1}
+	return file_embedrank_v1_rerank_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RerankResult) GetIndex() uint32 {
@@ -297,6 +463,13 @@ func (x *RerankResult) GetChunkCount() uint32 {
 	return 0
 }
 
+func (x *RerankResult) GetHybridScores() *HybridScores {
+	if x != nil {
+		return x.HybridScores
+	}
+	return nil
+}
+
 type RerankResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Sorted by score, highest first.
@@ -308,7 +481,7 @@ type RerankResponse struct {
 
 func (x *RerankResponse) Reset() {
 	*x = RerankResponse{}
-	mi := &file_embedrank_v1_rerank_proto_msgTypes[2]
+	mi := &file_embedrank_v1_rerank_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +493,7 @@ func (x *RerankResponse) String() string {
 func (*RerankResponse) ProtoMessage() {}
 
 func (x *RerankResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_embedrank_v1_rerank_proto_msgTypes[2]
+	mi := &file_embedrank_v1_rerank_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +506,7 @@ func (x *RerankResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RerankResponse.ProtoReflect.Descriptor instead.
 func (*RerankResponse) Descriptor() ([]byte, []int) {
-	return file_embedrank_v1_rerank_proto_rawDescGZIP(), []int{2}
+	return file_embedrank_v1_rerank_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RerankResponse) GetResults() []*RerankResult {
@@ -360,7 +533,7 @@ type RerankStreamRequest struct {
 
 func (x *RerankStreamRequest) Reset() {
 	*x = RerankStreamRequest{}
-	mi := &file_embedrank_v1_rerank_proto_msgTypes[3]
+	mi := &file_embedrank_v1_rerank_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -372,7 +545,7 @@ func (x *RerankStreamRequest) String() string {
 func (*RerankStreamRequest) ProtoMessage() {}
 
 func (x *RerankStreamRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_embedrank_v1_rerank_proto_msgTypes[3]
+	mi := &file_embedrank_v1_rerank_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -385,7 +558,7 @@ func (x *RerankStreamRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RerankStreamRequest.ProtoReflect.Descriptor instead.
 func (*RerankStreamRequest) Descriptor() ([]byte, []int) {
-	return file_embedrank_v1_rerank_proto_rawDescGZIP(), []int{3}
+	return file_embedrank_v1_rerank_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RerankStreamRequest) GetId() string {
@@ -416,7 +589,7 @@ type RerankStreamResponse struct {
 
 func (x *RerankStreamResponse) Reset() {
 	*x = RerankStreamResponse{}
-	mi := &file_embedrank_v1_rerank_proto_msgTypes[4]
+	mi := &file_embedrank_v1_rerank_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -428,7 +601,7 @@ func (x *RerankStreamResponse) String() string {
 func (*RerankStreamResponse) ProtoMessage() {}
 
 func (x *RerankStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_embedrank_v1_rerank_proto_msgTypes[4]
+	mi := &file_embedrank_v1_rerank_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -441,7 +614,7 @@ func (x *RerankStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RerankStreamResponse.ProtoReflect.Descriptor instead.
 func (*RerankStreamResponse) Descriptor() ([]byte, []int) {
-	return file_embedrank_v1_rerank_proto_rawDescGZIP(), []int{4}
+	return file_embedrank_v1_rerank_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RerankStreamResponse) GetId() string {
@@ -496,7 +669,7 @@ var File_embedrank_v1_rerank_proto protoreflect.FileDescriptor
 
 const file_embedrank_v1_rerank_proto_rawDesc = "" +
 	"\n" +
-	"\x19embedrank/v1/rerank.proto\x12\fembedrank.v1\x1a\x19embedrank/v1/common.proto\"\x87\x03\n" +
+	"\x19embedrank/v1/rerank.proto\x12\fembedrank.v1\x1a\x19embedrank/v1/common.proto\"\xec\x03\n" +
 	"\rRerankRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\tR\x05query\x12\x1c\n" +
@@ -509,9 +682,18 @@ const file_embedrank_v1_rerank_proto_rawDesc = "" +
 	"truncation\x126\n" +
 	"\n" +
 	"long_input\x18\b \x01(\x0e2\x17.embedrank.v1.LongInputR\tlongInput\x12(\n" +
-	"\rchunk_overlap\x18\t \x01(\rH\x01R\fchunkOverlap\x88\x01\x01B\b\n" +
+	"\rchunk_overlap\x18\t \x01(\rH\x01R\fchunkOverlap\x88\x01\x01\x12<\n" +
+	"\fhybrid_score\x18\n" +
+	" \x01(\x0e2\x19.embedrank.v1.HybridScoreR\vhybridScore\x12%\n" +
+	"\x0ehybrid_weights\x18\v \x03(\x02R\rhybridWeightsB\b\n" +
 	"\x06_top_kB\x10\n" +
-	"\x0e_chunk_overlap\"\x81\x02\n" +
+	"\x0e_chunk_overlap\"\x95\x01\n" +
+	"\fHybridScores\x12\x14\n" +
+	"\x05dense\x18\x01 \x01(\x02R\x05dense\x12\x16\n" +
+	"\x06sparse\x18\x02 \x01(\x02R\x06sparse\x12\x18\n" +
+	"\acolbert\x18\x03 \x01(\x02R\acolbert\x12!\n" +
+	"\fsparse_dense\x18\x04 \x01(\x02R\vsparseDense\x12\x1a\n" +
+	"\bweighted\x18\x05 \x01(\x02R\bweighted\"\xc2\x02\n" +
 	"\fRerankResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x02R\x05score\x12\x1a\n" +
@@ -522,7 +704,8 @@ const file_embedrank_v1_rerank_proto_rawDesc = "" +
 	"\flabel_scores\x18\x06 \x03(\x02R\vlabelScores\x12&\n" +
 	"\x04span\x18\a \x01(\v2\x12.embedrank.v1.SpanR\x04span\x12\x1f\n" +
 	"\vchunk_count\x18\b \x01(\rR\n" +
-	"chunkCount\"z\n" +
+	"chunkCount\x12?\n" +
+	"\rhybrid_scores\x18\t \x01(\v2\x1a.embedrank.v1.HybridScoresR\fhybridScores\"z\n" +
 	"\x0eRerankResponse\x124\n" +
 	"\aresults\x18\x01 \x03(\v2\x1a.embedrank.v1.RerankResultR\aresults\x122\n" +
 	"\bmetadata\x18\x02 \x01(\v2\x16.embedrank.v1.MetadataR\bmetadata\"\\\n" +
@@ -537,7 +720,14 @@ const file_embedrank_v1_rerank_proto_rawDesc = "" +
 	"\tScoreMode\x12\x1a\n" +
 	"\x16SCORE_MODE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14SCORE_MODE_ACTIVATED\x10\x01\x12\x12\n" +
-	"\x0eSCORE_MODE_RAW\x10\x022\xa8\x01\n" +
+	"\x0eSCORE_MODE_RAW\x10\x02*\xb0\x01\n" +
+	"\vHybridScore\x12\x1c\n" +
+	"\x18HYBRID_SCORE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15HYBRID_SCORE_WEIGHTED\x10\x01\x12\x16\n" +
+	"\x12HYBRID_SCORE_DENSE\x10\x02\x12\x17\n" +
+	"\x13HYBRID_SCORE_SPARSE\x10\x03\x12\x18\n" +
+	"\x14HYBRID_SCORE_COLBERT\x10\x04\x12\x1d\n" +
+	"\x19HYBRID_SCORE_SPARSE_DENSE\x10\x052\xa8\x01\n" +
 	"\x06Rerank\x12C\n" +
 	"\x06Rerank\x12\x1b.embedrank.v1.RerankRequest\x1a\x1c.embedrank.v1.RerankResponse\x12Y\n" +
 	"\fRerankStream\x12!.embedrank.v1.RerankStreamRequest\x1a\".embedrank.v1.RerankStreamResponse(\x010\x01B[\n" +
@@ -555,40 +745,44 @@ func file_embedrank_v1_rerank_proto_rawDescGZIP() []byte {
 	return file_embedrank_v1_rerank_proto_rawDescData
 }
 
-var file_embedrank_v1_rerank_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_embedrank_v1_rerank_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_embedrank_v1_rerank_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_embedrank_v1_rerank_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_embedrank_v1_rerank_proto_goTypes = []any{
 	(ScoreMode)(0),               // 0: embedrank.v1.ScoreMode
-	(*RerankRequest)(nil),        // 1: embedrank.v1.RerankRequest
-	(*RerankResult)(nil),         // 2: embedrank.v1.RerankResult
-	(*RerankResponse)(nil),       // 3: embedrank.v1.RerankResponse
-	(*RerankStreamRequest)(nil),  // 4: embedrank.v1.RerankStreamRequest
-	(*RerankStreamResponse)(nil), // 5: embedrank.v1.RerankStreamResponse
-	(Truncation)(0),              // 6: embedrank.v1.Truncation
-	(LongInput)(0),               // 7: embedrank.v1.LongInput
-	(*Span)(nil),                 // 8: embedrank.v1.Span
-	(*Metadata)(nil),             // 9: embedrank.v1.Metadata
-	(*StreamError)(nil),          // 10: embedrank.v1.StreamError
+	(HybridScore)(0),             // 1: embedrank.v1.HybridScore
+	(*RerankRequest)(nil),        // 2: embedrank.v1.RerankRequest
+	(*HybridScores)(nil),         // 3: embedrank.v1.HybridScores
+	(*RerankResult)(nil),         // 4: embedrank.v1.RerankResult
+	(*RerankResponse)(nil),       // 5: embedrank.v1.RerankResponse
+	(*RerankStreamRequest)(nil),  // 6: embedrank.v1.RerankStreamRequest
+	(*RerankStreamResponse)(nil), // 7: embedrank.v1.RerankStreamResponse
+	(Truncation)(0),              // 8: embedrank.v1.Truncation
+	(LongInput)(0),               // 9: embedrank.v1.LongInput
+	(*Span)(nil),                 // 10: embedrank.v1.Span
+	(*Metadata)(nil),             // 11: embedrank.v1.Metadata
+	(*StreamError)(nil),          // 12: embedrank.v1.StreamError
 }
 var file_embedrank_v1_rerank_proto_depIdxs = []int32{
 	0,  // 0: embedrank.v1.RerankRequest.scores:type_name -> embedrank.v1.ScoreMode
-	6,  // 1: embedrank.v1.RerankRequest.truncation:type_name -> embedrank.v1.Truncation
-	7,  // 2: embedrank.v1.RerankRequest.long_input:type_name -> embedrank.v1.LongInput
-	8,  // 3: embedrank.v1.RerankResult.span:type_name -> embedrank.v1.Span
-	2,  // 4: embedrank.v1.RerankResponse.results:type_name -> embedrank.v1.RerankResult
-	9,  // 5: embedrank.v1.RerankResponse.metadata:type_name -> embedrank.v1.Metadata
-	1,  // 6: embedrank.v1.RerankStreamRequest.request:type_name -> embedrank.v1.RerankRequest
-	3,  // 7: embedrank.v1.RerankStreamResponse.response:type_name -> embedrank.v1.RerankResponse
-	10, // 8: embedrank.v1.RerankStreamResponse.error:type_name -> embedrank.v1.StreamError
-	1,  // 9: embedrank.v1.Rerank.Rerank:input_type -> embedrank.v1.RerankRequest
-	4,  // 10: embedrank.v1.Rerank.RerankStream:input_type -> embedrank.v1.RerankStreamRequest
-	3,  // 11: embedrank.v1.Rerank.Rerank:output_type -> embedrank.v1.RerankResponse
-	5,  // 12: embedrank.v1.Rerank.RerankStream:output_type -> embedrank.v1.RerankStreamResponse
-	11, // [11:13] is the sub-list for method output_type
-	9,  // [9:11] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	8,  // 1: embedrank.v1.RerankRequest.truncation:type_name -> embedrank.v1.Truncation
+	9,  // 2: embedrank.v1.RerankRequest.long_input:type_name -> embedrank.v1.LongInput
+	1,  // 3: embedrank.v1.RerankRequest.hybrid_score:type_name -> embedrank.v1.HybridScore
+	10, // 4: embedrank.v1.RerankResult.span:type_name -> embedrank.v1.Span
+	3,  // 5: embedrank.v1.RerankResult.hybrid_scores:type_name -> embedrank.v1.HybridScores
+	4,  // 6: embedrank.v1.RerankResponse.results:type_name -> embedrank.v1.RerankResult
+	11, // 7: embedrank.v1.RerankResponse.metadata:type_name -> embedrank.v1.Metadata
+	2,  // 8: embedrank.v1.RerankStreamRequest.request:type_name -> embedrank.v1.RerankRequest
+	5,  // 9: embedrank.v1.RerankStreamResponse.response:type_name -> embedrank.v1.RerankResponse
+	12, // 10: embedrank.v1.RerankStreamResponse.error:type_name -> embedrank.v1.StreamError
+	2,  // 11: embedrank.v1.Rerank.Rerank:input_type -> embedrank.v1.RerankRequest
+	6,  // 12: embedrank.v1.Rerank.RerankStream:input_type -> embedrank.v1.RerankStreamRequest
+	5,  // 13: embedrank.v1.Rerank.Rerank:output_type -> embedrank.v1.RerankResponse
+	7,  // 14: embedrank.v1.Rerank.RerankStream:output_type -> embedrank.v1.RerankStreamResponse
+	13, // [13:15] is the sub-list for method output_type
+	11, // [11:13] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_embedrank_v1_rerank_proto_init() }
@@ -598,7 +792,7 @@ func file_embedrank_v1_rerank_proto_init() {
 	}
 	file_embedrank_v1_common_proto_init()
 	file_embedrank_v1_rerank_proto_msgTypes[0].OneofWrappers = []any{}
-	file_embedrank_v1_rerank_proto_msgTypes[4].OneofWrappers = []any{
+	file_embedrank_v1_rerank_proto_msgTypes[5].OneofWrappers = []any{
 		(*RerankStreamResponse_Response)(nil),
 		(*RerankStreamResponse_Error)(nil),
 	}
@@ -607,8 +801,8 @@ func file_embedrank_v1_rerank_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_embedrank_v1_rerank_proto_rawDesc), len(file_embedrank_v1_rerank_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   5,
+			NumEnums:      2,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -9,10 +9,10 @@ from embedrank.client._channel import tls_credentials
 from embedrank.client._sync import Client
 from embedrank.client.errors import EmbedRankError
 from embedrank.client.types import (
-    Chunk, ChunkedEmbeddings, Classification, LabelScore, ModelInfo, RerankHit, SparseEmbedding, Token, Tokenized, to_scipy,
+    Chunk, ChunkedEmbeddings, Classification, HybridEmbeddings, LabelScore, ModelInfo, RerankHit, SparseEmbedding, Token, Tokenized, to_scipy,
 )
 
 __all__ = [
-    "AsyncClient", "Chunk", "ChunkedEmbeddings", "Classification", "Client", "EmbedRankError", "LabelScore",
+    "AsyncClient", "Chunk", "ChunkedEmbeddings", "Classification", "Client", "EmbedRankError", "HybridEmbeddings", "LabelScore",
     "ModelInfo", "RerankHit", "SparseEmbedding", "Token", "Tokenized", "tls_credentials", "to_scipy",
 ]

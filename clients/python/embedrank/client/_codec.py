@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 
 from embedrank.client.types import (
-    Chunk, ChunkedEmbeddings, Classification, LabelScore, ModelInfo, RerankHit, SparseEmbedding, Token, Tokenized,
+    Chunk, ChunkedEmbeddings, Classification, HybridEmbeddings, LabelScore, ModelInfo, RerankHit, SparseEmbedding, Token,
+    Tokenized,
 )
 from embedrank.v1 import (
-    classify_pb2, common_pb2, embed_pb2, models_pb2, multivector_pb2, pairs_pb2, rerank_pb2, sparse_pb2, tokenize_pb2,
+    classify_pb2, common_pb2, embed_pb2, hybrid_pb2, models_pb2, multivector_pb2, pairs_pb2, rerank_pb2, sparse_pb2,
+    tokenize_pb2,
 )
 
 _PRECISION = {
@@ -43,6 +45,7 @@ _KIND = {
     models_pb2.MODEL_KIND_CLASSIFICATION: "classification",
     models_pb2.MODEL_KIND_SPARSE: "sparse",
     models_pb2.MODEL_KIND_MULTI_VECTOR: "multi-vector",
+    models_pb2.MODEL_KIND_HYBRID: "hybrid",
 }
 
 
@@ -122,6 +125,8 @@ def rerank_request(
     truncation: str | None = None,
     long_input: str | None = None,
     chunk_overlap: int | None = None,
+    hybrid_score: str | None = None,
+    hybrid_weights: Sequence[float] | None = None,
 ) -> rerank_pb2.RerankRequest:
     if isinstance(documents, str):
         raise TypeError("documents must be a list of strings, not one string")
@@ -133,6 +138,8 @@ def rerank_request(
         scores=rerank_pb2.SCORE_MODE_RAW if raw_scores else rerank_pb2.SCORE_MODE_ACTIVATED,
         truncation=_pick(_TRUNCATION, truncation, "truncation"),  # type: ignore[arg-type]
         long_input=_pick(_LONG_INPUT, long_input, "long_input"),  # type: ignore[arg-type]
+        hybrid_score=_pick(_HYBRID_SCORE, hybrid_score, "hybrid_score"),  # type: ignore[arg-type]
+        hybrid_weights=list(hybrid_weights or ()),
     )
     if top_k is not None:
         req.top_k = top_k
@@ -141,11 +148,27 @@ def rerank_request(
     return req
 
 
+_HYBRID_SCORE: dict[Any, int] = {
+    None: rerank_pb2.HYBRID_SCORE_UNSPECIFIED, "weighted": rerank_pb2.HYBRID_SCORE_WEIGHTED,
+    "dense": rerank_pb2.HYBRID_SCORE_DENSE, "sparse": rerank_pb2.HYBRID_SCORE_SPARSE,
+    "colbert": rerank_pb2.HYBRID_SCORE_COLBERT, "sparse+dense": rerank_pb2.HYBRID_SCORE_SPARSE_DENSE,
+}
+
+
+def _hybrid_scores(r: rerank_pb2.RerankResult) -> dict[str, float] | None:
+    if not r.HasField("hybrid_scores"):
+        return None
+    h = r.hybrid_scores
+    return {"dense": h.dense, "sparse": h.sparse, "colbert": h.colbert, "sparse+dense": h.sparse_dense,
+            "weighted": h.weighted}
+
+
 def decode_rerank(resp: rerank_pb2.RerankResponse, return_documents: bool) -> list[RerankHit]:
     return [
         RerankHit(
             index=r.index, score=r.score, document=r.document if return_documents else None, truncated=r.truncated,
             span=(r.span.start, r.span.end) if r.chunk_count else None, chunk_count=r.chunk_count,
+            hybrid_scores=_hybrid_scores(r),
         )
         for r in resp.results
     ]
@@ -308,6 +331,56 @@ def decode_multi_vector(resp: multivector_pb2.EncodeMultiVectorResponse) -> list
     rows = _matrix(resp.embeddings)
     bounds = np.cumsum([0, *resp.vector_counts])
     return [rows[bounds[i] : bounds[i + 1]] for i in range(len(resp.vector_counts))]
+
+
+_HYBRID_OUTPUT: dict[Any, int] = {"dense": hybrid_pb2.HYBRID_OUTPUT_DENSE, "sparse": hybrid_pb2.HYBRID_OUTPUT_SPARSE,
+                  "multi_vector": hybrid_pb2.HYBRID_OUTPUT_MULTI_VECTOR}
+
+
+def hybrid_request(
+    model: str,
+    texts: Sequence[str],
+    *,
+    outputs: Sequence[str] | None = None,
+    sparse_top_k: int | None = None,
+    return_tokens: bool = False,
+    input_type: str | None = None,
+    prompt_name: str | None = None,
+    truncation: str | None = None,
+    precision: str = "float32",
+) -> hybrid_pb2.EncodeHybridRequest:
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, not one string")
+    req = hybrid_pb2.EncodeHybridRequest(
+        model=model,
+        texts=list(texts),
+        input_type=_pick(_INPUT_TYPE, input_type, "input_type"),  # type: ignore[arg-type]
+        prompt_name=prompt_name or "",
+        truncation=_pick(_TRUNCATION, truncation, "truncation"),  # type: ignore[arg-type]
+        outputs=[_pick(_HYBRID_OUTPUT, o, "outputs") for o in (outputs or ())],  # type: ignore[misc]
+        return_tokens=return_tokens,
+        precision=_pick(_PRECISION, precision, "precision"),  # type: ignore[arg-type]
+    )
+    if sparse_top_k is not None:
+        req.sparse_top_k = sparse_top_k
+    return req
+
+
+def decode_hybrid(resp: hybrid_pb2.EncodeHybridResponse, return_tokens: bool) -> HybridEmbeddings:
+    sparse = None
+    if len(resp.sparse):  # one per text when asked for
+        sparse = [
+            SparseEmbedding(indices=np.asarray(v.indices, dtype=np.uint32), values=np.asarray(v.values, dtype=np.float32),
+                            dimensions=resp.sparse_dimensions, tokens=list(v.tokens) if return_tokens else None)
+            for v in resp.sparse
+        ]
+    multi = None
+    if resp.HasField("multi_vector"):
+        rows = _matrix(resp.multi_vector)
+        bounds = np.cumsum([0, *resp.vector_counts])
+        multi = [rows[bounds[i] : bounds[i + 1]] for i in range(len(resp.vector_counts))]
+    return HybridEmbeddings(dense=_matrix(resp.dense) if resp.HasField("dense") else None, sparse=sparse,
+                            multi_vector=multi, token_counts=list(resp.token_counts))
 
 
 def chunks(texts: Sequence[str], size: int) -> list[Sequence[str]]:

@@ -10,10 +10,12 @@ import numpy as np
 
 from embedrank.client import _channel, _codec, _streams
 from embedrank.client.errors import EmbedRankError
-from embedrank.client.types import ChunkedEmbeddings, Classification, ModelInfo, RerankHit, SparseEmbedding, Tokenized
+from embedrank.client.types import (
+    ChunkedEmbeddings, Classification, HybridEmbeddings, ModelInfo, RerankHit, SparseEmbedding, Tokenized,
+)
 from embedrank.v1 import classify_pb2_grpc, tokenize_pb2, tokenize_pb2_grpc
 from embedrank.v1 import embed_pb2, embed_pb2_grpc, models_pb2, models_pb2_grpc, rerank_pb2_grpc
-from embedrank.v1 import multivector_pb2_grpc, sparse_pb2_grpc
+from embedrank.v1 import hybrid_pb2_grpc, multivector_pb2_grpc, sparse_pb2_grpc
 
 
 class Client:
@@ -37,6 +39,7 @@ class Client:
         self._classify = classify_pb2_grpc.ClassifyStub(self._channel)
         self._sparse = sparse_pb2_grpc.SparseEmbedStub(self._channel)
         self._multi_vector = multivector_pb2_grpc.MultiVectorEmbedStub(self._channel)
+        self._hybrid = hybrid_pb2_grpc.HybridEmbedStub(self._channel)
         self._metadata = _channel.call_metadata(token)
         self._timeout = timeout
 
@@ -140,7 +143,9 @@ class Client:
         self, model: str, query: str, documents: Sequence[str], top_k: int | None = None, return_documents: bool = False, **options: Any
     ) -> list[RerankHit]:
         """Documents sorted by score, highest first; options: raw_scores, truncation, long_input
-        ("chunk": a long document gets its best window's score, hit.span names the window), chunk_overlap."""
+        ("chunk": a long document gets its best window's score, hit.span names the window), chunk_overlap;
+        hybrid (BGE-M3) models: hybrid_score ("weighted" (default), "dense", "sparse", "colbert",
+        "sparse+dense"), hybrid_weights (dense, sparse, ColBERT; default 1, 1, 1), hit.hybrid_scores."""
         req = _codec.rerank_request(model, query, documents, top_k=top_k, return_documents=return_documents, **options)
         return _codec.decode_rerank(self._call(self._rerank.Rerank, req), return_documents)
 
@@ -184,6 +189,18 @@ class Client:
         sign bits packed 8 a byte; as encode()). ``rerank()`` on a multi-vector model scores by MaxSim."""
         req = _codec.multi_vector_request(model, texts, **options)
         return _codec.decode_multi_vector(self._call(self._multi_vector.EncodeMultiVector, req))
+
+    def encode_hybrid(
+        self, model: str, texts: Sequence[str], outputs: Sequence[str] | None = None, return_tokens: bool = False,
+        **options: Any,
+    ) -> HybridEmbeddings:
+        """A hybrid (BGE-M3) model's dense vectors, lexical weights and ColBERT vectors from one model run:
+        ``.dense`` (texts x dim), ``.sparse`` (a SparseEmbedding per text), ``.multi_vector`` (a matrix per
+        text). ``outputs`` picks some of "dense", "sparse", "multi_vector" (default all three). options:
+        sparse_top_k, input_type, prompt_name, truncation, precision ("float32", "binary", "ubinary").
+        encode / encode_sparse / encode_multi_vector return one of them; rerank scores as compute_score."""
+        req = _codec.hybrid_request(model, texts, outputs=outputs, return_tokens=return_tokens, **options)
+        return _codec.decode_hybrid(self._call(self._hybrid.EncodeHybrid, req), return_tokens)
 
     def list_models(self) -> list[ModelInfo]:
         resp = self._call(self._models.ListModels, models_pb2.ListModelsRequest())

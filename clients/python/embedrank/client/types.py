@@ -17,6 +17,9 @@ class RerankHit:
     # long_input="chunk": the best window's characters, document[span[0]:span[1]], and the window count.
     span: tuple[int, int] | None = None
     chunk_count: int = 0
+    # A hybrid (BGE-M3) model: every compute_score figure ("dense", "sparse", "colbert", "sparse+dense",
+    # "weighted"); `score` is the one asked for (hybrid_score, default "weighted").
+    hybrid_scores: dict[str, float] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,3 +158,14 @@ def to_scipy(vectors: list[SparseEmbedding]) -> Any:
     indices = np.concatenate([v.indices for v in vectors]) if vectors else np.zeros(0, np.uint32)
     values = np.concatenate([v.values for v in vectors]) if vectors else np.zeros(0, np.float32)
     return sparse.csr_matrix((values, indices.astype(np.int64), indptr), shape=(len(vectors), dims))
+
+
+@dataclasses.dataclass(frozen=True)
+class HybridEmbeddings:
+    """``encode_hybrid``: a hybrid (BGE-M3) model's three representations of the texts, from one model run
+    (None for those not asked for in ``outputs``)."""
+
+    dense: np.ndarray | None  # one row per text (float32, or packed bits for binary/ubinary)
+    sparse: list[SparseEmbedding] | None  # per text: its lexical weights, highest first
+    multi_vector: list[np.ndarray] | None  # per text: its ColBERT vectors, one row per token after the first
+    token_counts: list[int]

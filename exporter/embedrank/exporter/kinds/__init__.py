@@ -11,13 +11,14 @@ from pathlib import Path
 from embedrank.exporter.kinds.base import ExportKind
 from embedrank.exporter.kinds.classification import CLASSIFICATION
 from embedrank.exporter.kinds.embedding import EMBEDDING
+from embedrank.exporter.kinds.hybrid import HYBRID
 from embedrank.exporter.kinds.multivector import MULTI_VECTOR_EXPORT
 from embedrank.exporter.kinds.rerank import RERANK
 from embedrank.exporter.kinds.sparse import SPARSE
 from embedrank.model.kinds import ModelKind
 
 # In the order ``detect`` asks them.
-KINDS: tuple[ExportKind, ...] = (SPARSE, MULTI_VECTOR_EXPORT, CLASSIFICATION, RERANK, EMBEDDING)
+KINDS: tuple[ExportKind, ...] = (HYBRID, SPARSE, MULTI_VECTOR_EXPORT, CLASSIFICATION, RERANK, EMBEDDING)
 _BY_KIND = {k.kind: k for k in KINDS}
 
 

@@ -40,6 +40,10 @@ class ExportKind(abc.ABC):
     pairs: bool  # inputs are (query, document) pairs: token type 1 marks the second segment
     output_axes: dict[int, str] = {0: "batch"}  # the graph outputs' dynamic axes (token outputs: + sequence)
 
+    def axes_of(self, output: str) -> dict[int, str]:
+        """The dynamic axes of one graph output (``output_axes`` unless a kind's outputs differ)."""
+        return dict(self.output_axes)
+
     @abc.abstractmethod
     def recognises(self, path: Path) -> bool:
         """True when the local checkpoint at ``path`` is of this kind."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 from embedrank.model.kinds.base import Kind, ModelKind
 from embedrank.model.kinds.classification import CLASSIFICATION
 from embedrank.model.kinds.embedding import EMBEDDING
+from embedrank.model.kinds.hybrid import HYBRID
 from embedrank.model.kinds.multivector import MULTI_VECTOR
 from embedrank.model.kinds.rerank import RERANK
 from embedrank.model.kinds.sparse import SPARSE
 
-REGISTRY: dict[ModelKind, Kind] = {k.kind: k for k in (EMBEDDING, RERANK, CLASSIFICATION, SPARSE, MULTI_VECTOR)}
+REGISTRY: dict[ModelKind, Kind] = {k.kind: k for k in (EMBEDDING, RERANK, CLASSIFICATION, SPARSE, MULTI_VECTOR, HYBRID)}
 
 
 def kind_of(kind: ModelKind) -> Kind:

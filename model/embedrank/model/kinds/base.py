@@ -32,6 +32,7 @@ class ModelKind(enum.Enum):
     CLASSIFICATION = "classification"
     SPARSE = "sparse"
     MULTI_VECTOR = "multi-vector"
+    HYBRID = "hybrid"  # BGE-M3: dense, lexical weights and ColBERT vectors from one pass
 
 
 class Kind(abc.ABC):

@@ -16,12 +16,14 @@ class ModelKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MODEL_KIND_CLASSIFICATION: _ClassVar[ModelKind]
     MODEL_KIND_SPARSE: _ClassVar[ModelKind]
     MODEL_KIND_MULTI_VECTOR: _ClassVar[ModelKind]
+    MODEL_KIND_HYBRID: _ClassVar[ModelKind]
 MODEL_KIND_UNSPECIFIED: ModelKind
 MODEL_KIND_EMBEDDING: ModelKind
 MODEL_KIND_RERANK: ModelKind
 MODEL_KIND_CLASSIFICATION: ModelKind
 MODEL_KIND_SPARSE: ModelKind
 MODEL_KIND_MULTI_VECTOR: ModelKind
+MODEL_KIND_HYBRID: ModelKind
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from embedrank.v1 import common_pb2 as embedrank_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65mbedrank/v1/rerank.proto\x12\x0c\x65mbedrank.v1\x1a\x19\x65mbedrank/v1/common.proto\"\xaa\x02\n\rRerankRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x11\n\tdocuments\x18\x03 \x03(\t\x12\x12\n\x05top_k\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x10return_documents\x18\x05 \x01(\x08\x12\'\n\x06scores\x18\x06 \x01(\x0e\x32\x17.embedrank.v1.ScoreMode\x12,\n\ntruncation\x18\x07 \x01(\x0e\x32\x18.embedrank.v1.Truncation\x12+\n\nlong_input\x18\x08 \x01(\x0e\x32\x17.embedrank.v1.LongInput\x12\x1a\n\rchunk_overlap\x18\t \x01(\rH\x01\x88\x01\x01\x42\x08\n\x06_top_kB\x10\n\x0e_chunk_overlap\"\xb3\x01\n\x0cRerankResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x10\n\x08\x64ocument\x18\x03 \x01(\t\x12\x11\n\ttruncated\x18\x04 \x01(\x08\x12\x13\n\x0btoken_count\x18\x05 \x01(\r\x12\x14\n\x0clabel_scores\x18\x06 \x03(\x02\x12 \n\x04span\x18\x07 \x01(\x0b\x32\x12.embedrank.v1.Span\x12\x13\n\x0b\x63hunk_count\x18\x08 \x01(\r\"g\n\x0eRerankResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.embedrank.v1.RerankResult\x12(\n\x08metadata\x18\x02 \x01(\x0b\x32\x16.embedrank.v1.Metadata\"O\n\x13RerankStreamRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x07request\x18\x02 \x01(\x0b\x32\x1b.embedrank.v1.RerankRequest\"\x8a\x01\n\x14RerankStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x30\n\x08response\x18\x02 \x01(\x0b\x32\x1c.embedrank.v1.RerankResponseH\x00\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.embedrank.v1.StreamErrorH\x00\x42\x08\n\x06result*U\n\tScoreMode\x12\x1a\n\x16SCORE_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14SCORE_MODE_ACTIVATED\x10\x01\x12\x12\n\x0eSCORE_MODE_RAW\x10\x02\x32\xa8\x01\n\x06Rerank\x12\x43\n\x06Rerank\x12\x1b.embedrank.v1.RerankRequest\x1a\x1c.embedrank.v1.RerankResponse\x12Y\n\x0cRerankStream\x12!.embedrank.v1.RerankStreamRequest\x1a\".embedrank.v1.RerankStreamResponse(\x01\x30\x01\x42[\n\x10\x64\x65v.embedrank.v1P\x01ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x65mbedrank/v1/rerank.proto\x12\x0c\x65mbedrank.v1\x1a\x19\x65mbedrank/v1/common.proto\"\xf3\x02\n\rRerankRequest\x12\r\n\x05model\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x11\n\tdocuments\x18\x03 \x03(\t\x12\x12\n\x05top_k\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x10return_documents\x18\x05 \x01(\x08\x12\'\n\x06scores\x18\x06 \x01(\x0e\x32\x17.embedrank.v1.ScoreMode\x12,\n\ntruncation\x18\x07 \x01(\x0e\x32\x18.embedrank.v1.Truncation\x12+\n\nlong_input\x18\x08 \x01(\x0e\x32\x17.embedrank.v1.LongInput\x12\x1a\n\rchunk_overlap\x18\t \x01(\rH\x01\x88\x01\x01\x12/\n\x0chybrid_score\x18\n \x01(\x0e\x32\x19.embedrank.v1.HybridScore\x12\x16\n\x0ehybrid_weights\x18\x0b \x03(\x02\x42\x08\n\x06_top_kB\x10\n\x0e_chunk_overlap\"f\n\x0cHybridScores\x12\r\n\x05\x64\x65nse\x18\x01 \x01(\x02\x12\x0e\n\x06sparse\x18\x02 \x01(\x02\x12\x0f\n\x07\x63olbert\x18\x03 \x01(\x02\x12\x14\n\x0csparse_dense\x18\x04 \x01(\x02\x12\x10\n\x08weighted\x18\x05 \x01(\x02\"\xe6\x01\n\x0cRerankResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x10\n\x08\x64ocument\x18\x03 \x01(\t\x12\x11\n\ttruncated\x18\x04 \x01(\x08\x12\x13\n\x0btoken_count\x18\x05 \x01(\r\x12\x14\n\x0clabel_scores\x18\x06 \x03(\x02\x12 \n\x04span\x18\x07 \x01(\x0b\x32\x12.embedrank.v1.Span\x12\x13\n\x0b\x63hunk_count\x18\x08 \x01(\r\x12\x31\n\rhybrid_scores\x18\t \x01(\x0b\x32\x1a.embedrank.v1.HybridScores\"g\n\x0eRerankResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.embedrank.v1.RerankResult\x12(\n\x08metadata\x18\x02 \x01(\x0b\x32\x16.embedrank.v1.Metadata\"O\n\x13RerankStreamRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12,\n\x07request\x18\x02 \x01(\x0b\x32\x1b.embedrank.v1.RerankRequest\"\x8a\x01\n\x14RerankStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x30\n\x08response\x18\x02 \x01(\x0b\x32\x1c.embedrank.v1.RerankResponseH\x00\x12*\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x19.embedrank.v1.StreamErrorH\x00\x42\x08\n\x06result*U\n\tScoreMode\x12\x1a\n\x16SCORE_MODE_UNSPECIFIED\x10\x00\x12\x18\n\x14SCORE_MODE_ACTIVATED\x10\x01\x12\x12\n\x0eSCORE_MODE_RAW\x10\x02*\xb0\x01\n\x0bHybridScore\x12\x1c\n\x18HYBRID_SCORE_UNSPECIFIED\x10\x00\x12\x19\n\x15HYBRID_SCORE_WEIGHTED\x10\x01\x12\x16\n\x12HYBRID_SCORE_DENSE\x10\x02\x12\x17\n\x13HYBRID_SCORE_SPARSE\x10\x03\x12\x18\n\x14HYBRID_SCORE_COLBERT\x10\x04\x12\x1d\n\x19HYBRID_SCORE_SPARSE_DENSE\x10\x05\x32\xa8\x01\n\x06Rerank\x12\x43\n\x06Rerank\x12\x1b.embedrank.v1.RerankRequest\x1a\x1c.embedrank.v1.RerankResponse\x12Y\n\x0cRerankStream\x12!.embedrank.v1.RerankStreamRequest\x1a\".embedrank.v1.RerankStreamResponse(\x01\x30\x01\x42[\n\x10\x64\x65v.embedrank.v1P\x01ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,18 +33,22 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'embedrank.v1.rerank_pb2', _
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\020dev.embedrank.v1P\001ZEgithub.com/embedrank/embedrank/clients/go/gen/embedrankv1;embedrankv1'
-  _globals['_SCOREMODE']._serialized_start=880
-  _globals['_SCOREMODE']._serialized_end=965
+  _globals['_SCOREMODE']._serialized_start=1108
+  _globals['_SCOREMODE']._serialized_end=1193
+  _globals['_HYBRIDSCORE']._serialized_start=1196
+  _globals['_HYBRIDSCORE']._serialized_end=1372
   _globals['_RERANKREQUEST']._serialized_start=71
-  _globals['_RERANKREQUEST']._serialized_end=369
-  _globals['_RERANKRESULT']._serialized_start=372
-  _globals['_RERANKRESULT']._serialized_end=551
-  _globals['_RERANKRESPONSE']._serialized_start=553
-  _globals['_RERANKRESPONSE']._serialized_end=656
-  _globals['_RERANKSTREAMREQUEST']._serialized_start=658
-  _globals['_RERANKSTREAMREQUEST']._serialized_end=737
-  _globals['_RERANKSTREAMRESPONSE']._serialized_start=740
-  _globals['_RERANKSTREAMRESPONSE']._serialized_end=878
-  _globals['_RERANK']._serialized_start=968
-  _globals['_RERANK']._serialized_end=1136
+  _globals['_RERANKREQUEST']._serialized_end=442
+  _globals['_HYBRIDSCORES']._serialized_start=444
+  _globals['_HYBRIDSCORES']._serialized_end=546
+  _globals['_RERANKRESULT']._serialized_start=549
+  _globals['_RERANKRESULT']._serialized_end=779
+  _globals['_RERANKRESPONSE']._serialized_start=781
+  _globals['_RERANKRESPONSE']._serialized_end=884
+  _globals['_RERANKSTREAMREQUEST']._serialized_start=886
+  _globals['_RERANKSTREAMREQUEST']._serialized_end=965
+  _globals['_RERANKSTREAMRESPONSE']._serialized_start=968
+  _globals['_RERANKSTREAMRESPONSE']._serialized_end=1106
+  _globals['_RERANK']._serialized_start=1375
+  _globals['_RERANK']._serialized_end=1543
 # @@protoc_insertion_point(module_scope)

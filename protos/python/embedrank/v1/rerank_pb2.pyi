@@ -13,12 +13,27 @@ class ScoreMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SCORE_MODE_UNSPECIFIED: _ClassVar[ScoreMode]
     SCORE_MODE_ACTIVATED: _ClassVar[ScoreMode]
     SCORE_MODE_RAW: _ClassVar[ScoreMode]
+
+class HybridScore(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HYBRID_SCORE_UNSPECIFIED: _ClassVar[HybridScore]
+    HYBRID_SCORE_WEIGHTED: _ClassVar[HybridScore]
+    HYBRID_SCORE_DENSE: _ClassVar[HybridScore]
+    HYBRID_SCORE_SPARSE: _ClassVar[HybridScore]
+    HYBRID_SCORE_COLBERT: _ClassVar[HybridScore]
+    HYBRID_SCORE_SPARSE_DENSE: _ClassVar[HybridScore]
 SCORE_MODE_UNSPECIFIED: ScoreMode
 SCORE_MODE_ACTIVATED: ScoreMode
 SCORE_MODE_RAW: ScoreMode
+HYBRID_SCORE_UNSPECIFIED: HybridScore
+HYBRID_SCORE_WEIGHTED: HybridScore
+HYBRID_SCORE_DENSE: HybridScore
+HYBRID_SCORE_SPARSE: HybridScore
+HYBRID_SCORE_COLBERT: HybridScore
+HYBRID_SCORE_SPARSE_DENSE: HybridScore
 
 class RerankRequest(_message.Message):
-    __slots__ = ("model", "query", "documents", "top_k", "return_documents", "scores", "truncation", "long_input", "chunk_overlap")
+    __slots__ = ("model", "query", "documents", "top_k", "return_documents", "scores", "truncation", "long_input", "chunk_overlap", "hybrid_score", "hybrid_weights")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +43,8 @@ class RerankRequest(_message.Message):
     TRUNCATION_FIELD_NUMBER: _ClassVar[int]
     LONG_INPUT_FIELD_NUMBER: _ClassVar[int]
     CHUNK_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    HYBRID_SCORE_FIELD_NUMBER: _ClassVar[int]
+    HYBRID_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     model: str
     query: str
     documents: _containers.RepeatedScalarFieldContainer[str]
@@ -37,10 +54,26 @@ class RerankRequest(_message.Message):
     truncation: _common_pb2.Truncation
     long_input: _common_pb2.LongInput
     chunk_overlap: int
-    def __init__(self, model: _Optional[str] = ..., query: _Optional[str] = ..., documents: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., return_documents: _Optional[bool] = ..., scores: _Optional[_Union[ScoreMode, str]] = ..., truncation: _Optional[_Union[_common_pb2.Truncation, str]] = ..., long_input: _Optional[_Union[_common_pb2.LongInput, str]] = ..., chunk_overlap: _Optional[int] = ...) -> None: ...
+    hybrid_score: HybridScore
+    hybrid_weights: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, model: _Optional[str] = ..., query: _Optional[str] = ..., documents: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., return_documents: _Optional[bool] = ..., scores: _Optional[_Union[ScoreMode, str]] = ..., truncation: _Optional[_Union[_common_pb2.Truncation, str]] = ..., long_input: _Optional[_Union[_common_pb2.LongInput, str]] = ..., chunk_overlap: _Optional[int] = ..., hybrid_score: _Optional[_Union[HybridScore, str]] = ..., hybrid_weights: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class HybridScores(_message.Message):
+    __slots__ = ("dense", "sparse", "colbert", "sparse_dense", "weighted")
+    DENSE_FIELD_NUMBER: _ClassVar[int]
+    SPARSE_FIELD_NUMBER: _ClassVar[int]
+    COLBERT_FIELD_NUMBER: _ClassVar[int]
+    SPARSE_DENSE_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTED_FIELD_NUMBER: _ClassVar[int]
+    dense: float
+    sparse: float
+    colbert: float
+    sparse_dense: float
+    weighted: float
+    def __init__(self, dense: _Optional[float] = ..., sparse: _Optional[float] = ..., colbert: _Optional[float] = ..., sparse_dense: _Optional[float] = ..., weighted: _Optional[float] = ...) -> None: ...
 
 class RerankResult(_message.Message):
-    __slots__ = ("index", "score", "document", "truncated", "token_count", "label_scores", "span", "chunk_count")
+    __slots__ = ("index", "score", "document", "truncated", "token_count", "label_scores", "span", "chunk_count", "hybrid_scores")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +82,7 @@ class RerankResult(_message.Message):
     LABEL_SCORES_FIELD_NUMBER: _ClassVar[int]
     SPAN_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    HYBRID_SCORES_FIELD_NUMBER: _ClassVar[int]
     index: int
     score: float
     document: str
@@ -57,7 +91,8 @@ class RerankResult(_message.Message):
     label_scores: _containers.RepeatedScalarFieldContainer[float]
     span: _common_pb2.Span
     chunk_count: int
-    def __init__(self, index: _Optional[int] = ..., score: _Optional[float] = ..., document: _Optional[str] = ..., truncated: _Optional[bool] = ..., token_count: _Optional[int] = ..., label_scores: _Optional[_Iterable[float]] = ..., span: _Optional[_Union[_common_pb2.Span, _Mapping]] = ..., chunk_count: _Optional[int] = ...) -> None: ...
+    hybrid_scores: HybridScores
+    def __init__(self, index: _Optional[int] = ..., score: _Optional[float] = ..., document: _Optional[str] = ..., truncated: _Optional[bool] = ..., token_count: _Optional[int] = ..., label_scores: _Optional[_Iterable[float]] = ..., span: _Optional[_Union[_common_pb2.Span, _Mapping]] = ..., chunk_count: _Optional[int] = ..., hybrid_scores: _Optional[_Union[HybridScores, _Mapping]] = ...) -> None: ...
 
 class RerankResponse(_message.Message):
     __slots__ = ("results", "metadata")

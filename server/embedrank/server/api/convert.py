@@ -11,6 +11,7 @@ from embedrank.server.engine.postprocess import OutputPrecision
 from embedrank.server.engine.requests import (
     EncodeParams, EncodeResult, InputType, LongInput, RerankParams, RerankResult, ScoreMode, Usage,
 )
+from embedrank.model.kinds.hybrid import HybridScore
 from embedrank.model.tokenize import Truncate
 from embedrank.model.errors import InvalidArgument
 from embedrank.v1 import common_pb2, embed_pb2, rerank_pb2
@@ -44,6 +45,15 @@ _SCORES = {
     rerank_pb2.SCORE_MODE_UNSPECIFIED: ScoreMode.ACTIVATED,
     rerank_pb2.SCORE_MODE_ACTIVATED: ScoreMode.ACTIVATED,
     rerank_pb2.SCORE_MODE_RAW: ScoreMode.RAW,
+}
+
+_HYBRID_SCORES = {
+    rerank_pb2.HYBRID_SCORE_UNSPECIFIED: HybridScore.WEIGHTED,
+    rerank_pb2.HYBRID_SCORE_WEIGHTED: HybridScore.WEIGHTED,
+    rerank_pb2.HYBRID_SCORE_DENSE: HybridScore.DENSE,
+    rerank_pb2.HYBRID_SCORE_SPARSE: HybridScore.SPARSE,
+    rerank_pb2.HYBRID_SCORE_COLBERT: HybridScore.COLBERT,
+    rerank_pb2.HYBRID_SCORE_SPARSE_DENSE: HybridScore.SPARSE_DENSE,
 }
 
 
@@ -93,6 +103,18 @@ def rerank_params(req: rerank_pb2.RerankRequest) -> RerankParams:
         truncate=_enum(_TRUNCATION, req.truncation, "truncation"),  # type: ignore[arg-type]
         long_input=_enum(_LONG_INPUT, req.long_input, "long_input"),  # type: ignore[arg-type]
         chunk_overlap=req.chunk_overlap if req.HasField("chunk_overlap") else None,
+        hybrid_score=_enum(_HYBRID_SCORES, req.hybrid_score, "hybrid_score"),  # type: ignore[arg-type]
+        hybrid_weights=tuple(req.hybrid_weights),
+    )
+
+
+def _hybrid_scores(scores: dict[str, float] | None) -> rerank_pb2.HybridScores | None:
+    if scores is None:
+        return None
+    return rerank_pb2.HybridScores(
+        dense=scores[HybridScore.DENSE.value], sparse=scores[HybridScore.SPARSE.value],
+        colbert=scores[HybridScore.COLBERT.value], sparse_dense=scores[HybridScore.SPARSE_DENSE.value],
+        weighted=scores[HybridScore.WEIGHTED.value],
     )
 
 
@@ -157,6 +179,7 @@ def rerank_response(result: RerankResult) -> rerank_pb2.RerankResponse:
                 label_scores=r.label_scores,
                 span=None if r.span is None else common_pb2.Span(start=r.span[0], end=r.span[1]),
                 chunk_count=r.chunk_count,
+                hybrid_scores=_hybrid_scores(r.hybrid_scores),
             )
             for r in result.results
         ],

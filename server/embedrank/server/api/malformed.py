@@ -96,20 +96,27 @@ def _guard(handler: grpc.RpcMethodHandler, rpc: str) -> grpc.RpcMethodHandler:
             return await inner_uu(request, context)
 
         return handler._replace(request_deserializer=deserializer, unary_unary=unary_unary)
+    async def checked(requests: Any) -> AsyncIterator[Any]:
+        async for request in requests:
+            if isinstance(request, Malformed):  # ends the stream after the answers before it
+                raise _refusal(request, rpc)
+            yield request
+
     if handler.stream_stream is not None:
         inner_ss = handler.stream_stream
 
         async def stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            async def checked() -> AsyncIterator[Any]:
-                async for request in requests:
-                    if isinstance(request, Malformed):  # ends the stream after the answers before it
-                        raise _refusal(request, rpc)
-                    yield request
-
-            async for response in inner_ss(checked(), context):
+            async for response in inner_ss(checked(requests), context):
                 yield response
 
         return handler._replace(request_deserializer=deserializer, stream_stream=stream_stream)
+    if handler.stream_unary is not None:  # tei.v1 RerankStream
+        inner_su = handler.stream_unary
+
+        async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+            return await inner_su(checked(requests), context)
+
+        return handler._replace(request_deserializer=deserializer, stream_unary=stream_unary)
     return handler  # no other kinds in our services
 
 

@@ -19,6 +19,7 @@ from embedrank.server.engine.served import ServedModel
 from embedrank.model.kinds import REGISTRY, ModelKind
 from embedrank.model.kinds.classification import ClassificationSpec
 from embedrank.model.kinds.embedding import EmbeddingSpec, QuantizationRanges
+from embedrank.model.kinds.hybrid import HybridSpec
 from embedrank.model.kinds.multivector import MULTI_VECTOR, MultiVectorSpec
 from embedrank.model.kinds.rerank import RerankSpec
 from embedrank.model.kinds.sparse import SparseSpec
@@ -75,6 +76,15 @@ def _multi_vector_info(info: models_pb2.ModelInfo, m: MultiVectorSpec) -> None:
     _output_precisions(info, m.ranges)
 
 
+def _hybrid_info(info: models_pb2.ModelInfo, h: HybridSpec) -> None:
+    info.dimensions = h.dimensions  # the dense vector's (the ColBERT vectors' is in the manifest's section)
+    info.prompts.update(h.prompts)
+    info.default_prompt_name = h.default_prompt_name or ""
+    info.similarity_fn = "dot"
+    info.normalize = True
+    _output_precisions(info, None)
+
+
 # Per kind: its ModelKind enum value and the ModelInfo fields its manifest section fills.
 _KINDS: dict[ModelKind, tuple[models_pb2.ModelKind, Callable[[models_pb2.ModelInfo, Any], None]]] = {
     ModelKind.EMBEDDING: (models_pb2.MODEL_KIND_EMBEDDING, _embedding_info),
@@ -84,6 +94,7 @@ _KINDS: dict[ModelKind, tuple[models_pb2.ModelKind, Callable[[models_pb2.ModelIn
 
     ModelKind.SPARSE: (models_pb2.MODEL_KIND_SPARSE, _sparse_info),
     ModelKind.MULTI_VECTOR: (models_pb2.MODEL_KIND_MULTI_VECTOR, _multi_vector_info),
+    ModelKind.HYBRID: (models_pb2.MODEL_KIND_HYBRID, _hybrid_info),
 }
 
 

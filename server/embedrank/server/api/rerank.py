@@ -8,7 +8,9 @@ import grpc
 
 from embedrank.server.api import convert
 from embedrank.server.api.rpc import Rpcs
+from embedrank.model.errors import InvalidArgument
 from embedrank.server.engine.engine import Engine
+from embedrank.server.engine.hybrid import HybridModel
 from embedrank.v1 import rerank_pb2, rerank_pb2_grpc
 
 
@@ -19,7 +21,11 @@ class RerankServicer(rerank_pb2_grpc.RerankServicer):
 
     async def _rerank(self, request: rerank_pb2.RerankRequest, deadline: float | None, request_id: str) -> rerank_pb2.RerankResponse:
         model = self._engine.reranker(request.model)
-        result = await model.rerank(convert.rerank_params(request), deadline=deadline, request_id=request_id)
+        params = convert.rerank_params(request)
+        if params.hybrid_options and not isinstance(model, HybridModel):
+            raise InvalidArgument(params.hybrid_options[0], f"is for hybrid (BGE-M3) models; {model.name} is a "
+                                  f"{model.manifest.kind.value} model: leave it unset")
+        result = await model.rerank(params, deadline=deadline, request_id=request_id)
         return convert.rerank_response(result)
 
     async def Rerank(  # noqa: N802 (gRPC method name)

@@ -12,7 +12,7 @@ import grpc
 from embedrank.server.api.convert import deadline_of
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.status import guarded, new_request_id
-from embedrank.server.api.stream import answer_stream
+from embedrank.server.api.stream import answer_plain_stream, answer_stream
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -42,6 +42,21 @@ class Rpcs:
             requests,
             lambda request, rid: body(request, deadline, rid),
             response_type,
+            context=context,
+            calls=self.calls,
+            max_inflight=self.stream_max_inflight,
+            rpc=rpc,
+        )
+
+    def plain_stream(
+        self, rpc: str, body: Body[Any, Resp], requests: AsyncIterable[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Resp]:
+        """A stream of the unary RPC's own messages (tei.v1): answered in order, each with the unary
+        RPC's body; the first failure ends the stream with its status."""
+        deadline = deadline_of(context)
+        return answer_plain_stream(
+            requests,
+            lambda request, rid: body(request, deadline, rid),
             context=context,
             calls=self.calls,
             max_inflight=self.stream_max_inflight,

@@ -9,7 +9,7 @@ import grpc
 from embedrank.server.api import convert
 from embedrank.server.api.rpc import Rpcs
 from embedrank.server.engine.engine import Engine
-from embedrank.server.engine.sparse import SparseParams, SparseResult
+from embedrank.server.engine.sparse import SparseParams, SparseResult, SparseVector
 from embedrank.v1 import sparse_pb2, sparse_pb2_grpc
 
 
@@ -24,12 +24,13 @@ def sparse_params(req: sparse_pb2.EncodeSparseRequest) -> SparseParams:
     )
 
 
+def sparse_vector(v: SparseVector) -> sparse_pb2.SparseVector:
+    return sparse_pb2.SparseVector(indices=v.indices.tolist(), values=v.values.tolist(), tokens=v.tokens)
+
+
 def sparse_response(result: SparseResult) -> sparse_pb2.EncodeSparseResponse:
     return sparse_pb2.EncodeSparseResponse(
-        vectors=[
-            sparse_pb2.SparseVector(indices=v.indices.tolist(), values=v.values.tolist(), tokens=v.tokens)
-            for v in result.vectors
-        ],
+        vectors=[sparse_vector(v) for v in result.vectors],
         dimensions=result.dimensions,
         token_counts=result.token_counts,
         truncated=result.truncated,

@@ -102,3 +102,48 @@ async def answer_stream(
         status = to_grpc_status(exc, new_request_id())
         metrics.REQUESTS.labels(rpc, status.code.name).inc()
         await context.abort(status.code, status.details)
+
+
+class _ItemFailed(Exception):
+    """An item of a plain stream failed: the stream ends with the item's own status."""
+
+    def __init__(self, error: BaseException, request_id: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.request_id = request_id
+
+
+async def answer_plain_stream(
+    requests: AsyncIterable[Any],
+    call: Callable[[Any, str], Awaitable[Resp]],
+    *,
+    context: grpc.aio.ServicerContext,
+    calls: Calls,
+    max_inflight: int,
+    rpc: str,
+) -> AsyncIterator[Resp]:
+    """Streams of the unary RPC's own messages, as TEI's tei.v1 has them (no id, no error item):
+    each answered in order by ``call(request, request_id)``; the first item that fails ends the
+    stream with its status, after the answers of the items before it."""
+    one_caller()
+
+    async def handle(request: Any) -> Resp | _ItemFailed:
+        rid = new_request_id()
+        try:
+            with calls.item():  # the drain serves it like a call of its own
+                return await call(request, rid)
+        except Exception as exc:  # ends the stream below (unexpected ones are logged as bugs)
+            return _ItemFailed(exc, rid)
+
+    try:
+        with calls.track(stream=True):
+            async for answer in ordered(requests, handle, max_inflight=max_inflight, calls=calls):
+                if isinstance(answer, _ItemFailed):
+                    raise answer
+                metrics.REQUESTS.labels(rpc, "OK").inc()
+                yield answer
+    except (EmbedRankError, _ItemFailed) as exc:  # an item's error, draining, or a malformed item
+        error, rid = (exc.error, exc.request_id) if isinstance(exc, _ItemFailed) else (exc, new_request_id())
+        status = to_grpc_status(error, rid)
+        metrics.REQUESTS.labels(rpc, status.code.name).inc()
+        await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)

@@ -17,6 +17,7 @@ from embedrank.model.selfcheck import run_self_check
 from embedrank.model.tokenize import TextTokenizer
 from embedrank.server.engine.classification import ClassificationModel
 from embedrank.server.engine.embedding import EmbeddingModel
+from embedrank.server.engine.hybrid import HybridModel
 from embedrank.server.engine.inflight import VersionAdmission
 from embedrank.server.engine.kinds import served_class
 from embedrank.server.engine.multivector import MultiVectorModel
@@ -26,6 +27,9 @@ from embedrank.server.engine.settings import EngineSettings
 from embedrank.server.engine.sparse import SparseModel
 
 log = logging.getLogger(__name__)
+
+# Threads that tokenize requests too long to tokenize on the event loop (shared by every model).
+TOKENIZE_THREADS = 2
 
 
 class Engine:
@@ -38,7 +42,7 @@ class Engine:
         self.admission = Admission(settings.max_inflight_inputs)
         # id(model) -> its inputs in flight (a replaced version closes when they are answered)
         self.inflight: dict[int, VersionAdmission] = {}
-        self._tokenize_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="tokenize")
+        self._tokenize_pool = concurrent.futures.ThreadPoolExecutor(TOKENIZE_THREADS, thread_name_prefix="tokenize")
 
     def _build(self, version: ModelVersion) -> ServedModel:
         m = version.manifest
@@ -146,25 +150,33 @@ class Engine:
             + ("; name one" + ("" if default else ", or start the server with --default-model") if fitting else ""),
         )
 
-    def embedding(self, name: str) -> EmbeddingModel:
-        model = self.resolve(name, ModelKind.EMBEDDING)
-        assert isinstance(model, EmbeddingModel)
+    # A hybrid (BGE-M3) model answers Encode, EncodeSparse, EncodeMultiVector and Rerank with one of its
+    # outputs: it is among each of those RPCs' kinds (an empty name then means the only model of them all).
+
+    def embedding(self, name: str) -> EmbeddingModel | HybridModel:
+        model = self.resolve(name, ModelKind.EMBEDDING, ModelKind.HYBRID)
+        assert isinstance(model, (EmbeddingModel, HybridModel))
         return model
 
-    def reranker(self, name: str) -> RerankModel | MultiVectorModel:
-        """A cross-encoder, or a multi-vector model (it reranks by MaxSim)."""
-        model = self.resolve(name, ModelKind.RERANK, ModelKind.MULTI_VECTOR)
-        assert isinstance(model, (RerankModel, MultiVectorModel))
+    def reranker(self, name: str) -> RerankModel | MultiVectorModel | HybridModel:
+        """A cross-encoder, a multi-vector model (it reranks by MaxSim) or a hybrid one (compute_score)."""
+        model = self.resolve(name, ModelKind.RERANK, ModelKind.MULTI_VECTOR, ModelKind.HYBRID)
+        assert isinstance(model, (RerankModel, MultiVectorModel, HybridModel))
         return model
 
-    def sparse(self, name: str) -> SparseModel:
-        model = self.resolve(name, ModelKind.SPARSE)
-        assert isinstance(model, SparseModel)
+    def sparse(self, name: str) -> SparseModel | HybridModel:
+        model = self.resolve(name, ModelKind.SPARSE, ModelKind.HYBRID)
+        assert isinstance(model, (SparseModel, HybridModel))
         return model
 
-    def multi_vector(self, name: str) -> MultiVectorModel:
-        model = self.resolve(name, ModelKind.MULTI_VECTOR)
-        assert isinstance(model, MultiVectorModel)
+    def multi_vector(self, name: str) -> MultiVectorModel | HybridModel:
+        model = self.resolve(name, ModelKind.MULTI_VECTOR, ModelKind.HYBRID)
+        assert isinstance(model, (MultiVectorModel, HybridModel))
+        return model
+
+    def hybrid(self, name: str) -> HybridModel:
+        model = self.resolve(name, ModelKind.HYBRID)
+        assert isinstance(model, HybridModel)
         return model
 
     def classifier(self, name: str) -> ClassificationModel:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from embedrank.model.kinds import ModelKind
 from embedrank.server.engine.classification import ClassificationModel
 from embedrank.server.engine.embedding import EmbeddingModel
+from embedrank.server.engine.hybrid import HybridModel
 from embedrank.server.engine.multivector import MultiVectorModel
 from embedrank.server.engine.rerank import RerankModel
 from embedrank.server.engine.served import ServedModel
@@ -19,6 +20,7 @@ SERVED: dict[ModelKind, type[ServedModel]] = {
     ModelKind.CLASSIFICATION: ClassificationModel,
     ModelKind.SPARSE: SparseModel,
     ModelKind.MULTI_VECTOR: MultiVectorModel,
+    ModelKind.HYBRID: HybridModel,
 }
 
 

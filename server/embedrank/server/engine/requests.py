@@ -7,6 +7,7 @@ import enum
 
 import numpy as np
 
+from embedrank.model.kinds.hybrid import HybridScore
 from embedrank.server.engine.postprocess import OutputPrecision
 from embedrank.model.tokenize import Truncate
 
@@ -92,6 +93,14 @@ class RerankParams:
     truncate: Truncate = Truncate.END
     long_input: LongInput = LongInput.TRUNCATE
     chunk_overlap: int | None = None
+    hybrid_score: HybridScore = HybridScore.WEIGHTED  # hybrid (BGE-M3) models: which figure is the score
+    hybrid_weights: tuple[float, ...] = ()  # hybrid models: dense, sparse, ColBERT weights; () = 1, 1, 1
+
+    @property
+    def hybrid_options(self) -> list[str]:
+        """The hybrid-only fields this request sets (the fields to name when the model is not hybrid)."""
+        return [name for name, unset in (("hybrid_score", self.hybrid_score is HybridScore.WEIGHTED),
+                                         ("hybrid_weights", not self.hybrid_weights)) if not unset]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +113,7 @@ class Ranked:
     document: str | None
     span: tuple[int, int] | None = None  # LongInput.CHUNK: the best window's characters
     chunk_count: int = 0  # LongInput.CHUNK: windows the document was split into
+    hybrid_scores: dict[str, float] | None = None  # hybrid models: every compute_score figure, by HybridScore value
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,7 @@ what they share):
     openai.py                    POST /v1/embeddings, GET /v1/models[/{name}]
     tei.py                       TEI's: POST /embed, /rerank, /predict, /embed_sparse, ... (tei_bodies.py)
     (here, for now)              POST /v1/rerank, /v2/rerank: Cohere (v1, v2) and Jina
+    hybrid.py                    POST /v1/hybrid (ours): a hybrid (BGE-M3) model's three outputs from one run
     GET  /health, /ping, /       200 {"status": "ok"}; 503 while loading or draining (no token needed)
 
 Why aiohttp and orjson: docs/http.md (measured against starlette + uvicorn, and json).
@@ -25,12 +26,13 @@ from typing import Any
 
 from aiohttp import web
 
-from embedrank.model.errors import ConfigError
+from embedrank.model.errors import ConfigError, InvalidArgument
 from embedrank.model.kinds import ModelKind
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.tls import TlsFiles, read
 from embedrank.server.engine.engine import Engine
-from embedrank.server.http import openai, schemas, tei
+from embedrank.server.engine.hybrid import HybridModel
+from embedrank.server.http import hybrid, openai, schemas, tei
 from embedrank.server.http.errors import RERANK_FIELDS
 from embedrank.server.http.limits import DoorLimits, Doors
 from embedrank.server.http.serving import RequestState, Route, Serving, json_response
@@ -51,6 +53,7 @@ _OWN_ROUTES: tuple[Route, ...] = (("GET", "/health", "health"), ("GET", "/ping",
 _CONVENTIONS: tuple[tuple[tuple[Route, ...], Callable[[Serving], Any]], ...] = (
     (openai.ROUTES, openai.Handlers),
     (tei.ROUTES, tei.Handlers),
+    (hybrid.ROUTES, hybrid.Handlers),
 )
 # (method, path, handler): what the port serves (the README check reads it too).
 ROUTES: tuple[Route, ...] = (
@@ -172,8 +175,11 @@ class HttpServer:
     async def _rerank(self, request: web.Request, rid: str, api_version: str) -> dict[str, Any]:
         body = await self._serving.body(request)
         parsed = schemas.rerank_request(body)
-        self._serving.check_kind(parsed.model, ModelKind.RERANK)
+        self._serving.check_kind(parsed.model, ModelKind.RERANK, ModelKind.HYBRID)
         model = self._engine.reranker(parsed.model)
+        if parsed.params.hybrid_options and not isinstance(model, HybridModel):
+            raise InvalidArgument(parsed.params.hybrid_options[0], f"is for hybrid (BGE-M3) models; {model.name} is "
+                                  f"a {model.manifest.kind.value} model: leave it out")
         result = await model.rerank(parsed.params, deadline=None, request_id=rid)
         return schemas.rerank_response(result, api_version=api_version)
 
@@ -211,7 +217,7 @@ async def _framework_errors(
         kind = "not_found_error" if exc.status == 404 else "invalid_request_error"
         message = f"{request.method} {request.path}: {exc.reason}"
         if exc.status == 404:
-            message += (" (routes: POST /v1/embeddings, POST /v1/rerank, POST /v2/rerank, GET /v1/models, GET /health; "
+            message += (" (routes: POST /v1/embeddings, POST /v1/rerank, POST /v2/rerank, POST /v1/hybrid, GET /v1/models, GET /health; "
                         "TEI's POST /embed, /rerank, /predict, /embed_sparse, /embed_all, /similarity, /tokenize, "
                         "/decode, GET /info, also under /models/<name>/)")
         headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}

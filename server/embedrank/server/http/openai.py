@@ -38,7 +38,7 @@ class Handlers:
             body = await self._s.body(req)
             parsed = schemas.embeddings_request(body)
             state.scalar_input = parsed.scalar_input
-            self._s.check_kind(parsed.model, ModelKind.EMBEDDING)
+            self._s.check_kind(parsed.model, ModelKind.EMBEDDING, ModelKind.HYBRID)
             model = self._s.engine.embedding(parsed.model)
             result = await model.encode(parsed.params, deadline=None, request_id=rid)
             return schemas.embeddings_response(result, encoding_format=parsed.encoding_format)

@@ -16,6 +16,7 @@ import numpy as np
 from embedrank.server.engine.requests import (
     EncodeParams, EncodeResult, InputType, LongInput, RerankParams, RerankResult, ScoreMode,
 )
+from embedrank.model.kinds.hybrid import HybridScore
 from embedrank.model.tokenize import Truncate
 from embedrank.model.errors import InvalidArgument
 
@@ -27,6 +28,7 @@ _TRUNCATION = {"end": Truncate.END, "start": Truncate.START, "none": Truncate.NO
                True: Truncate.END, False: Truncate.NONE}
 _LONG_INPUT = {"truncate": LongInput.TRUNCATE, "chunk": LongInput.CHUNK}
 ENCODING_FORMATS = ("float", "base64")
+_HYBRID_SCORE = {s.value: s for s in HybridScore}
 
 TOKEN_IDS = (
     "is a list of token ids; this server tokenizes itself: send text (a string or a list of strings). "
@@ -87,6 +89,46 @@ def _choice(body: dict[str, Any], name: str, table: dict[Any, Any], default: Any
     raise InvalidArgument(name, f"{value!r} is not one of {known}")
 
 
+def texts_of(body: dict[str, Any], name: str) -> tuple[list[str], bool]:
+    """A field holding a string or a list of strings: (the texts, whether it was one string)."""
+    raw = body.get(name)
+    if raw is None:
+        raise InvalidArgument(name, "is required: a string or a list of strings")
+    if isinstance(raw, str):
+        return [raw], True
+    if not isinstance(raw, list):
+        raise InvalidArgument(name, f"must be a string or a list of strings, got {_kind(raw)}")
+    for i, item in enumerate(raw):
+        if not isinstance(item, str):
+            if isinstance(item, (int, list)) and not isinstance(item, bool):
+                raise InvalidArgument(name, TOKEN_IDS)
+            raise InvalidArgument(f"{name}[{i}]", f"must be a string, got {_kind(item)}")
+    return raw, False
+
+
+# The field readers, for routes in their own modules (http/hybrid.py).
+string, boolean, integer = _str, _bool, _int
+
+
+def input_type(body: dict[str, Any]) -> InputType:
+    value: InputType = _choice(body, "input_type", _INPUT_TYPE, InputType.DEFAULT)
+    return value
+
+
+def truncation(body: dict[str, Any]) -> Truncate:
+    value: Truncate = _choice(body, "truncation", _TRUNCATION, Truncate.END)
+    return value
+
+
+def _numbers(body: dict[str, Any], name: str) -> tuple[float, ...]:
+    value = body.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
+        raise InvalidArgument(name, f"must be a list of numbers, got {_kind(value)}")
+    return tuple(float(v) for v in value)
+
+
 @dataclasses.dataclass(frozen=True)
 class EmbeddingsRequest:
     model: str
@@ -98,21 +140,7 @@ class EmbeddingsRequest:
 def embeddings_request(body: dict[str, Any]) -> EmbeddingsRequest:
     """OpenAI's POST /v1/embeddings body, plus our extensions (input_type, truncation, long_input,
     chunk_overlap, normalize, prompt_name)."""
-    raw = body.get("input")
-    if raw is None:
-        raise InvalidArgument("input", "is required: a string or a list of strings")
-    scalar = isinstance(raw, str)
-    if scalar:
-        texts = [raw]
-    elif isinstance(raw, list):
-        for i, item in enumerate(raw):
-            if not isinstance(item, str):
-                if isinstance(item, (int, list)) and not isinstance(item, bool):
-                    raise InvalidArgument("input", TOKEN_IDS)
-                raise InvalidArgument(f"input[{i}]", f"must be a string, got {_kind(item)}")
-        texts = raw
-    else:
-        raise InvalidArgument("input", f"must be a string or a list of strings, got {_kind(raw)}")
+    texts, scalar = texts_of(body, "input")
     encoding = _str(body, "encoding_format", "float")
     if encoding not in ENCODING_FORMATS:
         raise InvalidArgument("encoding_format", f"{encoding!r} is not one of 'float', 'base64'")
@@ -189,6 +217,8 @@ def rerank_request(body: dict[str, Any]) -> RerankRequest:
         truncate=_choice(body, "truncation", _TRUNCATION, Truncate.END),
         long_input=_choice(body, "long_input", _LONG_INPUT, LongInput.TRUNCATE),
         chunk_overlap=_int(body, "chunk_overlap", minimum=0),
+        hybrid_score=_choice(body, "hybrid_score", _HYBRID_SCORE, HybridScore.WEIGHTED),
+        hybrid_weights=_numbers(body, "hybrid_weights"),
     )
     return RerankRequest(model=_str(body, "model"), params=params)
 
@@ -200,6 +230,8 @@ def rerank_response(result: RerankResult, *, api_version: str) -> dict[str, Any]
     results: list[dict[str, Any]] = []
     for r in result.results:
         item: dict[str, Any] = {"index": r.index, "relevance_score": r.score}
+        if r.hybrid_scores is not None:
+            item["hybrid_scores"] = r.hybrid_scores
         if r.document is not None:
             item["document"] = {"text": r.document}
         results.append(item)

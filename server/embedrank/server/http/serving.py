@@ -27,7 +27,8 @@ from embedrank.server.tokens import BearerTokens
 JSON = "application/json"
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 # Where a model of the wrong kind is sent by the OpenAI / Cohere routes.
-_ROUTE_FOR_KIND = {ModelKind.EMBEDDING: "POST /v1/embeddings", ModelKind.RERANK: "POST /v1/rerank"}
+_ROUTE_FOR_KIND = {ModelKind.EMBEDDING: "POST /v1/embeddings", ModelKind.RERANK: "POST /v1/rerank",
+                   ModelKind.HYBRID: "POST /v1/hybrid"}
 
 
 class RequestState:
@@ -117,11 +118,11 @@ class Serving:
             raise InvalidArgument("body", f"is not valid JSON ({exc})") from None
         return schemas.body_object(data)
 
-    def check_kind(self, name: str, kind: ModelKind) -> None:
-        """A model of the other kind: the message names the route to call instead."""
+    def check_kind(self, name: str, *kinds: ModelKind) -> None:
+        """A model of another kind: the message names the route to call instead."""
         if name:
             model = self.engine.get(name)
-            if model.manifest.kind is not kind:
+            if model.manifest.kind not in kinds:
                 raise FailedPrecondition(
                     f"model {name!r} is a {model.manifest.kind.value} model; call "
                     f"{_ROUTE_FOR_KIND[model.manifest.kind]} for it"
