@@ -185,6 +185,19 @@ def test_connections_past_the_cap_are_refused_at_once(port: int) -> None:
     assert out.startswith(b"HTTP/1.1 200")  # closed ones free their places
 
 
+def test_a_refused_request_keeps_its_connection_and_its_body_is_no_head(port: int) -> None:
+    """415 from the head alone: the body that follows is dropped, the connection serves the next
+    request, and stays open (no 408 for the body's bytes) until the idle timeout."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(post_head(len(BODY), content_type=b"text/plain"))
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 415")
+        sock.sendall(BODY)  # the refused request's body, late
+        time.sleep(HEAD_S + 0.5)  # longer than a head may take: these bytes were not one
+        sock.sendall(post_head(len(BODY)) + BODY)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+
+
 # --- 3. Expect: 100-continue ------------------------------------------------------------------------
 
 
@@ -235,7 +248,7 @@ def test_wrong_credentials_are_refused_on_both_ports(server: ServerProcess, port
 def test_tokens_rotate_on_sighup(tiny_repo: Path, workdir: Path) -> None:
     path = workdir / "doors-rotating-tokens"
     path.write_text("old\n")
-    proc = _serve(tiny_repo, workdir, "--auth-token-file", str(path), "--model-poll-s", "0")
+    proc = _serve(tiny_repo, workdir, "--auth-token-file", str(path), "--model-poll-s", "0.5")
     try:
         base = f"http://127.0.0.1:{http_port(proc)}/v1/embeddings"
 
@@ -244,9 +257,11 @@ def test_tokens_rotate_on_sighup(tiny_repo: Path, workdir: Path) -> None:
                                                            "Content-Type": "application/json"}).status_code
 
         assert (status("old"), status("new")) == (200, 401)
-        for text, expected in (("old\nnew\n", (200, 200)), ("new\n", (401, 200)), ("\n", (401, 200))):
-            path.write_text(text)  # the last: an empty file is refused, the tokens stay
-            proc.proc.send_signal(signal.SIGHUP)
+        for text, expected, hup in (("old\nnew\n", (200, 200), True), ("new\n", (401, 200), True),
+                                    ("\n", (401, 200), True), ("old\n", (200, 401), False)):
+            path.write_text(text)  # the third: an empty file is refused, the tokens stay
+            if hup:  # the last: no SIGHUP, the --model-poll-s poll sees the file change
+                proc.proc.send_signal(signal.SIGHUP)
             deadline = time.monotonic() + 10
             while (status("old"), status("new")) != expected:
                 assert time.monotonic() < deadline, (text, proc.output()[-2000:])

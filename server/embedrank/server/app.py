@@ -123,7 +123,8 @@ class App:
         if self.watcher is not None:
             self.watcher.wake()
 
-    def reload_tls_if_changed(self) -> None:
+    def reload_files_if_changed(self) -> None:
+        """Every --model-poll-s: the token file and the TLS files, when they changed (a rotated Secret)."""
         if self.tokens is not None:
             self.tokens.reload_if_changed()
         if self.certificates is not None and self.certificates.reload_if_changed() and self.http is not None:
@@ -331,7 +332,7 @@ async def serve(config: ServerConfig, prepare: Prepare | None = None) -> None:
         raise
     watcher = app.watcher = ModelWatcher(
         app.engine, poll_s=config.model_poll_s,
-        on_poll=app.reload_tls_if_changed if app.certificates is not None else None,
+        on_poll=app.reload_files_if_changed if app.certificates is not None or app.tokens is not None else None,
     )
     watcher.start()
     if config.metrics_port >= 0:

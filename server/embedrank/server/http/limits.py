@@ -102,15 +102,19 @@ class Guard(RequestHandler):
     """aiohttp's connection protocol, with the head and body timeouts, the connection cap and
     protocol errors answered in the JSON error shape."""
 
-    def __init__(self, manager: web.Server, *, doors: Doors, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
+    def __init__(self, manager: web.Server, *, doors: Doors, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
+        super().__init__(manager, loop=loop, **kwargs)
         self._doors = doors
+        self._clock = loop
         self._refused = False
         self._head_since: float | None = None  # first byte of a request whose head has not been parsed
         self._last_data = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self.request: web.BaseRequest | None = None  # the request being handled (the middleware sets it)
         self.reading = False  # its body is being read
+        # The body of the last request, when it was answered before its body was read (a refusal):
+        # bytes that still arrive for it are that body (aiohttp drops them), not a new request's head.
+        self._unread: Any = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------------
 
@@ -135,9 +139,11 @@ class Guard(RequestHandler):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        now = self._loop.time()
+        now = self._clock.time()
         self._last_data = now
-        if data and self.request is None and self._head_since is None:
+        if self._unread is not None and self._unread.is_eof():
+            self._unread = None
+        if data and self.request is None and self._head_since is None and self._unread is None:
             self._head_since = now
             self._arm(self._doors.limits.head_timeout_s, now + self._doors.limits.head_timeout_s)
         super().data_received(data)
@@ -147,7 +153,7 @@ class Guard(RequestHandler):
     def _arm(self, limit: float, at: float) -> None:
         if limit > 0:
             self._cancel_timer()
-            self._timer = self._loop.call_at(at, self._tick)
+            self._timer = self._clock.call_at(at, self._tick)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -156,7 +162,7 @@ class Guard(RequestHandler):
 
     def _tick(self) -> None:
         self._timer = None
-        now = self._loop.time()
+        now = self._clock.time()
         limits = self._doors.limits
         if self.request is None and self._head_since is not None:
             if now < self._head_since + limits.head_timeout_s:
@@ -181,13 +187,15 @@ class Guard(RequestHandler):
 
     def start_reading(self) -> None:
         self.reading = True
-        self._arm(self._doors.limits.body_timeout_s, self._loop.time() + self._doors.limits.body_timeout_s)
+        self._arm(self._doors.limits.body_timeout_s, self._clock.time() + self._doors.limits.body_timeout_s)
 
     def done_reading(self) -> None:
         self.reading = False
         self._cancel_timer()
 
     def finished(self) -> None:
+        if self.request is not None and not self.request.content.is_eof():
+            self._unread = self.request.content
         self.request = None
         self.reading = False
         self._cancel_timer()
