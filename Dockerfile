@@ -19,7 +19,7 @@ COPY server ./server
 COPY exporter ./exporter
 COPY cli ./cli
 COPY clients/python ./clients/python
-RUN pip install '.[import]' && useradd --uid 1000 --no-create-home embedrank
+RUN pip install '.[import,otel]' && useradd --uid 1000 --no-create-home embedrank
 
 USER embedrank
 EXPOSE 50051 8080

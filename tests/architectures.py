@@ -46,6 +46,7 @@ def _config(model_type: str, **extra: Any) -> Any:
         "t5": lambda: tf.T5Config(vocab_size=VOCAB, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2,
                                   pad_token_id=0, decoder_start_token_id=0),
         "qwen3": lambda: tf.Qwen3Config(**_common(num_key_value_heads=1, head_dim=16)),
+        "llama": lambda: tf.LlamaConfig(**_common(num_key_value_heads=1, head_dim=16)),
         "gemma3_text": lambda: tf.Gemma3TextConfig(**_common(num_key_value_heads=1, head_dim=16,
                                                              use_bidirectional_attention=True, sliding_window=8,
                                                              layer_types=["sliding_attention", "full_attention"])),

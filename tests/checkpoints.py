@@ -309,3 +309,49 @@ def with_onnx_graph(src: Path, out: Path, *, rerank: bool = False) -> Path:
         torch.onnx.export(Bare(), tuple(batch[n] for n in names), str(out / "onnx" / "model.onnx"), input_names=names,
                           output_names=[output], dynamic_axes=axes, opset_version=17, dynamo=False)
     return out
+
+
+# Chat templates of the tiny causal-LM rerankers (the WordPiece vocabulary has no <|im_start|>: [CLS]/[SEP]
+# stand in). Qwen3-Reranker's shape: a system instruction, then query and document, then the answer cue.
+CHAT_QUERY_FIRST = (
+    "{% for m in messages %}{% if m.role == 'system' %}[CLS] {{ m.content }} [SEP] "
+    "{% elif m.role == 'query' %}query: {{ m.content }} [SEP] {% elif m.role == 'document' %}"
+    "document: {{ m.content }} [SEP] {% endif %}{% endfor %}answer:"
+)
+# The document before the query, and the cue's tokens after it.
+CHAT_DOCUMENT_FIRST = (
+    "{% set q = messages | selectattr('role', 'eq', 'query') | first %}"
+    "{% set d = messages | selectattr('role', 'eq', 'document') | first %}"
+    "[CLS] passage: {{ d.content }} [SEP] question: {{ q.content }} [SEP] relevant ?"
+)
+CAUSAL_PROMPT = "judge whether the document answers the query. answer only yes or no."
+
+
+def build_causal_reranker(out: Path, model_type: str, *, chat: str | None = None, prompt: bool = False) -> Path:
+    """A tiny random ``*ForCausalLM`` (tests/architectures.py's config of ``model_type``: qwen3, llama,
+    gemma3_text made causal) saved as sentence-transformers 6 saves a CrossEncoder on it: Transformer
+    (text-generation) + LogitScore("yes", "no"), left padding, max length 64. ``chat``: a chat template
+    (CHAT_QUERY_FIRST or CHAT_DOCUMENT_FIRST); ``prompt``: a default prompt (the system message with a
+    chat template, else put before the query)."""
+    import torch
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoModelForCausalLM
+
+    from tests.architectures import _config
+
+    extra = {"use_bidirectional_attention": False} if model_type == "gemma3_text" else {}
+    config = _config(model_type, initializer_range=0.2, **extra)
+    torch.manual_seed(11)
+    name = f"causal-{model_type}{'-chat' if chat else ''}{'-prompt' if prompt else ''}"
+    hf_dir = out / f"{name}-hf"
+    AutoModelForCausalLM.from_config(config).save_pretrained(hf_dir)
+    tokenizer = _tokenizer(64)
+    if chat:
+        tokenizer.chat_template = chat
+    tokenizer.save_pretrained(hf_dir)
+    prompts = {"judge": CAUSAL_PROMPT} if prompt else {}
+    ce = CrossEncoder(str(hf_dir), device="cpu", max_length=64, prompts=prompts,
+                      default_prompt_name="judge" if prompt else None)
+    path = out / name
+    ce.save(str(path))
+    return path

@@ -69,16 +69,18 @@ def tiny_repo(workdir: Path) -> Path:
 
 
 class ServerProcess:
-    def __init__(self, repo: Path, *args: str, python: str = sys.executable, start_s: float = 120) -> None:
+    def __init__(self, repo: Path, *args: str, python: str = sys.executable, start_s: float = 120,
+                 env: dict[str, str] | None = None) -> None:
         """``python``: another environment's interpreter (tests/test_import.py: the one without torch);
-        ``start_s``: how long it may take to listen (longer where `serve --model` exports first)."""
+        ``start_s``: how long it may take to listen (longer where `serve --model` exports first); ``env``: variables
+        added to this process's."""
         port_file = repo.parent / f"port-{time.monotonic_ns()}"
         self.log_path = repo.parent / f"server-{time.monotonic_ns()}.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [python, "-m", "embedrank.cli", "serve", "--model-repository", str(repo), "--host", "127.0.0.1", "--port", "0",
              "--port-file", str(port_file), *args],
-            stdout=self.log, stderr=subprocess.STDOUT, text=True,
+            stdout=self.log, stderr=subprocess.STDOUT, text=True, env={**os.environ, **env} if env else None,
         )
         deadline = time.monotonic() + start_s
         while not port_file.exists() or not port_file.read_text().strip():

@@ -29,6 +29,7 @@ type fake struct {
 
 	mu          sync.Mutex
 	auth        []string // authorization metadata seen
+	traceparent []string // W3C traceparent metadata seen (otel_test.go)
 	flakyLeft   int      // "flaky" fails with UNAVAILABLE this many times
 	calls       int
 	maxInFlight int // most stream requests received and not yet answered
@@ -41,6 +42,7 @@ func (f *fake) Encode(ctx context.Context, req *pb.EncodeRequest) (*pb.EncodeRes
 	f.calls++
 	md, _ := metadata.FromIncomingContext(ctx)
 	f.auth = append(f.auth, md.Get("authorization")...)
+	f.traceparent = append(f.traceparent, md.Get("traceparent")...)
 	flaky := req.GetModel() == "flaky" && f.flakyLeft > 0
 	if flaky {
 		f.flakyLeft--

@@ -85,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "serve":
             config = config_mod.from_namespace(args)
+            if config.log_format != "text":
+                logs.configure(args.log_level or "INFO", config.log_format)
             specs = model_specs.parse_all(args.model)
             from embedrank.cli.pull import pull
 

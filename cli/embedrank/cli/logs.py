@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import sys
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+from embedrank.server.logformat import RequestIds, formatter
+
 OURS = ("embedrank", "__main__")
 
 
@@ -36,10 +37,12 @@ class LevelAfterFilters(logging.Handler):
             self.inner.handle(record)
 
 
-def configure(level: str) -> None:
-    """Log to stderr at ``level`` (a name: DEBUG, INFO, ...), other libraries' chatter demoted."""
+def configure(level: str, log_format: str = "text") -> None:
+    """Log to stderr at ``level`` (a name: DEBUG, INFO, ...), other libraries' chatter demoted; ``log_format``
+    text or json (serve --log-format; embedrank.server.logformat)."""
     stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(logging.Formatter(FORMAT))
+    stream.setFormatter(formatter(log_format))
+    stream.addFilter(RequestIds())
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, LevelAfterFilters)]:  # configured before (in-process calls)
         root.removeHandler(old)

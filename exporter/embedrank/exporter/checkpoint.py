@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from embedrank.exporter.kinds import detect
+from embedrank.exporter.kinds import chain, detect
 from embedrank.model.errors import ConfigError
 from embedrank.model.kinds import ModelKind
 
@@ -127,6 +127,10 @@ def read(folder: Path, *, kind: ModelKind | None, variant: str | None) -> Checkp
     """The checkpoint at ``folder`` as far as import needs it; ConfigError naming what is missing."""
     if not folder.is_dir():
         raise ConfigError(f"{folder}: no such folder (import takes a local checkpoint; serve --model fetches hub ids)")
+    if chain.first_task(folder) == "text-generation":  # a shipped graph of it returns every position's vocabulary
+        raise ConfigError(f"{folder}: a CrossEncoder on a causal LM; import takes its graph as shipped, which returns "
+                          "logits over the whole vocabulary: export it instead (embedrank export), which builds the "
+                          "graph of the two LM-head rows its score reads")
     graph, reference = _graph(folder, variant)
     kind = kind or detect(folder)
     if kind not in (ModelKind.EMBEDDING, ModelKind.RERANK):

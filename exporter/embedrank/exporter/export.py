@@ -20,7 +20,7 @@ def export_onnx(source: Source, path: Path, *, opset: int = OPSET) -> list[str]:
     """Write the fp32 graph to ``path``; returns its output names."""
     torch = need("torch")
     onnx = need("onnx")
-    kind = export_kind(source.kind)
+    kind = export_kind(source.kind, Path(source.path))
     wrapper, outputs = kind.wrapper(source.model)
     # Batch 2 x sequence 16 with padding in one row, so no axis is traced as a constant.
     token = min(100, len(source.tokenizer) - 1)  # any real token id; small vocabularies too

@@ -107,7 +107,7 @@ def finish(
     precision, level = str(opts.precision), opts.optimize or OptimizeLevel.NONE
     openvino = opts.runtime is RuntimeKind.OPENVINO
     quantized = opts.quantize is not QuantizePreset.NONE
-    kind = export_kind(source.kind)
+    kind = export_kind(source.kind, Path(source.path))  # the kind's variant that recognises the checkpoint
     fused: dict[str, int] = {}
     t = _step(3, total, f"optimizing ({level.value}{', the plain graph for OpenVINO' if openvino else ''})")
     if level is not OptimizeLevel.NONE:
@@ -129,8 +129,9 @@ def finish(
         _done(t, f"dynamic int8 weights; kept in fp32: {kept_fp32 or 'none'}")
     elif ov_int8:
         graph_file = "model.xml"
-        calibration = TextTokenizer(str(staging / "tokenizer.json"), max_tokens=source.max_tokens,
-                                    with_type_ids="token_type_ids" in source.input_names)
+        calibration = kind.wrap_tokenizer(source, TextTokenizer(
+            str(staging / "tokenizer.json"), max_tokens=source.max_tokens,
+            with_type_ids="token_type_ids" in source.input_names))
         items = kind.calibration_items(_calibration_texts(opts))
         int8_info = ov_export.quantize_int8(current, staging / graph_file, calibration, source.input_names,
                                             items, pad_token_id=pad_id)
@@ -146,6 +147,7 @@ def finish(
         pad_token_id=pad_id, inputs=source.input_names, precision=precision, runtime=opts.runtime,
         allow_bf16_without_native=opts.allow_bf16_without_native,
     )
+    runner.tokenizer = kind.wrap_tokenizer(source, runner.tokenizer)  # pairs as the kind's RPC formats them
     # bf16's gate is on the fidelity corpus: it is always measured.
     want_fidelity = (opts.lossy if opts.fidelity is None else opts.fidelity) or precision == "bf16"
     measured = kind.measure(source, runner, _calibration_texts(opts), fidelity=want_fidelity)

@@ -41,7 +41,8 @@ def load(path_or_id: str, kind: ModelKind | None, *, trust_remote_code: bool = F
     kind = kind or (detect(path) if local else ModelKind.EMBEDDING)
     eager = {"attn_implementation": "eager"}  # fusable attention (the optimizer knows its pattern)
     remote = {"trust_remote_code": trust_remote_code}  # the checkpoint's own modeling code (auto_map)
-    loaded = export_kind(kind).load(st, path_or_id, model_kwargs=eager, st_kwargs=remote)
+    exporter = export_kind(kind, path)
+    loaded = exporter.load(st, path_or_id, model_kwargs=eager, st_kwargs=remote)
     model, reference, hf, tokenizer = loaded.model, loaded.reference, loaded.hf, loaded.tokenizer
     max_tokens, info = loaded.max_tokens, loaded.info
     if not getattr(tokenizer, "is_fast", False):
@@ -53,7 +54,7 @@ def load(path_or_id: str, kind: ModelKind | None, *, trust_remote_code: bool = F
     if max_positions:
         max_tokens = min(max_tokens, int(max_positions))
     input_names = [n for n in tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
-    if not export_kind(kind).pairs and "token_type_ids" in input_names and getattr(config, "type_vocab_size", 1) <= 1:
+    if not exporter.pairs and "token_type_ids" in input_names and getattr(config, "type_vocab_size", 1) <= 1:
         input_names.remove("token_type_ids")
     return Source(
         path=path_or_id,

@@ -18,6 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from embedrank.server.api.auth import BearerTokenInterceptor
+from embedrank.server.api.context import ContextInterceptor, Observer
 from embedrank.server.api.limits import grpc_limits
 from embedrank.server.api.drain import CLOSE_S, DRAIN_NOTICE_S, Calls
 from embedrank.server.api.health import HealthServicer
@@ -35,8 +36,10 @@ from embedrank.server.api.tei import add_tei_services
 from embedrank.server.api.tls import ServerCertificates, TlsFiles
 from embedrank.server.api.tokenize import TokenizeServicer
 from embedrank.server.config import ServerConfig
+from embedrank.server.engine import observe
 from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.reload import ModelWatcher
+from embedrank.server.logformat import json_line
 from embedrank.server.tokens import BearerTokens
 from embedrank.model.errors import ConfigError
 from embedrank.v1 import (
@@ -46,6 +49,7 @@ from embedrank.v1 import (
 from embedrank.v1 import hybrid_pb2, hybrid_pb2_grpc
 
 if TYPE_CHECKING:
+    from embedrank.server.api.tracing import Tracing
     from embedrank.server.http.app import HttpServer
 
 log = logging.getLogger(__name__)
@@ -72,8 +76,10 @@ class App:
     def __init__(
         self, config: ServerConfig, server: grpc.aio.Server, port: int, engine: Engine,
         certificates: ServerCertificates | None = None, tokens: BearerTokens | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
+        self.tracing = tracing  # --otlp-endpoint
         self.server = server
         self.port = port
         self.engine = engine
@@ -90,6 +96,7 @@ class App:
         it was given into the repository), load and warm every model, then SERVING."""
         for name in ("", *SERVICES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        observe.install(self.tracing)  # None: tracing off
         await self.server.start()
         if self.http is not None:
             await self.http.start()
@@ -165,6 +172,9 @@ class App:
         await self.server.stop(CLOSE_S)
         if closing is not None:
             await closing
+        if self.tracing is not None:  # the spans still queued: sent within the exporter's timeout, or dropped
+            observe.install(None)
+            await asyncio.get_running_loop().run_in_executor(None, self.tracing.shutdown)
         log.info("shutdown: done after %.2fs", time.monotonic() - start)
 
 
@@ -190,10 +200,23 @@ def build_server(config: ServerConfig) -> App:
             ("grpc.max_connection_age_ms", int(config.max_connection_age_s * 1000)),
             ("grpc.max_connection_age_grace_ms", int(max(config.shutdown_grace_s, 1.0) * 1000)),
         ]
-    server = grpc.aio.server(interceptors=[BearerTokenInterceptor(tokens)] if tokens is not None else None, options=options)
+    tracing = None
+    if config.tracing:
+        try:
+            from embedrank.server.api.tracing import start_tracing
+        except ImportError as exc:
+            raise ConfigError(f"--otlp-endpoint: tracing needs OpenTelemetry ({exc.name} is missing); "
+                              "pip install 'embedrank[otel]'") from None
+        tracing = start_tracing(config.otlp_endpoint, config.otlp_service_name)
+    observer = Observer(tracing, access_log=config.access_log)
+    # The request's context (id, span, access log) first: a refused token is a request too.
+    interceptors: list[grpc.aio.ServerInterceptor] = [ContextInterceptor(observer)]
+    if tokens is not None:
+        interceptors.append(BearerTokenInterceptor(tokens))
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     engine = Engine(config.engine_settings, config.runtime_settings)
     app_port = _bind(server, config, certificates.credentials() if certificates is not None else None)
-    app = App(config, server, app_port, engine, certificates, tokens)
+    app = App(config, server, app_port, engine, certificates, tokens, tracing)
     registrar = Registrar(server)  # malformed payloads -> INVALID_ARGUMENT, not grpc's traceback
     rpcs = Rpcs(calls=app.calls, stream_max_inflight=config.stream_max_inflight)
     embed_pb2_grpc.add_EmbedServicer_to_server(EmbedServicer(engine, rpcs), registrar)
@@ -216,7 +239,7 @@ def build_server(config: ServerConfig) -> App:
                 idle_timeout_s=config.idle_timeout_s, max_connections=config.max_connections,
                 max_body_bytes=max_bytes, max_body_mb=config.max_message_mb,
             ),
-            tokens=tokens, tls_files=tls_files,
+            tokens=tokens, tls_files=tls_files, observer=observer,
         )
     health_pb2_grpc.add_HealthServicer_to_server(app.health, server)
     reflection.enable_server_reflection(
@@ -276,6 +299,11 @@ def _bind_problem(host: str, port: int, *, reuse_port: bool = False) -> tuple[st
     return None
 
 
+def announce(config: ServerConfig, line: str) -> None:
+    """A line on stdout for whoever started the server; with --log-format json, a JSON object like the log's."""
+    print(json_line("INFO", __name__, line) if config.log_format == "json" else line, flush=True)
+
+
 async def serve(config: ServerConfig, prepare: Prepare | None = None) -> None:
     """Run until SIGINT/SIGTERM, then shut down gracefully. ``prepare`` runs once the server answers
     (health NOT_SERVING) and before the models load; a signal meanwhile cancels it."""
@@ -318,9 +346,9 @@ async def serve(config: ServerConfig, prepare: Prepare | None = None) -> None:
                 "with --metrics-port or EMBEDRANK_METRICS_PORT (0 picks a free one, -1 turns metrics off)"
             ) from None
         log.info("metrics on http://%s:%d/metrics", config.host, metrics_server.server_port)
-    print(f"embedrank listening on {config.host}:{app.port}", flush=True)
+    announce(config, f"embedrank listening on {config.host}:{app.port}")
     if app.http is not None:
-        print(f"embedrank HTTP listening on {app.http.scheme}://{config.host}:{app.http.port}", flush=True)
+        announce(config, f"embedrank HTTP listening on {app.http.scheme}://{config.host}:{app.http.port}")
     if config.port_file:  # written whole, then renamed: a reader never sees it half-written
         partial = f"{config.port_file}.{os.getpid()}.tmp"
         with open(partial, "w", encoding="utf-8") as fh:

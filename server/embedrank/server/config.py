@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import functools
 import os
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -327,6 +328,38 @@ class ServerConfig(RuntimeFlags):
         ),
     )
 
+    otlp_endpoint: str = setting(
+        "",
+        help=(
+            "Send OpenTelemetry traces to this OTLP collector URL: OTLP/gRPC (http://collector:4317; https:// "
+            "for TLS), or OTLP/HTTP protobuf when the URL says so (a path ending in /v1/traces, or port 4318). "
+            "Empty = off, unless OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT is set; off costs nothing (the SDK is "
+            "not even imported). The SDK's OTEL_* variables (sampler, headers, resource attributes, batch "
+            "sizes) apply as it documents them (docs/deploy.md)."
+        ),
+    )
+    otlp_service_name: str = setting(
+        "embedrank",
+        help=(
+            "service.name of the traces (left at embedrank, OTEL_SERVICE_NAME wins when set)."
+        ),
+    )
+    log_format: str = setting(
+        "text",
+        choices=("text", "json"),
+        help=(
+            "text (one line: time level logger: message) or json (one object a line: time, level, logger, "
+            "message, and request_id / trace_id / span_id inside a request) for log collectors."
+        ),
+    )
+    access_log: bool = setting(
+        False,
+        help=(
+            "Log a line per request (logger embedrank.access, INFO): RPC or route, status, model, inputs, "
+            "tokens, duration, request id; health checks and reflection are not logged."
+        ),
+    )
+
     def __post_init__(self) -> None:
         positive = (
             "max_inputs_per_request", "processes",
@@ -371,8 +404,27 @@ class ServerConfig(RuntimeFlags):
         for name in ("max_connections", "grpc_max_concurrent_streams"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0 (0 = no limit), got {getattr(self, name)}")
+        if self.otlp_endpoint:
+            parts = urllib.parse.urlsplit(self.otlp_endpoint)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(
+                    f"--otlp-endpoint {self.otlp_endpoint!r} is not a collector URL; give one like "
+                    "http://127.0.0.1:4317 (OTLP/gRPC) or http://127.0.0.1:4318/v1/traces (OTLP/HTTP)"
+                )
+        if not self.otlp_service_name.strip():
+            raise ConfigError("--otlp-service-name must not be empty (the default is embedrank)")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"--log-format must be text or json, got {self.log_format!r}")
         if self.model_poll_s < 0:
             raise ConfigError(f"--model-poll-s must be >= 0 (0 = only on SIGHUP), got {self.model_poll_s}")
+
+    @property
+    def tracing(self) -> bool:
+        """Traces are exported: --otlp-endpoint, or the SDK's own endpoint variables (not OTEL_SDK_DISABLED)."""
+        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return False
+        return bool(self.otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                    or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
     def auth_tokens(self) -> tuple[str, ...]:
         """The bearer tokens of auth_token_file (one a line, blank lines and # comments skipped);

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from embedrank.server.engine import observe
+
 REQUESTS = Counter("embedrank_requests_total", "Finished requests by RPC and gRPC status code.", ["rpc", "code"])
 REQUEST_SECONDS = Histogram(
     "embedrank_request_duration_seconds", "Request wall time, arrival to response.", ["rpc"],
@@ -30,3 +32,18 @@ BATCH_SECONDS = Histogram(
 )
 QUEUED = Gauge("embedrank_queued_inputs", "Inputs waiting for a batch.", ["model"])
 IN_FLIGHT = Gauge("embedrank_inflight_inputs", "Inputs admitted and not yet answered, all models.")
+# --otlp-endpoint (server/api/tracing.py): spans the batch processor sent, and those it dropped: its queue
+# was full (a slow or dead collector) or the export failed after the exporter's retries.
+SPANS_EXPORTED = Counter("embedrank_trace_spans_exported_total", "Spans sent to the OTLP collector.")
+SPANS_DROPPED = Counter(
+    "embedrank_trace_spans_dropped_total", "Spans not sent to the OTLP collector, by reason (queue_full, "
+    "export_failed).", ["reason"],
+)
+for _reason in ("queue_full", "export_failed"):
+    SPANS_DROPPED.labels(_reason)
+
+
+def observe_request(rpc: str, seconds: float) -> None:
+    """A finished request's wall time; a traced request's trace id rides along as the bucket's exemplar
+    (shown to scrapers that ask for OpenMetrics)."""
+    REQUEST_SECONDS.labels(rpc).observe(seconds, observe.exemplar())

@@ -23,11 +23,16 @@ from pathlib import Path
 
 from embedrank.server.config import ServerConfig
 
+from embedrank.server.logformat import RequestIds, formatter, json_line
+
 log = logging.getLogger(__name__)
 
 
 def _child(config: ServerConfig, log_level: str, index: int) -> None:
-    logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [{index}] %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter(config.log_format, f"%(asctime)s %(levelname)s [{index}] %(name)s: %(message)s"))
+    handler.addFilter(RequestIds())
+    logging.basicConfig(level=log_level, handlers=[handler])
     from embedrank.server.app import serve
     from embedrank.model.errors import EmbedRankError
 
@@ -88,7 +93,8 @@ def supervise(config: ServerConfig, log_level: str) -> int:
                 if http_reserved is not None:
                     http_reserved.close()
                 log.info("%d server processes listening on %s:%d", n, config.host, port)
-                print(f"embedrank listening on {config.host}:{port} ({n} processes)", flush=True)
+                line = f"embedrank listening on {config.host}:{port} ({n} processes)"
+                print(json_line("INFO", __name__, line) if config.log_format == "json" else line, flush=True)
                 if config.port_file:
                     partial = f"{config.port_file}.{os.getpid()}.tmp"
                     Path(partial).write_text(f"{port}\n", encoding="utf-8")

@@ -13,6 +13,7 @@ from embedrank.exporter.graphrun import GraphRunner
 from embedrank.exporter.options import ExportOptions
 from embedrank.model.kinds import ModelKind
 from embedrank.model.manifest import SelfCheck
+from embedrank.model.tokenize import TextTokenizer
 
 
 @dataclasses.dataclass
@@ -68,6 +69,10 @@ class ExportKind(abc.ABC):
     @abc.abstractmethod
     def measure(self, source: Any, runner: GraphRunner, texts: list[str], *, fidelity: bool) -> Measured:
         """Parity (always), fidelity on ``texts`` (when asked) and the section's calibrated extras."""
+
+    def wrap_tokenizer(self, source: Any, base: TextTokenizer) -> TextTokenizer:
+        """The tokenizer the graph is measured and calibrated with, as the server's kind wraps it."""
+        return base
 
     def write_files(self, source: Any, folder: Path) -> None:
         """Files the kind keeps beside the graph and tokenizer.json (named in its manifest section)."""

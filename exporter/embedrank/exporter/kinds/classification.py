@@ -19,7 +19,8 @@ from embedrank.exporter import corpus, verify
 from embedrank.exporter.deps import need
 from embedrank.exporter.graphrun import GraphRunner
 from embedrank.exporter.kinds.base import Loaded, Measured
-from embedrank.exporter.kinds.rerank import RerankExport
+from embedrank.exporter.kinds import chain
+from embedrank.exporter.kinds.rerank import CHAINS, RerankExport
 from embedrank.model.errors import ConfigError
 from embedrank.model.kinds import ModelKind
 from embedrank.model.kinds.classification import ProblemType
@@ -127,6 +128,7 @@ class ClassificationExport(RerankExport):
         return super().recognises(path) and num_labels(path) > 1
 
     def load(self, st: Any, path_or_id: str, *, model_kwargs: dict[str, Any], st_kwargs: dict[str, Any]) -> Loaded:
+        chain.check(Path(path_or_id), CHAINS, what="CrossEncoder")
         model = st.CrossEncoder(path_or_id, device="cpu", model_kwargs=model_kwargs, **st_kwargs)
         reference = st.CrossEncoder(path_or_id, device="cpu", **st_kwargs)
         hf = model[0].auto_model

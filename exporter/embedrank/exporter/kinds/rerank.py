@@ -9,6 +9,7 @@ from typing import Any
 from embedrank.exporter import verify
 from embedrank.exporter.deps import need
 from embedrank.exporter.graphrun import GraphRunner
+from embedrank.exporter.kinds import chain
 from embedrank.exporter.kinds.base import ExportKind, Loaded, Measured
 from embedrank.exporter.options import ExportOptions
 from embedrank.model.errors import ConfigError
@@ -17,6 +18,16 @@ from embedrank.model.kinds.rerank import Activation
 from embedrank.model.manifest import SelfCheck
 
 _ACTIVATIONS = {"Sigmoid": Activation.SIGMOID, "Identity": Activation.IDENTITY, "Softmax": Activation.SOFTMAX, "Tanh": Activation.TANH}
+# The CrossEncoder chain this module exports, by modules.json (a causal LM's: kinds/causal.py).
+CHAINS = (("Transformer(sequence-classification)",),)
+
+
+def activation_of(model: Any, where: str) -> Activation:
+    """The CrossEncoder's saved activation, as one the server applies."""
+    name = type(model.activation_fn).__name__
+    if name not in _ACTIVATIONS:
+        raise ConfigError(f"{where}: activation {name} is not supported ({', '.join(_ACTIVATIONS)} are)")
+    return _ACTIVATIONS[name]
 
 
 class RerankExport(ExportKind):
@@ -41,12 +52,12 @@ class RerankExport(ExportKind):
         return False
 
     def load(self, st: Any, path_or_id: str, *, model_kwargs: dict[str, Any], st_kwargs: dict[str, Any]) -> Loaded:
+        chain.check(Path(path_or_id), CHAINS, what="CrossEncoder")
         model = st.CrossEncoder(path_or_id, device="cpu", model_kwargs=model_kwargs, **st_kwargs)
         reference = st.CrossEncoder(path_or_id, device="cpu", **st_kwargs)
-        act_name = type(model.activation_fn).__name__
-        if act_name not in _ACTIVATIONS:
-            raise ConfigError(f"{path_or_id}: activation {act_name} is not supported ({', '.join(_ACTIVATIONS)} are)")
-        info = {"num_labels": int(model.num_labels), "activation": _ACTIVATIONS[act_name].value}
+        # A hub id's chain is known only now (a causal-LM reranker exports from a local folder: detect it there).
+        chain.check_loaded(model, CHAINS, what="CrossEncoder", where=path_or_id)
+        info = {"num_labels": int(model.num_labels), "activation": activation_of(model, path_or_id).value}
         return Loaded(model, reference, model[0].auto_model, model.tokenizer, int(model.max_seq_length), info)
 
     def wrapper(self, model: Any) -> tuple[Any, list[str]]:

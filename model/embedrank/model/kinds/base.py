@@ -74,6 +74,11 @@ class Kind(abc.ABC):
         before the self check); ManifestError when one cannot be used."""
         return spec
 
+    def tokenizer(self, spec: Any, base: TextTokenizer) -> TextTokenizer:
+        """The tokenizer the kind's RPC and self check run (``base``: the model's tokenizer.json); a kind
+        whose inputs are formatted its own way (a causal-LM reranker's pairs) wraps it."""
+        return base
+
     def self_check_rows(
         self, spec: Any, inputs: Sequence[Any], tokenizer: TextTokenizer, runtime: Runtime, *, queries: int
     ) -> list[np.ndarray]:

@@ -11,7 +11,9 @@ import numpy as np
 
 from embedrank.model.errors import ManifestError
 from embedrank.model.jsonread import Reader
+from embedrank.model.kinds import causal
 from embedrank.model.kinds.base import Kind, ModelKind
+from embedrank.model.tokenize import TextTokenizer
 
 
 class Activation(enum.Enum):
@@ -38,6 +40,7 @@ def activate(logits: np.ndarray, activation: Activation) -> np.ndarray:
 class RerankSpec:
     num_labels: int
     activation: Activation
+    causal: causal.CausalSpec | None = None  # a causal-LM reranker: how its pairs become tokens
 
 
 class RerankKind(Kind):
@@ -48,7 +51,8 @@ class RerankKind(Kind):
 
     def parse(self, r: Reader, *, outputs: Sequence[str], where: str) -> RerankSpec:
         k = r.sub(self.section)
-        spec = RerankSpec(num_labels=k.get("num_labels", int), activation=k.enum("activation", Activation))
+        spec = RerankSpec(num_labels=k.get("num_labels", int), activation=k.enum("activation", Activation),
+                          causal=causal.parse(k.sub("causal"), where=where) if k.data.get("causal") else None)
         if self.output not in outputs:
             raise ManifestError(f"{where}: a rerank graph must output {self.output}")
         return spec
@@ -65,6 +69,9 @@ class RerankKind(Kind):
             "max_abs_diff": float(np.abs(reference - got).max()),
             "top1_agreement": float(np.mean(np.argmax(r, axis=1) == np.argmax(g, axis=1))),
         }
+
+    def tokenizer(self, spec: RerankSpec, base: TextTokenizer) -> TextTokenizer:
+        return base if spec.causal is None else causal.CausalPairs(base, spec.causal)
 
     def warm_up_inputs(self, max_tokens: int) -> tuple[tuple[str, str], tuple[str, str]]:
         return ("warm up", "warm up " * (max_tokens // 2)), ("warm up", "warm up")

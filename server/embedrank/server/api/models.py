@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 
 from embedrank.server.api.convert import PRECISION_TO_PROTO
-from embedrank.server.api.status import guarded, new_request_id
+from embedrank.server.api.status import guarded, request_id
 from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.postprocess import OutputPrecision
 from embedrank.server.engine.served import ServedModel
@@ -149,7 +149,7 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
                 models=[model_info(m) for _, m in sorted(self._engine.models.items())]
             )
 
-        return await guarded(context, new_request_id(), body, rpc="ListModels")
+        return await guarded(context, request_id(), body, rpc="ListModels")
 
     async def GetModel(  # noqa: N802
         self, request: models_pb2.GetModelRequest, context: grpc.aio.ServicerContext
@@ -157,4 +157,4 @@ class ModelsServicer(models_pb2_grpc.ModelsServicer):
         async def body() -> models_pb2.ModelInfo:
             return model_info(self._engine.get(request.name))
 
-        return await guarded(context, new_request_id(), body, rpc="GetModel")
+        return await guarded(context, request_id(), body, rpc="GetModel")

@@ -11,7 +11,7 @@ import grpc
 
 from embedrank.server.api.convert import deadline_of
 from embedrank.server.api.drain import Calls
-from embedrank.server.api.status import guarded, new_request_id
+from embedrank.server.api.status import guarded, request_id
 from embedrank.server.api.stream import answer_plain_stream, answer_stream
 
 Req = TypeVar("Req")
@@ -25,7 +25,7 @@ class Rpcs:
         self.stream_max_inflight = stream_max_inflight
 
     async def unary(self, rpc: str, body: Body[Req, Resp], request: Req, context: grpc.aio.ServicerContext) -> Resp:
-        rid = new_request_id()
+        rid = request_id()
         return await guarded(context, rid, lambda: body(request, deadline_of(context), rid), rpc=rpc, calls=self.calls)
 
     def stream(

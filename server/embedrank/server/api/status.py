@@ -15,7 +15,11 @@ from grpc_status import rpc_status
 from embedrank.model import errors
 from embedrank.server import metrics, statuses
 from embedrank.server.api.drain import Calls
+from embedrank.server.engine import observe
 from embedrank.server.statuses import new_request_id as new_request_id  # re-exported for the servicers
+
+# The request id's header (HTTP) and metadata key (gRPC, answered in the trailing metadata).
+REQUEST_ID_HEADER = "x-request-id"
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,13 @@ log = logging.getLogger(__name__)
 _CODES = {row.grpc: grpc.StatusCode[row.grpc] for row in (*statuses.ROWS.values(), statuses.INTERNAL)}
 
 T = TypeVar("T")
+
+
+def request_id() -> str:
+    """The current request's id: the caller's x-request-id, or one the transport made (server/api/context.py);
+    a new one outside a request."""
+    scope = observe.current.get()
+    return scope.request_id if scope is not None else new_request_id()
 
 
 def code_for(exc: errors.EmbedRankError) -> grpc.StatusCode:
@@ -92,10 +103,11 @@ async def guarded(
         status = to_grpc_status(exc, request_id)
     else:
         metrics.REQUESTS.labels(rpc, "OK").inc()
-        metrics.REQUEST_SECONDS.labels(rpc).observe(time.monotonic() - start)
+        metrics.observe_request(rpc, time.monotonic() - start)
         return result
     metrics.REQUESTS.labels(rpc, status.code.name).inc()
-    await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
+    await context.abort(status.code, status.details,
+                        trailing_metadata=(*status.trailing_metadata, (REQUEST_ID_HEADER, request_id)))
     raise AssertionError("unreachable: abort raises")
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from embedrank.server import metrics
+from embedrank.server.engine import observe
 from embedrank.model.errors import DeadlineExceeded, Unavailable
 from embedrank.model.runtime.base import TokenSeq
 from embedrank.model.runtime.priority import lower_this_thread
@@ -42,6 +43,7 @@ class WorkItem:
     group: int  # the caller: one unary request, or every request of one stream
     deadline: float | None  # time.monotonic() value
     request: int = 0  # the request within its caller (a stream's requests differ)
+    scope: observe.Scope | None = None  # its request's, when traced: the batch span links to it
     enqueued: float = 0.0
     started: float = 0.0  # when its batch started
     batch_ns: int = 0  # duration of its batch
@@ -215,9 +217,9 @@ class Batcher:
         try:
             results = self._run_batch([item.seq for item in batch], True)
         except Exception as exc:  # a runtime failure fails this batch only
-            self._fail(batch, exc)
+            self._fail(batch, exc, start, lone=True)
         else:
-            self._finish(batch, results, start)
+            self._finish(batch, results, start, lone=True)
         finally:
             self._idle += 1
 
@@ -230,9 +232,9 @@ class Batcher:
             try:
                 results = await asyncio.get_running_loop().run_in_executor(self._executor, self._run_batch, seqs, False)
             except Exception as exc:  # a runtime failure fails this batch only
-                self._fail(batch, exc)
+                self._fail(batch, exc, start, lone=False)
                 return
-            self._finish(batch, results, start)
+            self._finish(batch, results, start, lone=False)
         finally:
             self._idle += 1
             self._kick()
@@ -241,30 +243,51 @@ class Batcher:
                 self._ran_big, self._next_idle = False, now + 1.0  # at most once a second
                 self._executor.submit(self._on_idle)
 
-    def _fail(self, batch: list[WorkItem], exc: Exception) -> None:
+    def _fail(self, batch: list[WorkItem], exc: Exception, start: float, *, lone: bool) -> None:
         log.exception("model %s: batch of %d failed", self._name, len(batch), exc_info=exc)
+        if observe.sink is not None:  # after the callers are woken (their wake-ups are queued first)
+            end = time.monotonic_ns()
+            asyncio.get_running_loop().call_soon(lambda: self._report(batch, start, end, lone=lone, error=exc))
         for item in batch:
             if not item.future.done():
                 item.future.set_exception(exc)
 
-    def _finish(self, batch: list[WorkItem], results: Sequence[Any], start: float) -> None:
+    def _finish(self, batch: list[WorkItem], results: Sequence[Any], start: float, *, lone: bool) -> None:
         elapsed = int((time.monotonic() - start) * 1e9)
         self.batches_run += 1
         self.inputs_run += len(batch)
-        self._observe(batch, elapsed)
         for item, result in zip(batch, results, strict=True):
             item.batch_ns = elapsed
             if not item.future.done():
                 item.future.set_result(result)
+        if observe.sink is None:
+            self._observe(batch, elapsed, None)
+        else:  # the span is built after the callers are woken (their wake-ups are queued first): off their path
+            end = time.monotonic_ns()
+            asyncio.get_running_loop().call_soon(
+                lambda: self._observe(batch, elapsed, self._report(batch, start, end, lone=lone)))
 
-    def _observe(self, batch: list[WorkItem], elapsed_ns: int) -> None:
+    def _observe(self, batch: list[WorkItem], elapsed_ns: int, exemplar: dict[str, str] | None) -> None:
         real = sum(item.length for item in batch)
         name, kind = self._name, self._kind
         metrics.BATCH_SIZE.labels(name).observe(len(batch))
         metrics.BATCH_FILL.labels(name).observe(real / (len(batch) * max(item.length for item in batch)))
-        metrics.BATCH_SECONDS.labels(name, kind).observe(elapsed_ns / 1e9)
+        metrics.BATCH_SECONDS.labels(name, kind).observe(elapsed_ns / 1e9, exemplar)
         metrics.INPUTS.labels(name, kind).inc(len(batch))
         metrics.TOKENS.labels(name, kind).inc(real)
+
+    def _report(
+        self, batch: list[WorkItem], start: float, end: int, *, lone: bool, error: BaseException | None = None
+    ) -> dict[str, str] | None:
+        """Tracing on: one span for the batch, linked to every traced request it served; its exemplar."""
+        sink, scopes = observe.sink, {id(it.scope): it.scope for it in batch if it.scope is not None}
+        if sink is None or not scopes:
+            return None
+        width = max(item.length for item in batch)
+        return sink.batch(list(scopes.values()), observe.BatchRun(
+            model=self._name, kind=self._kind, start=int(start * 1e9), end=end, size=len(batch),
+            tokens=sum(item.length for item in batch), padded_tokens=width * len(batch), lone=lone, error=error,
+        ))
 
     def _drop_dead(self, now: float) -> None:
         """Backstop: remove inputs whose caller is gone or whose deadline passed."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import dataclasses
 import logging
 import time
@@ -15,6 +16,7 @@ from embedrank.model.runtime.select import open_runtime
 from embedrank.model.runtime.settings import RuntimeSettings
 from embedrank.model.selfcheck import run_self_check
 from embedrank.model.tokenize import TextTokenizer
+from embedrank.server.engine import observe
 from embedrank.server.engine.classification import ClassificationModel
 from embedrank.server.engine.embedding import EmbeddingModel
 from embedrank.server.engine.hybrid import HybridModel
@@ -52,17 +54,18 @@ class Engine:
             version.directory / m.graph.file, m.graph, pad_token_id=m.tokenizer.pad_token_id,
             settings=self.runtime_settings,
         )
-        tokenizer = TextTokenizer(
+        tokenizer = kind_of(m.kind).tokenizer(m.spec, TextTokenizer(
             str(version.directory / m.tokenizer.file),
             max_tokens=m.tokenizer.max_tokens,
             with_type_ids="token_type_ids" in m.graph.inputs,
-        )
+        ))
         if m.self_check is None:
             log.warning("model %s version %d has no self check (exported before self checks); re-export it",
                         m.name, m.version)
         else:
-            run_self_check(m.self_check, m.kind, runtime, tokenizer, where=f"model {m.name} version {m.version}",
-                           spec=m.spec)
+            with observe.span("embedrank.model.self_check", **model_attributes(version)):
+                run_self_check(m.self_check, m.kind, runtime, tokenizer, where=f"model {m.name} version {m.version}",
+                               spec=m.spec)
         inflight = VersionAdmission(self.admission)
         model = served_class(m.kind)(
             m, runtime, tokenizer, limits=self.settings.limits, admission=inflight, tokenize_pool=self._tokenize_pool
@@ -76,16 +79,17 @@ class Engine:
         versions, self.problems = await loop.run_in_executor(None, scan, self.settings.repository)
         for version in versions:
             start = time.monotonic()
-            try:
-                model = await loop.run_in_executor(None, self._build, version)
-            except ConfigError as exc:
-                if "--device" in exc.message:
-                    raise  # the whole server is misconfigured, not this model
-                self.problems.append(exc.message)
-                log.error("model %s skipped: %s", version.manifest.name, exc.message)
-                continue
-            model.batcher.start()
-            await model.warm_up()
+            with observe.span("embedrank.model.load", **model_attributes(version)):
+                try:
+                    model = await self.build(version)
+                except ConfigError as exc:
+                    if "--device" in exc.message:
+                        raise  # the whole server is misconfigured, not this model
+                    self.problems.append(exc.message)
+                    log.error("model %s skipped: %s", version.manifest.name, exc.message)
+                    continue
+                model.batcher.start()
+                await model.warm_up()
             self.models[model.name] = model
             log.info(
                 "model %s version %d (%s, %s) ready in %.1fs",
@@ -103,6 +107,11 @@ class Engine:
                 f"--default-model {default!r} is not a loaded model (loaded: {', '.join(sorted(self.models))})"
             )
         self.ready = True
+
+    async def build(self, version: ModelVersion) -> ServedModel:
+        """``_build`` in a worker thread, inside the caller's context (a load's span holds the self check's)."""
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(None, ctx.run, self._build, version)
 
     async def close(self) -> None:
         self.ready = False
@@ -190,3 +199,10 @@ class Engine:
         if not name:
             return self._unnamed(list(self.models.values()), "")
         return self.get(name)
+
+
+def model_attributes(version: ModelVersion) -> dict[str, str | int]:
+    """A model version's span attributes (load, self check, swap)."""
+    m = version.manifest
+    return {"embedrank.model": m.name, "embedrank.model.version": m.version, "embedrank.model.kind": m.kind.value,
+            "embedrank.model.precision": m.graph.precision}

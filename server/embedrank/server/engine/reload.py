@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from embedrank.server.engine.engine import Engine
+from embedrank.server.engine import observe
+from embedrank.server.engine.engine import Engine, model_attributes
 from embedrank.server.engine.served import ServedModel
 from embedrank.model.errors import EmbedRankError
 from embedrank.model.repository import ModelVersion, scan, version_dirs
@@ -98,7 +99,9 @@ class ModelWatcher:
                 continue
             if version.directory in self._refused:
                 continue
-            await self._load(name, version, current)
+            with observe.span("embedrank.model.swap", **model_attributes(version),
+                              **{"embedrank.model.previous_version": current.manifest.version if current else 0}):
+                await self._load(name, version, current)
         for name in sorted(set(self.engine.models) - set(wanted)):
             if not await loop.run_in_executor(None, _has_versions, repository / name):
                 self._unload(name)
@@ -109,7 +112,7 @@ class ModelWatcher:
         log.info("model %s version %d found; loading it beside version %s", name, number,
                  current.manifest.version if current is not None else "(none)")
         try:
-            model = await asyncio.get_running_loop().run_in_executor(None, engine._build, version)  # noqa: SLF001
+            model = await engine.build(version)
         except Exception as exc:  # noqa: BLE001 - any failure of a new version refuses it, never the server
             why = exc.message if isinstance(exc, EmbedRankError) else f"{type(exc).__name__}: {exc}"
             self._refused[version.directory] = why

@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from embedrank.server import metrics
+from embedrank.server.engine import observe
 from embedrank.server.engine.batcher import Batcher, BatchFn, BatchLimits, WorkItem
-from embedrank.server.engine.chunking import ChunkLimits
+from embedrank.server.engine.chunking import Chunker, ChunkLimits
 from embedrank.server.engine.requests import InputType, Timing, Usage
 from embedrank.server.engine.tokens import DecodeResult, TokenizeParams, TokenizeResult, check_ids, tokens_of
 from embedrank.model.tokenize import TextTokenizer, Truncate
@@ -174,7 +175,8 @@ class ServedModel:
         loop = asyncio.get_running_loop()
         caller, request = _caller.get(), next(_groups)
         group = request if caller is None else caller
-        items = [WorkItem(seq, loop.create_future(), group, deadline, request) for seq in seqs]
+        scope = observe.traced()
+        items = [WorkItem(seq, loop.create_future(), group, deadline, request, scope) for seq in seqs]
         self.batcher.submit(items)
         timer = None
         if deadline is not None and any(not it.future.done() for it in items):
@@ -231,17 +233,24 @@ class ServedModel:
                 inference_ns = time.monotonic_ns() - tokenized
         finally:
             self._admission.release(admitted)
+        ran = time.monotonic_ns()
+        tokens = sum(s.length for s in seqs)
+        observe.request_done(
+            model=self.name, version=self.manifest.version, kind=self.manifest.kind.value, start=start,
+            tokenized=tokenized, queue_ns=queue_ns, ran=ran, inputs=len(inputs), sequences=len(seqs), tokens=tokens,
+            chunked=isinstance(tokenize, Chunker),
+        )
         usage = Usage(
             request_id=request_id,
             model=self.name,
             version=self.manifest.version,
             chars=chars,
-            tokens=sum(s.length for s in seqs),
+            tokens=tokens,
             timing=Timing(
                 tokenize_ns=tokenized - start,
                 queue_ns=queue_ns,
                 inference_ns=inference_ns,
-                total_ns=time.monotonic_ns() - start,
+                total_ns=ran - start,
             ),
         )
         return results, seqs, truncated, usage

@@ -25,14 +25,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from embedrank.model.errors import ConfigError, InvalidArgument
 from embedrank.model.kinds import ModelKind
+from embedrank.server.api.context import Observer
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.tls import TlsFiles, read
 from embedrank.server.engine.engine import Engine
 from embedrank.server.engine.hybrid import HybridModel
 from embedrank.server.http import hybrid, openai, schemas, tei
+from embedrank.server.http.context import context_middleware
 from embedrank.server.http.errors import RERANK_FIELDS
 from embedrank.server.http.limits import DoorLimits, Doors
 from embedrank.server.http.serving import RequestState, Route, Serving, json_response
@@ -104,7 +107,7 @@ class HttpServer:
 
     def __init__(
         self, engine: Engine, calls: Calls, *, host: str, port: int, reuse_port: bool, limits: DoorLimits,
-        tokens: BearerTokens | None, tls_files: TlsFiles | None,
+        tokens: BearerTokens | None, tls_files: TlsFiles | None, observer: Observer | None = None,
     ) -> None:
         self._serving = Serving(engine, calls, tokens=tokens, max_body_mb=limits.max_body_mb)
         self._engine = engine
@@ -119,8 +122,11 @@ class HttpServer:
         shapes = {path: handlers.ERROR_SHAPE for routes, handlers in _CONVENTIONS if hasattr(handlers, "ERROR_SHAPE")
                   for method, path, _ in routes if method == "POST"}
         self._doors = Doors(limits, calls=calls, admission=engine.admission, tokens=tokens, shapes=shapes)
+        # The request's context (id, span, access log; http/context.py) around everything, the doors' refusals
+        # and aiohttp's own answers included.
+        context: list[Middleware] = [context_middleware(observer)] if observer is not None else []
         app = web.Application(client_max_size=limits.max_body_bytes,
-                              middlewares=[self._doors.middleware, _framework_errors])
+                              middlewares=[*context, self._doors.middleware, _framework_errors])
         for routes, handlers in _CONVENTIONS:
             convention = handlers(self._serving)
             for method, path, name in routes:

@@ -18,10 +18,10 @@ from embedrank.model.errors import FailedPrecondition, InvalidArgument, MessageT
 from embedrank.model.kinds import ModelKind
 from embedrank.server import metrics
 from embedrank.server.api.drain import Calls
+from embedrank.server.api.status import request_id
 from embedrank.server.engine.engine import Engine
 from embedrank.server.http import schemas
 from embedrank.server.http.errors import Answer, error_answer
-from embedrank.server.statuses import new_request_id
 from embedrank.server.tokens import BearerTokens
 
 JSON = "application/json"
@@ -72,7 +72,7 @@ class Serving:
         shape: Shape = openai_error,
     ) -> web.Response:
         """Answer one request: ``work`` gives the payload; any exception becomes ``shape``'s answer."""
-        rid = new_request_id()
+        rid = request_id()  # the caller's X-Request-Id or one made (http/context.py)
         start = time.monotonic()
         state = RequestState(renames or {})
         try:
@@ -87,7 +87,7 @@ class Serving:
                 response.headers["WWW-Authenticate"] = "Bearer"
         else:
             metrics.REQUESTS.labels(rpc, "OK").inc()
-            metrics.REQUEST_SECONDS.labels(rpc).observe(time.monotonic() - start)
+            metrics.observe_request(rpc, time.monotonic() - start)
             response = json_response(payload, headers={"X-Request-Id": rid})
         if self.calls.draining:
             response.force_close()  # no keep-alive: the caller's next request goes elsewhere
