@@ -33,13 +33,11 @@ from aiohttp import web
 
 from embedrank.model.errors import EmptyInput, FailedPrecondition, InvalidArgument
 from embedrank.model.kinds import ModelKind
-from embedrank.server.engine.classification import ClassificationModel, ClassifyParams, ClassifyResult
-from embedrank.server.engine.embedding import EmbeddingModel
-from embedrank.server.engine.multivector import MultiVectorModel, MultiVectorParams
-from embedrank.server.engine.rerank import RerankModel
+from embedrank.server.engine.classification import ClassifyParams, ClassifyResult
+from embedrank.server.engine.multivector import MultiVectorParams
 from embedrank.server.engine.requests import EncodeParams, RerankParams, ScoreMode
 from embedrank.server.engine.served import ServedModel
-from embedrank.server.engine.sparse import SparseModel, SparseParams
+from embedrank.server.engine.sparse import SparseParams
 from embedrank.server.engine.tokens import TokenizeParams
 from embedrank.model.tokenize import Truncate
 from embedrank.server.http import tei_bodies as b
@@ -65,10 +63,15 @@ ROUTES: tuple[Route, ...] = (
     *((m, PREFIX + ("" if p == "/" else p), n) for m, p, n in _OWN),
     *((m, PREFIX + "/", n) for m, p, n in _OWN if p == "/"),
 )
+# The kinds each route serves, as the engine's accessors do (a hybrid model answers with one of its outputs).
+_EMBED = (ModelKind.EMBEDDING, ModelKind.HYBRID)
+_SPARSE = (ModelKind.SPARSE, ModelKind.HYBRID)
+_ALL = (ModelKind.MULTI_VECTOR, ModelKind.HYBRID)
+_RERANK = (ModelKind.RERANK, ModelKind.MULTI_VECTOR, ModelKind.HYBRID)
 # The TEI route that serves each kind (messages name it).
 ROUTE_FOR_KIND = {
     ModelKind.EMBEDDING: "/embed", ModelKind.RERANK: "/rerank", ModelKind.SPARSE: "/embed_sparse",
-    ModelKind.MULTI_VECTOR: "/embed_all", ModelKind.CLASSIFICATION: "/predict",
+    ModelKind.MULTI_VECTOR: "/embed_all", ModelKind.CLASSIFICATION: "/predict", ModelKind.HYBRID: "/embed",
 }
 _POOLING = {ModelKind.SPARSE: "splade", ModelKind.MULTI_VECTOR: "none"}
 
@@ -92,6 +95,7 @@ class Handlers:
         self._steps: dict[ModelKind, Step] = {
             ModelKind.EMBEDDING: self._embed, ModelKind.RERANK: self._rerank, ModelKind.SPARSE: self._embed_sparse,
             ModelKind.MULTI_VECTOR: self._embed_all, ModelKind.CLASSIFICATION: self._predict,
+            ModelKind.HYBRID: self._embed,  # its dense output (POST /v1/hybrid has all three)
         }
 
     # -- which model ---------------------------------------------------------------------------
@@ -106,7 +110,7 @@ class Handlers:
                 kind = model.manifest.kind
                 raise FailedPrecondition(
                     f"model {name!r} is of kind {kind.value}; {route} serves "
-                    f"{' or '.join(k.value for k in kinds)} models: call {ROUTE_FOR_KIND[kind]} for it"
+                    f"{' or '.join(k.value for k in kinds)} models: call {ROUTE_FOR_KIND.get(kind, '/embed')} for it"
                 )
             return model
         try:
@@ -128,8 +132,7 @@ class Handlers:
             texts=texts, prompt_name=b.prompt_name(body), normalize=_bool(body, "normalize", True),
             dimensions=b.dimensions(body), truncate=b.truncation(body),
         )
-        model = self._model(request, body, "/embed", ModelKind.EMBEDDING)
-        assert isinstance(model, EmbeddingModel)
+        model = self._s.engine.embedding(self._model(request, body, "/embed", *_EMBED).name)
         with b.fields(b.inputs_field(scalar)):
             result = await model.encode(params, deadline=None, request_id=rid)
         return np.ascontiguousarray(result.embeddings)
@@ -137,8 +140,7 @@ class Handlers:
     async def _embed_all(self, request: web.Request, body: Body, rid: str) -> Any:
         texts, scalar = b.texts(body)
         params = MultiVectorParams(texts=texts, prompt_name=b.prompt_name(body), truncate=b.truncation(body))
-        model = self._model(request, body, "/embed_all", ModelKind.MULTI_VECTOR)
-        assert isinstance(model, MultiVectorModel)
+        model = self._s.engine.multi_vector(self._model(request, body, "/embed_all", *_ALL).name)
         with b.fields(b.inputs_field(scalar)):
             result = await model.encode_multi_vector(params, deadline=None, request_id=rid)
         return [np.ascontiguousarray(v) for v in result.vectors]
@@ -146,8 +148,7 @@ class Handlers:
     async def _embed_sparse(self, request: web.Request, body: Body, rid: str) -> Any:
         texts, scalar = b.texts(body)
         params = SparseParams(texts=texts, prompt_name=b.prompt_name(body), truncate=b.truncation(body))
-        model = self._model(request, body, "/embed_sparse", ModelKind.SPARSE)
-        assert isinstance(model, SparseModel)
+        model = self._s.engine.sparse(self._model(request, body, "/embed_sparse", *_SPARSE).name)
         with b.fields(b.inputs_field(scalar)):
             result = await model.encode_sparse(params, deadline=None, request_id=rid)
         out = []
@@ -163,8 +164,7 @@ class Handlers:
             scores=ScoreMode.RAW if _bool(body, "raw_scores", False) else ScoreMode.ACTIVATED,
             truncate=b.truncation(body),
         )
-        model = self._model(request, body, "/rerank", ModelKind.RERANK, ModelKind.MULTI_VECTOR)
-        assert isinstance(model, (RerankModel, MultiVectorModel))
+        model = self._s.engine.reranker(self._model(request, body, "/rerank", *_RERANK).name)
         with b.fields(lambda head, i, rest: ("texts" if head == "documents" else head)
                       + ("" if i is None else f"[{i}]") + rest):
             result = await model.rerank(params, deadline=None, request_id=rid)
@@ -180,8 +180,7 @@ class Handlers:
         inputs = b.predict_inputs(body)
         scores = ScoreMode.RAW if _bool(body, "raw_scores", False) else ScoreMode.ACTIVATED
         truncate = b.truncation(body)
-        model = self._model(request, body, "/predict", ModelKind.CLASSIFICATION)
-        assert isinstance(model, ClassificationModel)
+        model = self._s.engine.classifier(self._model(request, body, "/predict", ModelKind.CLASSIFICATION).name)
         calls: list[Awaitable[ClassifyResult]] = []
         if inputs.texts:
             calls.append(model.classify(ClassifyParams(texts=[t for _, t in inputs.texts], scores=scores,
@@ -213,8 +212,7 @@ class Handlers:
             raise EmptyInput("inputs.sentences", "is empty; send at least one")
         params = EncodeParams(texts=[source, *sentences], prompt_name=b.prompt_name(parameters, "parameters."),
                               normalize=True, truncate=b.truncation(parameters, "parameters."))
-        model = self._model(request, body, "/similarity", ModelKind.EMBEDDING)
-        assert isinstance(model, EmbeddingModel)
+        model = self._s.engine.embedding(self._model(request, body, "/similarity", *_EMBED).name)
         with b.fields(lambda head, i, rest: "inputs.source_sentence" if i == 0
                       else "inputs.sentences" + ("" if i is None else f"[{i - 1}]")):
             result = await model.encode(params, deadline=None, request_id=rid)
