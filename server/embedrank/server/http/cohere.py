@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from embedrank.model.errors import InvalidArgument
+from embedrank.model.errors import FailedPrecondition, InvalidArgument
 from embedrank.model.kinds import ModelKind
 from embedrank.model.tokenize import Truncate
+from embedrank.server.engine.embedding import EmbeddingModel
 from embedrank.server.engine.hybrid import HybridModel
 from embedrank.server.engine.postprocess import OutputPrecision
 from embedrank.server.engine.requests import EncodeParams, InputType, Usage
@@ -52,7 +53,7 @@ EMBEDDING_TYPES = {
 INPUT_TYPES = ("search_query", "search_document", "classification", "clustering")
 _TRUNCATE = {"NONE": Truncate.NONE, "START": Truncate.START, "END": Truncate.END}
 _ROUTE_FOR_KIND = {ModelKind.EMBEDDING: "POST /v2/embed", ModelKind.RERANK: "POST /v2/rerank",
-                   ModelKind.MULTI_VECTOR: "POST /v2/rerank"}
+                   ModelKind.MULTI_VECTOR: "POST /v2/rerank", ModelKind.HYBRID: "POST /v1/hybrid"}
 EMBED_FIELDS = {"dimensions": "output_dimension"}  # the engine's field -> Cohere's
 _REFUSED = {
     "images": "this server embeds text only: send texts",
@@ -202,6 +203,9 @@ async def _embed(s: Serving, body: dict[str, Any], rid: str, version: str) -> di
     parsed = embed_request(body, version=version)
     s.check_kind(parsed.model, ModelKind.EMBEDDING, routes=_ROUTE_FOR_KIND)
     model = s.engine.embedding(parsed.model)
+    if not isinstance(model, EmbeddingModel):  # the only embedding-capable model, unnamed, is a hybrid one
+        raise FailedPrecondition(f"model {model.name!r} is a {model.manifest.kind.value} model; call "
+                                 f"{_ROUTE_FOR_KIND[model.manifest.kind]} for it")
     limit = model.manifest.tokenizer.max_tokens
     if parsed.max_tokens is not None and parsed.max_tokens < limit:
         raise InvalidArgument("max_tokens", f"{parsed.max_tokens} is below the model's {limit} tokens: a shorter "
