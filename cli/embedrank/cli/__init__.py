@@ -17,6 +17,7 @@ from embedrank.cli import logs
 from embedrank.cli import models as model_specs
 from embedrank.exporter import cli as export_cli
 from embedrank.server import config as config_mod
+from embedrank.model import flags
 from embedrank.model.errors import EmbedRankError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -51,9 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model(serve, then="then serves the repository (health NOT_SERVING until they are in)")
 
     pull = sub.add_parser("pull", help="Export each --model into the model repository unless it is there; then exit.")
-    pull.add_argument("--model-repository", type=Path,
-                      default=Path(os.environ.get("EMBEDRANK_MODEL_REPOSITORY", "models")),
-                      help="As serve's: the folder of models [env EMBEDRANK_MODEL_REPOSITORY]")
+    flags.add_arguments(pull, config_mod.ServerConfig, only=("model_repository",))  # serve's flag, declared once
     _add_model(pull, then="then exits (an init container's job: replicas sharing the volume serve one export)")
 
     export = sub.add_parser("export", help="Export a sentence-transformers checkpoint into a model repository.")
@@ -81,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             specs = model_specs.parse_all(args.model)
             if not specs:
                 parser.error(f"pull: give at least one --model (or {model_specs.MODELS_ENV})")
-            asyncio.run(pull(specs, args.model_repository))
+            asyncio.run(pull(specs, Path(args.model_repository)))
             return 0
         if args.command == "serve":
             config = config_mod.from_namespace(args)

@@ -39,11 +39,12 @@ def _types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One flag per field of ``cls`` declared with ``setting``; defaults read from the env vars."""
+def add_arguments(parser: argparse.ArgumentParser, cls: type, *, only: tuple[str, ...] = ()) -> None:
+    """One flag per field of ``cls`` declared with ``setting`` (or of the fields named in ``only``: another
+    command taking one of them); defaults read from the env vars."""
     types = _types(cls)
     for field in dataclasses.fields(cls):
-        if "help" not in field.metadata:
+        if "help" not in field.metadata or (only and field.name not in only):
             continue
         env = env_name(field.name)
         default: Any = os.environ.get(env)

@@ -11,7 +11,9 @@ import grpc
 
 from embedrank.server import metrics
 from embedrank.server.api.drain import SHUTTING_DOWN, Calls
-from embedrank.server.api.status import code_name, new_request_id, stream_error_fields, to_grpc_status
+from embedrank.server.api.status import (
+    REQUEST_ID_HEADER, code_name, new_request_id, request_id, stream_error_fields, to_grpc_status,
+)
 from embedrank.server.engine.served import one_caller
 from embedrank.model.errors import EmbedRankError, Unavailable
 from embedrank.v1 import common_pb2
@@ -143,7 +145,8 @@ async def answer_plain_stream(
                 metrics.REQUESTS.labels(rpc, "OK").inc()
                 yield answer
     except (EmbedRankError, _ItemFailed) as exc:  # an item's error, draining, or a malformed item
-        error, rid = (exc.error, exc.request_id) if isinstance(exc, _ItemFailed) else (exc, new_request_id())
+        error, rid = (exc.error, exc.request_id) if isinstance(exc, _ItemFailed) else (exc, request_id())
         status = to_grpc_status(error, rid)
         metrics.REQUESTS.labels(rpc, status.code.name).inc()
-        await context.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)
+        await context.abort(status.code, status.details,  # the trailer the context interceptor set is replaced
+                            trailing_metadata=(*status.trailing_metadata, (REQUEST_ID_HEADER, request_id())))

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from embedrank.model.errors import InvalidArgument
+from embedrank.model.errors import EmptyInput, InvalidArgument
 from embedrank.model.kinds.hybrid import DEFAULT_WEIGHTS, HybridScore, HybridSpec, scores, text_outputs
 from embedrank.model.runtime.base import TokenSeq
 from embedrank.model.tokenize import Truncate
@@ -196,7 +196,7 @@ class HybridModel(ServedModel):
         """compute_score: the query and the documents each run once (concurrently: they may share batches);
         every figure per document, ``hybrid_score`` (default the weighted sum) as its score."""
         if is_blank(params.query):
-            raise InvalidArgument("query", "is empty (only whitespace, control or zero-width characters)")
+            raise EmptyInput("query", "is empty (only whitespace, control or zero-width characters)")
         if len(params.query) > self.limits.max_chars:
             raise InvalidArgument("query", f"has {len(params.query)} characters, over the limit of {self.limits.max_chars}")
         chars = check_texts(params.documents, "documents", self.limits)

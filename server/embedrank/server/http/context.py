@@ -18,12 +18,13 @@ from embedrank.server.api.context import Observer, caller_request_id
 from embedrank.server.api.status import REQUEST_ID_HEADER
 from embedrank.server.engine import observe
 from embedrank.server.http.errors import error_answer
+from embedrank.server.http.serving import GRPC_CODE
 
 if TYPE_CHECKING:
     from embedrank.server.api.tracing import Attributes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-UNOBSERVED = ("/health",)
+UNOBSERVED = ("/health", "/ping", "/")  # probes: ours and TEI's
 
 
 def _grpc_code(status: int) -> str:
@@ -66,9 +67,10 @@ def context_middleware(observer: Observer) -> Middleware:
             raise
         finally:
             observe.current.reset(token)
-            code = _grpc_code(status) if status != 499 else "CANCELLED"
+            code = "CANCELLED" if status == 499 else str(request.get(GRPC_CODE) or _grpc_code(status))
             observer.close(scope, start, route=name, code=code, status=status, message=f"HTTP {status}",
-                           error=status >= 500,  # semantic conventions: a 4xx is the caller's, not the server's
+                           # semantic conventions: a 4xx is the caller's, not the server's (TEI answers a bug 424)
+                           error=status >= 500 or code == "INTERNAL",
                            attributes={"http.response.status_code": status,
                                        **({"error.type": str(status)} if status >= 400 else {})})
         response.headers.setdefault("X-Request-Id", request_id)

@@ -47,9 +47,10 @@ from embedrank.model.errors import (
 )
 from embedrank.server import metrics
 from embedrank.server.api.drain import SHUTTING_DOWN, Calls
+from embedrank.server.api.status import request_id
 from embedrank.server.engine.served import Admission
 from embedrank.server.http.errors import Answer, error_answer
-from embedrank.server.http.serving import RequestState, Shape, json_response, openai_error
+from embedrank.server.http.serving import GRPC_CODE, RequestState, Shape, json_response, openai_error
 from embedrank.server.statuses import new_request_id
 from embedrank.server.tokens import BearerTokens
 
@@ -329,7 +330,7 @@ class Doors:
                 return self._refuse(request, exc, close=True)
         if request.headers.get("Expect", "").lower() != "100-continue":
             answer = error_answer(InvalidArgument("Expect", f"unknown expectation {request.headers['Expect']!r}"),
-                                  new_request_id())
+                                  request_id())
             answer.status = 417
             return answer_response(answer, close=True)
         if request.version >= (1, 1):
@@ -339,7 +340,8 @@ class Doors:
     def _refuse(self, request: web.Request, exc: EmbedRankError, *, close: bool) -> web.Response:
         resource = request.match_info.route.resource
         shape = self._shapes.get(resource.canonical, openai_error) if resource is not None else openai_error
-        answer = shape(exc, new_request_id(), RequestState({}))
+        answer = shape(exc, request_id(), RequestState({}))
+        request[GRPC_CODE] = answer.grpc_code
         metrics.REQUESTS.labels(_route_name(request), answer.grpc_code).inc()
         return answer_response(answer, close=close)
 

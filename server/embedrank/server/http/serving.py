@@ -31,6 +31,11 @@ _ROUTE_FOR_KIND = {ModelKind.EMBEDDING: "POST /v1/embeddings", ModelKind.RERANK:
                    ModelKind.HYBRID: "POST /v1/hybrid", ModelKind.MULTI_VECTOR: "POST /v1/rerank"}
 
 
+# The request's key for the status table's gRPC code of its error answer (a convention may answer TEI's 422 or
+# 424, which no row's HTTP status names): the request span reads it.
+GRPC_CODE = "embedrank.grpc_code"
+
+
 class RequestState:
     """What one request's error answer needs to know about it."""
 
@@ -81,6 +86,7 @@ class Serving:
                 payload = await work(request, rid, state)
         except Exception as exc:  # every exception gets an answer from the table; unexpected ones are logged
             answer = shape(exc, rid, state)
+            request[GRPC_CODE] = answer.grpc_code  # the span's code (http/context.py), not guessed from the status
             metrics.REQUESTS.labels(rpc, answer.grpc_code).inc()
             response = json_response(answer.body, status=answer.status, headers=answer.headers)
             if answer.status == 401:

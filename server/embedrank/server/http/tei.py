@@ -24,7 +24,6 @@ and none chosen -> 422 naming them. Errors: TEI's {"error", "error_type"} from t
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,7 +32,9 @@ from aiohttp import web
 
 from embedrank.model.errors import EmptyInput, FailedPrecondition, InvalidArgument
 from embedrank.model.kinds import ModelKind
+from embedrank.server.api.tei.common import server_version, tei_dtype
 from embedrank.server.engine.classification import ClassifyParams, ClassifyResult
+from embedrank.server.engine.engine import TOKENIZE_THREADS
 from embedrank.server.engine.multivector import MultiVectorParams
 from embedrank.server.engine.requests import EncodeParams, RerankParams, ScoreMode
 from embedrank.server.engine.served import ServedModel
@@ -77,13 +78,6 @@ _POOLING = {ModelKind.SPARSE: "splade", ModelKind.MULTI_VECTOR: "none"}
 
 Body = dict[str, Any]
 Step = Callable[[web.Request, Body, str], Awaitable[Any]]
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("embedrank")
-    except importlib.metadata.PackageNotFoundError:
-        return "0"
 
 
 class Handlers:
@@ -271,11 +265,11 @@ class Handlers:
             pooling = _POOLING.get(m.kind) or ",".join(getattr(m.spec, "pooling", ())) or "mean"
             model_type = {"embedding": {"pooling": pooling}}
         return {
-            "model_id": m.name, "model_sha": None, "model_dtype": m.graph.precision, "served_model_name": m.name,
+            "model_id": m.name, "model_sha": None, "model_dtype": tei_dtype(m.graph.precision), "served_model_name": m.name,
             "model_type": model_type, "max_concurrent_requests": self._s.engine.settings.max_inflight_inputs,
             "max_input_length": m.tokenizer.max_tokens, "max_batch_tokens": limits.batch.max_batch_tokens,
             "max_batch_requests": limits.batch.max_batch_size or None, "max_client_batch_size": limits.max_inputs,
-            "auto_truncate": True, "tokenization_workers": 2, "version": _version(), "sha": None,
+            "auto_truncate": True, "tokenization_workers": TOKENIZE_THREADS, "version": server_version(), "sha": None,
             "docker_label": None,
             # Ours: the model's kind and version in the repository.
             "kind": m.kind.value, "model_version": m.version,

@@ -4,6 +4,7 @@ and field names as TEI's messages spell them."""
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 from collections.abc import Iterator, Mapping
 
 import grpc
@@ -66,3 +67,19 @@ def fields(names: Mapping[str, str]) -> Iterator[None]:
         if field is None:
             raise
         raise type(exc)(field, exc.description) from None  # the same class: a convention may tell them apart
+
+
+# What TEI's Info says on both ports (http/tei.py's /info and TeiInfoServicer), in TEI's words.
+_DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def tei_dtype(precision: str) -> str:
+    """The export's precision as TEI names a dtype (int8 and the like as they are)."""
+    return _DTYPE.get(precision, precision)
+
+
+def server_version() -> str:
+    try:
+        return importlib.metadata.version("embedrank")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0"

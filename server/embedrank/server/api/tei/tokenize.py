@@ -4,7 +4,6 @@ call names or the one the engine picks for it (--default-model, else the only mo
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import itertools
 from collections.abc import AsyncIterable, AsyncIterator
 
@@ -13,7 +12,7 @@ import grpc
 from embedrank.model.kinds import ModelKind
 from embedrank.model.tokenize import Truncate
 from embedrank.server.api.rpc import Rpcs
-from embedrank.server.api.tei.common import ONE_INPUT, fields, model_name
+from embedrank.server.api.tei.common import ONE_INPUT, fields, model_name, server_version, tei_dtype
 from embedrank.server.engine.engine import TOKENIZE_THREADS, Engine
 from embedrank.server.engine.tokens import TokenizedInput, TokenizeParams
 from embedrank.tei.v1 import tei_pb2, tei_pb2_grpc
@@ -22,7 +21,6 @@ _MODEL_TYPE = {
     ModelKind.CLASSIFICATION: tei_pb2.MODEL_TYPE_CLASSIFIER,
     ModelKind.RERANK: tei_pb2.MODEL_TYPE_RERANKER,
 }  # every other kind gives vectors: MODEL_TYPE_EMBEDDING
-_DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def simple_tokens(item: TokenizedInput, text: str, *, add_special_tokens: bool) -> list[tei_pb2.SimpleToken]:
@@ -105,9 +103,9 @@ class TeiInfoServicer(tei_pb2_grpc.InfoServicer):
         settings = self._engine.settings
         m = model.manifest
         return tei_pb2.InfoResponse(
-            version=importlib.metadata.version("embedrank"),
+            version=server_version(),
             model_id=model.name,
-            model_dtype=_DTYPE.get(m.graph.precision, m.graph.precision),
+            model_dtype=tei_dtype(m.graph.precision),
             model_type=_MODEL_TYPE.get(m.kind, tei_pb2.MODEL_TYPE_EMBEDDING),
             max_concurrent_requests=settings.max_inflight_inputs,
             max_input_length=m.tokenizer.max_tokens,
