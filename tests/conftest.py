@@ -173,6 +173,24 @@ def kinds_repo(workdir: Path, kinds_sources: dict[str, Path], tiny_repo: Path) -
 
 
 @pytest.fixture(scope="session")
+def bgem3_source(workdir: Path) -> Path:
+    """A tiny checkpoint in BGE-M3's layout (FlagEmbedding's sparse_linear.pt and colbert_linear.pt)."""
+    out = workdir / "bgem3-checkpoint"
+    out.mkdir()
+    return checkpoints.build_bgem3(out)
+
+
+@pytest.fixture(scope="session")
+def bgem3_export(workdir: Path, bgem3_source: Path) -> Path:
+    """``bgem3_source`` exported with the defaults (tests/test_bgem3.py, the README's hybrid block); copy it to
+    serve it."""
+    folder = workdir / "bgem3-export" / "bge-m3"
+    result = export(bgem3_source, folder)
+    assert result.returncode == 0, f"export failed:\n{result.stderr[-4000:]}"
+    return folder
+
+
+@pytest.fixture(scope="session")
 def kinds_server(kinds_repo: Path) -> Iterator[ServerProcess]:
     proc = ServerProcess(kinds_repo)
     yield proc

@@ -438,7 +438,7 @@ def test_grpc_ping_flood_is_closed_and_streams_are_capped(server: ServerProcess)
                 break
         frames = h2frames.read_frames(sock, until=time.monotonic() + 5)
     assert h2frames.goaway_code(frames) == h2frames.ENHANCE_YOUR_CALM
-    assert h2frames.settings_of(frames)[h2frames.MAX_CONCURRENT_STREAMS] == 256
+    assert h2frames.settings_of(frames)[h2frames.MAX_CONCURRENT_STREAMS] == 1024
 
 
 def test_grpc_connections_past_the_cap_are_closed(server: ServerProcess) -> None:

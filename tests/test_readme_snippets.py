@@ -24,13 +24,14 @@ def python_blocks(readme: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def demo_server(repo: Path, workdir: Path, kinds_repo: Path) -> Iterator[ServerProcess]:
+def demo_server(repo: Path, workdir: Path, kinds_repo: Path, bgem3_export: Path) -> Iterator[ServerProcess]:
     demo = workdir / "readme-demo"
     shutil.copytree(repo / "minilm", demo / "minilm")
     shutil.copytree(repo / "minilm-rerank", demo / "demo-reranker")
     # The sparse and multi-vector block's "splade" and "colbert": the tiny ones of tests/checkpoints.py.
     shutil.copytree(kinds_repo / "tiny-sparse", demo / "splade")
     shutil.copytree(kinds_repo / "tiny-colbert", demo / "colbert")
+    shutil.copytree(bgem3_export, demo / "bge-m3")  # the hybrid block's: the tiny one in BGE-M3's layout
     proc = ServerProcess(demo, "--http-port", "0")
     yield proc
     assert proc.stop() == 0, proc.output()[-3000:]
@@ -53,6 +54,9 @@ def test_readme_python_blocks_run_as_pasted(demo_server: ServerProcess, monkeypa
     assert namespace["matrix"].shape == (1, 30522)  # type: ignore[attr-defined]
     assert namespace["vecs"][0].indices.size == 64  # type: ignore[index]
     assert namespace["q"][0].shape == (12, 16)  # type: ignore[index]  # the tiny ColBERT expands queries to 12
+    both = namespace["both"]
+    assert both.dense.shape[0] == 2 and len(both.sparse) == 2 and len(both.multi_vector) == 2  # type: ignore[attr-defined]
+    assert len(namespace["hybrid_hits"]) == 2 and namespace["hybrid_hits"][0].hybrid_scores  # type: ignore[index]
     assert len(namespace["ranked"]) == 2  # type: ignore[arg-type]
     namespace["client"].close()  # type: ignore[attr-defined]
     assert os.getcwd() == str(ROOT)

@@ -286,10 +286,11 @@ class ServerConfig(RuntimeFlags):
         ),
     )
     grpc_max_concurrent_streams: int = setting(
-        256,
+        1024,
         help=(
-            "gRPC: most calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a "
-            "client queues the rest itself. 0 = grpc's default (no limit)."
+            "gRPC: most calls open at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS). Python's "
+            "grpc.aio client does not wait for a free stream: its calls past the cap fail (INTERNAL), so keep it "
+            "above what one client multiplexes (hundreds of streams on one channel). 0 = grpc's default (no limit)."
         ),
     )
     grpc_min_ping_interval_s: float = setting(

@@ -35,7 +35,7 @@ def hybrid_request(body: dict[str, Any]) -> tuple[str, HybridParams]:
         if not isinstance(outputs, list) or not outputs:
             raise InvalidArgument("outputs", f"must be a non-empty list of {sorted(_OUTPUTS)}; leave it out for all")
         for i, name in enumerate(outputs):
-            if name not in _OUTPUTS:
+            if not isinstance(name, str) or name not in _OUTPUTS:  # {} is unhashable: a 500 (Schemathesis)
                 raise InvalidArgument(f"outputs[{i}]", f"{name!r} is not one of {sorted(_OUTPUTS)}")
             chosen.add(_OUTPUTS[name])
     params = HybridParams(
