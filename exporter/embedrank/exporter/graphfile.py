@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import enum
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -125,5 +124,6 @@ def publish_graph(src: Path, folder: Path, mode: ExternalData) -> dict[str, Any]
 
 
 def remove(path: Path) -> None:
-    """Remove a step's graph folder (the graph and its data), once the next step has read it."""
-    shutil.rmtree(path.parent, ignore_errors=True)
+    """Remove a step's graph and its data files, once the next step has written its own."""
+    for file in (*external_files(path), path):
+        file.unlink(missing_ok=True)
