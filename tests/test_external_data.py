@@ -5,6 +5,7 @@ itself is tested on the helper with a lowered limit (a real 2.3 GB export: READM
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -173,3 +174,16 @@ def test_the_limit_decides(ext_repo: Path, tmp_path: Path, monkeypatch: pytest.M
     back.mkdir()
     assert graphfile.publish_graph(tmp_path / "model.onnx", back, ExternalData.AUTO) is None  # one file again
     assert sorted(p.name for p in back.iterdir()) == ["model.onnx"]
+
+
+def test_never_refuses_fp32_weights_past_the_limit_before_tracing() -> None:
+    from embedrank.exporter.options import ExportOptions
+    from embedrank.exporter.pipeline import check_one_file
+
+    opts = ExportOptions(source="big", output=Path("repo/big"), external_data=ExternalData.NEVER, precision="fp32")
+    with pytest.raises(ConfigError) as refused:
+        check_one_file(opts, graphfile.LIMIT, "big: its weights")
+    assert refused.value.message.startswith("big: its weights is 2.13 GB, past protobuf's 2 GiB limit")
+    check_one_file(opts, graphfile.LIMIT - 1, "big: its weights")  # under the limit: one file is fine
+    check_one_file(dataclasses.replace(opts, precision="int8"), graphfile.LIMIT, "big")  # int8 may shrink under it
+    check_one_file(dataclasses.replace(opts, external_data=ExternalData.AUTO), graphfile.LIMIT, "big")
