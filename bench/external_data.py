@@ -48,17 +48,37 @@ def build(out: Path) -> Path:
     return path
 
 
-def timed(argv: list[str], log: Path) -> dict[str, float]:
-    """Run ``argv`` under /usr/bin/time -v; wall seconds and peak RSS (GB)."""
+def _rss_gib(pid: int, field: str = "VmRSS") -> float:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    found = re.search(rf"{field}:\s+(\d+) kB", text)
+    return int(found.group(1)) / 2**20 if found else 0.0
+
+
+def timed(argv: list[str], log: Path) -> dict[str, object]:
+    """Run ``argv`` under /usr/bin/time -v; wall seconds, peak RSS (GiB) and the peak RSS of each export step
+    (sampled every second)."""
+    per_step: dict[str, float] = {}
     with open(log, "w") as fh:
-        code = subprocess.run(["/usr/bin/time", "-v", *argv], stdout=fh, stderr=subprocess.STDOUT).returncode
+        proc = subprocess.Popen(["/usr/bin/time", "-v", *argv], stdout=fh, stderr=subprocess.STDOUT)
+        while proc.poll() is None:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+            pids = children.read_text().split() if children.exists() else []
+            steps = re.findall(r"^\[(\d)/6\]", log.read_text(), re.M)
+            step = steps[-1] if steps else "0"
+            if pids:
+                per_step[step] = round(max(per_step.get(step, 0.0), _rss_gib(int(pids[0]))), 2)
+            time.sleep(1)
+        code = proc.returncode
     text = log.read_text()
     if code != 0:
         raise SystemExit(f"{argv[:4]} failed ({code}); see {log}:\n{text[-3000:]}")
     rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))  # type: ignore[union-attr]
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", text).group(1)  # type: ignore[union-attr]
     seconds = sum(float(p) * 60**i for i, p in enumerate(reversed(wall.split(":"))))
-    return {"wall_s": round(seconds, 1), "peak_rss_gb": round(rss / 2**20, 2)}
+    return {"wall_s": round(seconds, 1), "peak_rss_gib": round(rss / 2**20, 2), "peak_rss_gib_by_step": per_step}
 
 
 def files(version: Path) -> dict[str, int]:
@@ -78,7 +98,7 @@ def serve_and_compare(repo: Path, ckpt: Path, names: list[str], out: Path) -> di
     log = out / "serve.log"
     fh = open(log, "w")  # noqa: SIM115
     start = time.monotonic()
-    proc = subprocess.Popen(["/usr/bin/time", "-v", sys.executable, "-m", "embedrank.cli", "serve", "--model-repository",
+    proc = subprocess.Popen([sys.executable, "-m", "embedrank.cli", "serve", "--model-repository",
                              str(repo), "--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file)],
                             stdout=fh, stderr=subprocess.STDOUT)
     while not port_file.exists() or not port_file.read_text().strip():
@@ -94,11 +114,12 @@ def serve_and_compare(repo: Path, ckpt: Path, names: list[str], out: Path) -> di
             cos = (ref * got).sum(1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1))
             result[name] = {"texts": len(texts), "min_cos": float(cos.min()), "mean_cos": float(cos.mean()),
                             "encode_s": round(time.monotonic() - t, 1)}
+    result["serve_rss_gib"] = round(_rss_gib(proc.pid), 2)
+    result["serve_peak_rss_gib"] = round(_rss_gib(proc.pid, "VmHWM"), 2)
+    result["load_log"] = [line[24:] for line in log.read_text().splitlines() if " ready in " in line]
     proc.terminate()
     proc.wait(60)
     fh.close()
-    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", log.read_text())
-    result["serve_peak_rss_gb"] = round(int(rss.group(1)) / 2**20, 2) if rss else None
     return result
 
 
