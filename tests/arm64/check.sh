@@ -12,8 +12,8 @@
 # when missing) and a kernel that lets binfmt_misc be mounted (mounted here when it is not). The host's
 # /proc and /sys are NOT mounted in the root: with them ONNX Runtime reads the x86 host's cpuinfo and
 # crashes under emulation; without them it warns and runs. Where it cannot run, it says why in one line
-# and exits 3. Slow (the first run: ~10-20 min for the root and the install; later runs: the exports and
-# the emulated serving, a few minutes), so it is not part of `make test`: run it after changing
+# and exits 3. Slow (measured 2026-12-07 on 2 cores: 20 min from nothing, of which the root and the
+# install 10 min; 8 min with them cached), so it is not part of `make test`: run it after changing
 # dependencies, the runtime layer or the quantization presets, and before a release.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
