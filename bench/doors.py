@@ -10,7 +10,7 @@
              process of its own saw them (one sentence at a time, every --probe-gap-ms, on a connection
              it keeps: what a caller arriving while the server is at its cap waits for a 429).
 
-The load client is pinned to one core and the server to the other (``taskset``) when the box has two.
+The load client is pinned to one core and the server to the other (``taskset``) when the box has two (--no-pin: not).
 
     python bench/doors.py turns --repo REPO --tree main=/tmp/main --tree doors=. --rounds 3
     python bench/doors.py refusals --repo REPO --tree doors=.
@@ -43,11 +43,11 @@ def pcts(values: list[float]) -> dict[str, float]:
 
 
 class Server:
-    def __init__(self, tree: Path, repo: Path, *args: str) -> None:
+    def __init__(self, tree: Path, repo: Path, *args: str, pin: bool = True) -> None:
         env = dict(os.environ, PYTHONPATH=":".join(str(tree / r) for r in ROOTS))
-        pin = ["taskset", "-c", "1"] if (os.cpu_count() or 1) >= 2 else []
+        pin_to = ["taskset", "-c", "1"] if pin and (os.cpu_count() or 1) >= 2 else []
         self.proc = subprocess.Popen(
-            [*pin, sys.executable, "-m", "embedrank.cli", "serve", "--model-repository", str(repo), "--host",
+            [*pin_to, sys.executable, "-m", "embedrank.cli", "serve", "--model-repository", str(repo), "--host",
              "127.0.0.1", "--port", "0", "--http-port", "0", *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         assert self.proc.stdout is not None
@@ -142,6 +142,8 @@ def main() -> None:
     ap.add_argument("--tree", action="append", help="NAME=SRCROOT")
     ap.add_argument("--url", help="probe: the server's /v1/embeddings")
     ap.add_argument("--probe-gap-ms", type=float, default=5.0)
+    ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                    help="the client on core 0 and the server on core 1 (--no-pin: both on every core)")
     ap.add_argument("--lone-texts", type=int, action="append", default=[],
                     help="turns: also time lone requests of this many sentences (repeat)")
     ap.add_argument("--rounds", type=int, default=3)
@@ -158,14 +160,14 @@ def main() -> None:
         return
     if not args.repo or not args.tree:
         ap.error("--repo and --tree are needed")
-    if (os.cpu_count() or 1) >= 2:
+    if args.pin and (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {0})  # the load client on core 0, the server on core 1
     trees = [(name, Path(root).resolve()) for name, _, root in (t.partition("=") for t in args.tree)]
     rounds = args.rounds
     for r in range(rounds):
         for name, tree in trees:
             extra = ("--max-inflight-inputs", "64", "--max-inputs-per-request", "64") if args.mode == "refusals" else ()
-            server = Server(tree, args.repo, *extra, *args.server_arg)
+            server = Server(tree, args.repo, *extra, *args.server_arg, pin=args.pin)
             try:
                 if args.mode == "turns":
                     rate = asyncio.run(throughput(server.url, concurrency=args.concurrency, batch=args.batch,
