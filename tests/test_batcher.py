@@ -227,7 +227,9 @@ async def test_batches_fill_from_oldest_requests_first() -> None:
 
 async def test_a_lone_request_is_spread_over_the_idle_workers() -> None:
     """One request of 32 same-length texts on an idle 2-worker batcher runs as two batches of 16
-    (one single-threaded batch per core), unless all of it fits the inline lone-query path."""
+    (one single-threaded batch per core); so does a request of 4 short texts, though it would fit the
+    inline budget: only a lone single input runs inline on the loop (the loop answers nothing else
+    while it runs: a burst's refusals would wait behind it)."""
     runtime = FakeRuntime(delay=0.02)
     b = Batcher("t", runtime, BatchLimits(max_batch_tokens=4096, max_batch_size=64, workers=2, inline_tokens=64))
     b.start()
@@ -235,10 +237,16 @@ async def test_a_lone_request_is_spread_over_the_idle_workers() -> None:
     assert await asyncio.gather(*(it.future for it in items)) == [8 + i + 1 for i in range(32)]
     assert sorted(map(len, runtime.batches)) == [16, 16]
     runtime.batches.clear()
-    small = await submit(b, [seq(8) for _ in range(4)], group=2)  # 32 tokens <= 64: inline, whole
+    small = await submit(b, [seq(8) for _ in range(4)], group=2)  # 32 tokens <= 64, but 4 inputs
     await asyncio.sleep(0)
-    assert all(it.future.done() for it in small)
-    assert runtime.batches == [[8, 8, 8, 8]]
+    assert not any(it.future.done() for it in small)  # handed off, not run on the loop
+    await asyncio.gather(*(it.future for it in small))
+    assert sorted(map(len, runtime.batches)) == [2, 2]
+    runtime.batches.clear()
+    lone = await submit(b, [seq(8)], group=3)  # one input within the budget: inline, answered at once
+    await asyncio.sleep(0)
+    assert lone[0].future.done()
+    assert runtime.batches == [[8]]
     await b.close()
 
 

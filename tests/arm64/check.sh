@@ -12,8 +12,8 @@
 # when missing) and a kernel that lets binfmt_misc be mounted (mounted here when it is not). The host's
 # /proc and /sys are NOT mounted in the root: with them ONNX Runtime reads the x86 host's cpuinfo and
 # crashes under emulation; without them it warns and runs. Where it cannot run, it says why in one line
-# and exits 3. Slow (the first run: ~10-20 min for the root and the install; later runs: the exports and
-# the emulated serving, a few minutes), so it is not part of `make test`: run it after changing
+# and exits 3. Slow (measured 2026-12-07 on 2 cores: 20 min from nothing, of which the root and the
+# install 10 min; 8 min with them cached), so it is not part of `make test`: run it after changing
 # dependencies, the runtime layer or the quantization presets, and before a release.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -56,8 +56,9 @@ cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
 # The host's CA bundle: it may trust a TLS-inspecting proxy that the root's own bundle does not.
 [ -f /etc/ssl/certs/ca-certificates.crt ] && cp -L /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
 # Commands in the root get a clean environment (the host's PIP_*/SSL_* settings name host paths).
-in_root() { $NICE chroot "$ROOT" env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp LANG=C.UTF-8 \
-  SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CERT=/etc/ssl/certs/ca-certificates.crt "$@"; }
+root_env=(env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/tmp LANG=C.UTF-8
+  SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CERT=/etc/ssl/certs/ca-certificates.crt)
+in_root() { $NICE chroot "$ROOT" "${root_env[@]}" "$@"; }
 [ "$(in_root uname -m)" = aarch64 ] || cannot "the arm64 root does not run as aarch64"
 
 # The server, installed from this checkout's files (tracked and new); reinstalled when they change.
@@ -81,8 +82,11 @@ $NICE $PY tests/arm64/compare.py export --work "$work" --repository "$ROOT/repo"
 
 echo "== serving from the arm64 root, comparing with sentence-transformers on the host"
 rm -f "$ROOT/tmp/port"
-in_root /opt/venv/bin/embedrank serve --model-repository /repo --host 127.0.0.1 --port 0 \
-  --port-file /tmp/port >"$CACHE/serve.log" 2>&1 &
+# Started as a plain command, not through the in_root function: a function run in the background is a
+# subshell, and killing it would leave the server running. nice, chroot and env exec in turn, and
+# binfmt_misc runs qemu in the same process, so $! is the server itself.
+$NICE chroot "$ROOT" "${root_env[@]}" /opt/venv/bin/embedrank serve --model-repository /repo --host 127.0.0.1 \
+  --port 0 --port-file /tmp/port >"$CACHE/serve.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
 for _ in $(seq 1 900); do

@@ -115,8 +115,8 @@ class ServerConfig(RuntimeFlags):
     small_batch_tokens: int = setting(
         512,
         help=(
-            "Batches of at most this many tokens (rows x longest; a lone query) take the low-latency "
-            "path: run at once on the event-loop thread when nothing else is queued or running, on a "
+            "A lone input of at most this many tokens (a lone query) takes the low-latency path: it "
+            "runs at once on the event-loop thread when nothing else is queued or running, on a "
             "second session with min(cores, 4) threads (ONNX Runtime: threads that spin during a run "
             "instead of waking per operator; OpenVINO: a latency-compiled model). It holds a second copy "
             "of the weights (about 90 MB for all-MiniLM-L6-v2 fp32). 0 = off."

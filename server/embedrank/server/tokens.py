@@ -18,7 +18,7 @@ import logging
 import os
 from pathlib import Path
 
-from embedrank.model.errors import ConfigError
+from embedrank.model.errors import ConfigError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,13 @@ class BearerTokens:
         for digest in self._digests:  # all of them, whatever matched: the time tells nothing
             matched |= hmac.compare_digest(sent, digest)
         return matched and credential is not None
+
+    def check(self, sent: str | bytes, *, where: str) -> None:
+        """Unauthenticated unless ``sent`` (an ``Authorization`` value) holds an accepted token; the
+        message tells where the token goes (``where``: "header Authorization", "metadata authorization")."""
+        if not self.accepts(sent):
+            raise Unauthenticated(f"missing or wrong bearer token ({where}: Bearer <token>)" if sent
+                                  else f"this server needs a bearer token ({where}: Bearer <token>)")
 
     def _file_stamp(self) -> tuple[int, int]:
         try:

@@ -27,15 +27,15 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc] 
         if handler is None or details.method.startswith(_OPEN):
             return handler
         metadata = dict(details.invocation_metadata or ())
-        sent = metadata.get("authorization", "")
-        if self._tokens.accepts(sent):
-            return handler
-        return _refusal(handler, "missing or wrong bearer token (metadata authorization: Bearer <token>)" if sent
-                        else "this server needs a bearer token (metadata authorization: Bearer <token>)")
+        try:
+            self._tokens.check(metadata.get("authorization", ""), where="metadata authorization")
+        except Unauthenticated as exc:
+            return _refusal(handler, exc)
+        return handler
 
 
-def _refusal(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
-    status = to_grpc_status(Unauthenticated(message), new_request_id())
+def _refusal(handler: grpc.RpcMethodHandler, error: Unauthenticated) -> grpc.RpcMethodHandler:
+    status = to_grpc_status(error, new_request_id())
 
     async def refuse(_request: Any, context: grpc.aio.ServicerContext) -> None:
         await context.abort(status.code, status.details)

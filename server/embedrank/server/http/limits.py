@@ -295,11 +295,8 @@ class Doors:
 
     def _before_body(self, request: web.Request) -> None:
         """What is refused before a byte of the body is read (and before ``100 Continue``)."""
-        if self._tokens is not None and not self._tokens.accepts(request.headers.get("Authorization", "")):
-            sent = "Authorization" in request.headers
-            raise Unauthenticated(
-                "missing or wrong bearer token (header Authorization: Bearer <token>)" if sent
-                else "this server needs a bearer token (header Authorization: Bearer <token>)")
+        if self._tokens is not None:
+            self._tokens.check(request.headers.get("Authorization", ""), where="header Authorization")
         kind = request.headers.get("Content-Type", "")
         media, _, params = kind.partition(";")
         charset = params.strip().lower().replace(" ", "")

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from embedrank.model.errors import FailedPrecondition, InvalidArgument, MessageTooLarge, Unauthenticated
+from embedrank.model.errors import FailedPrecondition, InvalidArgument, MessageTooLarge
 from embedrank.model.kinds import ModelKind
 from embedrank.server import metrics
 from embedrank.server.api.drain import Calls
@@ -100,14 +100,8 @@ class Serving:
         return response
 
     def check_token(self, request: web.Request) -> None:
-        if self._tokens is None:
-            return
-        sent = request.headers.get("Authorization", "")
-        if not self._tokens.accepts(sent):
-            raise Unauthenticated(
-                "missing or wrong bearer token (header Authorization: Bearer <token>)" if sent
-                else "this server needs a bearer token (header Authorization: Bearer <token>)"
-            )
+        if self._tokens is not None:
+            self._tokens.check(request.headers.get("Authorization", ""), where="header Authorization")
 
     async def body(self, request: web.Request) -> dict[str, Any]:
         """The request's JSON object; over --max-message-mb is MessageTooLarge (413)."""
