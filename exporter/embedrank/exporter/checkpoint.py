@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from embedrank.exporter.graphfile import check_data_present
 from embedrank.exporter.kinds import chain, detect
 from embedrank.model.errors import ConfigError
 from embedrank.model.kinds import ModelKind
@@ -69,12 +70,14 @@ def _graph(folder: Path, variant: str | None) -> tuple[Path, Path]:
     if plain is None:
         raise ConfigError(f"{folder}: no ONNX graph of the transformer ({' or '.join(GRAPHS)}); export it with torch "
                           "instead: pip install '.[export]', then embedrank export")
+    check_data_present(plain)  # a graph past 2 GiB: onnx/model.onnx_data beside it (the Hub's layout)
     if variant is None:
         return plain, plain
     chosen = plain.parent / f"model_{variant}.onnx"
     if not chosen.is_file():
         have = sorted(p.stem.removeprefix("model_") for p in plain.parent.glob("model_*.onnx"))
         raise ConfigError(f"--variant {variant}: no {chosen.name} in {plain.parent} (variants there: {', '.join(have) or 'none'})")
+    check_data_present(chosen)
     return chosen, plain
 
 

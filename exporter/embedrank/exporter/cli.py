@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from embedrank.exporter.graphfile import ExternalData
 from embedrank.exporter.options import OPSET
 from embedrank.model import flags
 from embedrank.model.errors import ConfigError, EmbedRankError
@@ -39,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, importing: bool = False) -
     parser.add_argument("--calibration", type=Path, help="Text file, one text per line, for int8 output ranges and the fidelity report (default: built-in English corpus).")
     parser.add_argument("--corpus-size", type=int, default=1000, help="Texts from the built-in corpus for calibration and fidelity (default 1000).")
     parser.add_argument("--fidelity", action=argparse.BooleanOptionalAction, default=None, help="Measure fidelity on the corpus (default: for lossy variants only).")
+    parser.add_argument("--external-data", choices=[e.value for e in ExternalData], default=ExternalData.AUTO.value,
+                        help="Where the graph's weights go: auto (default) keeps one model.onnx up to protobuf's 2 GiB "
+                             "limit and past it writes the weights to model.onnx.data beside it (ONNX external data; "
+                             "models over ~500 M fp32 parameters, e.g. BGE-M3); always writes the data file for any "
+                             "size; never refuses a graph past the limit.")
     parser.add_argument("--source-key", help="Recorded in the manifest (source.key): `embedrank serve --model` and `pull` set it to find this export again instead of exporting anew.")
     if importing:
         parser.add_argument("--variant", help="Serve onnx/model_VARIANT.onnx (e.g. O2, qint8_avx512_vnni) instead of onnx/model.onnx; it is verified against onnx/model.onnx (fp32) with the gates of a lossy variant when it is quantized.")
@@ -85,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         opset=getattr(args, "opset", OPSET),
         trust_remote_code=getattr(args, "trust_remote_code", False),
         source_key=args.source_key,
+        external_data=ExternalData(args.external_data),
     )
     from embedrank.exporter import failures
 

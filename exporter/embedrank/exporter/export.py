@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
 
+from embedrank.exporter import graphfile
 from embedrank.exporter.deps import need
+from embedrank.exporter.graphfile import ExternalData
 from embedrank.exporter.source import Source
 from embedrank.exporter.kinds import export_kind
 from embedrank.exporter.options import OPSET
@@ -16,8 +19,10 @@ from embedrank.exporter.tracing import broadcast_masks, check_same_outputs
 MAX_IR_VERSION = 10
 
 
-def export_onnx(source: Source, path: Path, *, opset: int = OPSET) -> list[str]:
-    """Write the fp32 graph to ``path``; returns its output names."""
+def export_onnx(source: Source, path: Path, *, opset: int = OPSET,
+                external_data: ExternalData = ExternalData.AUTO) -> list[str]:
+    """Write the fp32 graph as ``path`` (model.onnx in a folder of its own; its weights in model.onnx.data
+    beside it past 2 GiB, or with ``external_data`` always); returns its output names."""
     torch = need("torch")
     onnx = need("onnx")
     kind = export_kind(source.kind, Path(source.path))
@@ -42,10 +47,14 @@ def export_onnx(source: Source, path: Path, *, opset: int = OPSET) -> list[str]:
         # The TorchScript exporter: it keeps the op pattern onnxruntime's transformer
         # fusions know (the dynamo exporter's output fuses less, and bakes shapes unless
         # given dynamic_shapes for every input).
+        # Past 2 GiB torch writes each weight to a file of its own beside the graph: traced in a folder
+        # of its own, then saved with one data file (or none) below.
+        traced = path.parent.with_name(path.parent.name + "-traced") / graphfile.GRAPH
+        traced.parent.mkdir(parents=True)
         torch.onnx.export(
             wrapper,
             args,
-            str(path),
+            str(traced),
             input_names=names,
             output_names=outputs,
             dynamic_axes=dynamic,
@@ -53,7 +62,10 @@ def export_onnx(source: Source, path: Path, *, opset: int = OPSET) -> list[str]:
             do_constant_folding=True,
             dynamo=False,
         )
-    model = onnx.load(str(path))
+    nbytes = graphfile.graph_bytes(traced)
+    model = onnx.load(str(traced))
     model.ir_version = min(model.ir_version, MAX_IR_VERSION)
-    onnx.save(model, str(path))
+    graphfile.save(model, path, external=graphfile.wants_external(nbytes, external_data))
+    del model
+    shutil.rmtree(traced.parent)
     return outputs

@@ -13,13 +13,13 @@ import importlib.metadata
 from pathlib import Path
 from typing import Any
 
-from embedrank.exporter import package, workspace
+from embedrank.exporter import graphfile, package, workspace
 from embedrank.exporter import stmodules
 from embedrank.exporter.checkpoint import Checkpoint, read
 from embedrank.exporter.optimize import OptimizeLevel
 from embedrank.exporter.options import ExportOptions
 from embedrank.exporter.quantize import QuantizePreset
-from embedrank.exporter.pipeline import STEPS, _check_source, _done, _step, finish, resolve
+from embedrank.exporter.pipeline import STEPS, _check_source, _done, _step, _with_data, check_one_file, finish, resolve
 from embedrank.model.errors import ConfigError
 from embedrank.model.kinds import ModelKind
 
@@ -114,14 +114,16 @@ def run_import(opts: ExportOptions, *, variant: str | None = None) -> Path:
     name, version = package.target(opts.output)
     workspace.sweep_leftovers(opts.output.parent)
     _done(t, f"{ckpt.kind.value} model, {ckpt.model_type}, max {ckpt.max_tokens} tokens, "
-             f"{ckpt.graph.relative_to(ckpt.folder)} (opset {opset})")
+             f"{ckpt.graph.relative_to(ckpt.folder)} (opset {opset}){_with_data(ckpt.graph)}")
+    check_one_file(opts, graphfile.graph_bytes(ckpt.graph), f"{ckpt.graph}")
     with workspace.workspace(None, workspace.WORK_PREFIX) as tmp:
         parts = [f"Pooling {'+'.join(ckpt.pooling)}"] if ckpt.pooling else []
         parts += [f"Dense {d.weight.shape[1]}->{d.weight.shape[0]}" for d in ckpt.dense]
         parts += ["Normalize"] if ckpt.normalize else []
         modules = ", ".join(parts) or "nothing (the logits are the output)"
         t = _step(2, STEPS, f"appending {modules}")
-        outputs = stmodules.append(ckpt, ckpt.graph, tmp / "exported.onnx")
-        _done(t, f"outputs {', '.join(outputs)}")
-        return finish(opts, source, tmp, tmp / "exported.onnx", outputs, name=name, version=version,
+        exported = tmp / "exported" / graphfile.GRAPH
+        outputs = stmodules.append(ckpt, ckpt.graph, exported, external_data=opts.external_data)
+        _done(t, f"outputs {', '.join(outputs)}{_with_data(exported)}")
+        return finish(opts, source, tmp, exported, outputs, name=name, version=version,
                       reference=_versions(), against="the checkpoint's ONNX graph + numpy modules")

@@ -14,6 +14,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from embedrank.exporter.graphfile import external_files
+
 if TYPE_CHECKING:
     from embedrank.exporter.source import Source
 
@@ -35,7 +37,8 @@ class OptimizeLevel(enum.Enum):
 
 
 def optimize(source: Source, src: Path, dst: Path, level: OptimizeLevel) -> dict[str, int]:
-    """Write the optimized graph to ``dst``; returns the fused operator counts."""
+    """Write the optimized graph to ``dst`` (with external data when ``src`` has it); returns the fused
+    operator counts."""
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
@@ -58,5 +61,6 @@ def optimize(source: Source, src: Path, dst: Path, level: OptimizeLevel) -> dict
         if level is OptimizeLevel.O4:
             optimized.convert_float_to_float16(keep_io_types=True)
     stats = {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
-    optimized.save_model_to_file(str(dst))
+    # onnxruntime names the data file dst + ".data", as graphfile does.
+    optimized.save_model_to_file(str(dst), use_external_data_format=bool(external_files(src)))
     return stats

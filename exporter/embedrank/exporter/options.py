@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from embedrank.exporter.graphfile import ExternalData
 from embedrank.exporter.optimize import OptimizeLevel
 from embedrank.exporter.quantize import QuantizePreset
 from embedrank.model.kinds import ModelKind
@@ -32,6 +33,7 @@ class ExportOptions:
     opset: int = OPSET
     trust_remote_code: bool = False  # run the checkpoint's own modeling code (auto_map)
     source_key: str | None = None  # recorded as source.key: `serve --model` finds the export by it
+    external_data: ExternalData = ExternalData.AUTO  # weights in model.onnx.data: past 2 GiB (auto), always, never
 
     @property
     def lossy(self) -> bool:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from embedrank.exporter import corpus, failures, package, workspace
+from embedrank.exporter import corpus, failures, graphfile, package, workspace
 from embedrank.exporter import openvino as ov_export
 from embedrank.exporter.deps import need
 from embedrank.exporter.export import export_onnx
@@ -25,6 +26,7 @@ from embedrank.model.errors import ConfigError
 from embedrank.model.jsonread import Reader
 from embedrank.model.kinds import ModelKind, kind_of
 from embedrank.model.manifest import FORMAT, MANIFEST_FILE, Manifest, RuntimeKind
+from embedrank.model.runtime.onnx import OrtRuntime
 from embedrank.model.tokenize import TextTokenizer
 
 
@@ -76,16 +78,41 @@ def run_export(opts: ExportOptions) -> Path:
     workspace.sweep_leftovers(opts.output.parent)
     t = _step(1, STEPS, f"loading {opts.source}")
     source: Source = load(opts.source, opts.kind, trust_remote_code=opts.trust_remote_code)
-    _done(t, f"{source.kind.value} model, {source.model_type}, max {source.max_tokens} tokens")
+    weights = sum(p.numel() * p.element_size() for p in source.model.parameters())
+    _done(t, f"{source.kind.value} model, {source.model_type}, max {source.max_tokens} tokens, "
+             f"{graphfile.size_text(weights)} of weights")
+    check_one_file(opts, weights, f"{opts.source}: its weights")
     with workspace.workspace(None, workspace.WORK_PREFIX) as tmp:
         t = _step(2, STEPS, f"exporting to ONNX (opset {opts.opset})")
-        outputs = export_onnx(source, tmp / "exported.onnx", opset=opts.opset)
-        _done(t, f"outputs {', '.join(outputs)}")
-        return finish(opts, source, tmp, tmp / "exported.onnx", outputs,
+        exported = tmp / "exported" / graphfile.GRAPH
+        outputs = export_onnx(source, exported, opset=opts.opset, external_data=opts.external_data)
+        source.model = None  # the traced copy: the reference alone is needed from here on
+        release()
+        _done(t, f"outputs {', '.join(outputs)}{_with_data(exported)}")
+        return finish(opts, source, tmp, exported, outputs,
                       name=name, version=version, reference=_versions(), against="sentence-transformers")
 
 
 STEPS = 6
+
+
+def check_one_file(opts: ExportOptions, nbytes: int, what: str) -> None:
+    """--external-data never with fp32 weights past 2 GiB: refused before minutes of tracing (a lossy
+    variant may shrink under the limit: checked when it is written)."""
+    if opts.external_data is graphfile.ExternalData.NEVER and opts.precision == "fp32" and nbytes >= graphfile.LIMIT:
+        graphfile.refuse_never(nbytes, what)
+
+
+def release() -> None:
+    """Hand memory freed by a step (the traced copy, a graph read by onnx) back to the system: with a 2.3 GB
+    model each copy is 2.3 GB, and glibc keeps freed heap unless trimmed."""
+    gc.collect()
+    OrtRuntime.trim()
+
+
+def _with_data(graph: Path) -> str:
+    data = graphfile.external_files(graph)
+    return f"; weights in {', '.join(d.name for d in data)} ({graphfile.size_text(graphfile.graph_bytes(graph))})" if data else ""
 
 
 def resolve(opts: ExportOptions) -> ExportOptions:
@@ -111,8 +138,10 @@ def finish(
     fused: dict[str, int] = {}
     t = _step(3, total, f"optimizing ({level.value}{', the plain graph for OpenVINO' if openvino else ''})")
     if level is not OptimizeLevel.NONE:
-        fused = optimize(source, current, tmp / "optimized.onnx", level)
-        current = tmp / "optimized.onnx"
+        fused = optimize(source, current, tmp / "optimized" / graphfile.GRAPH, level)
+        release()
+        graphfile.remove(current)
+        current = tmp / "optimized" / graphfile.GRAPH
     _done(t, ", ".join(f"{k} x{v}" for k, v in sorted(fused.items())) or "graph unchanged")
     staging = tmp / "staging"
     staging.mkdir()
@@ -122,10 +151,13 @@ def finish(
     t = _step(4, total, "quantizing (" + ("NNCF int8 for OpenVINO" if ov_int8 else opts.quantize.value) + ")")
     kept_fp32: list[str] = []
     int8_info: dict[str, Any] = {}
-    graph_file = "model.onnx"
+    graph_file = graphfile.GRAPH
+    external_data: dict[str, Any] | None = None
     if quantized:
-        kept_fp32 = quantize(current, tmp / "quantized.onnx", opts.quantize)
-        current = tmp / "quantized.onnx"
+        kept_fp32 = quantize(current, tmp / "quantized" / graphfile.GRAPH, opts.quantize)
+        release()
+        graphfile.remove(current)
+        current = tmp / "quantized" / graphfile.GRAPH
         _done(t, f"dynamic int8 weights; kept in fp32: {kept_fp32 or 'none'}")
     elif ov_int8:
         graph_file = "model.xml"
@@ -138,8 +170,8 @@ def finish(
         _done(t, f"static int8 (NNCF {int8_info['nncf']}), {int8_info['calibration_items']} calibration inputs")
     else:
         _done(t, "skipped")
-    if not ov_int8:
-        current.rename(staging / graph_file)
+    if not ov_int8:  # model.onnx, with model.onnx.data as --external-data says
+        external_data = graphfile.publish_graph(current, staging, opts.external_data)
 
     t = _step(5, total, f"verifying against {against} ({opts.runtime.value}, {precision})")
     runner = GraphRunner(
@@ -179,6 +211,7 @@ def finish(
             "file": graph_file, "inputs": source.input_names, "outputs": outputs, "precision": precision,
             "runtime": opts.runtime.value, "optimize": level.value, "quantize": opts.quantize.value, "opset": opts.opset,
             "fused_ops": fused, "kept_fp32": kept_fp32, **({"int8": int8_info} if int8_info else {}),
+            **({"external_data": external_data} if external_data else {}),
         },
         "tokenizer": {"file": "tokenizer.json", "max_tokens": source.max_tokens, "pad_token_id": pad_id},
         "fidelity": report,

@@ -28,6 +28,8 @@ from __future__ import annotations
 import enum
 from pathlib import Path
 
+from embedrank.exporter.graphfile import external_files
+
 
 class QuantizePreset(enum.Enum):
     NONE = "none"
@@ -63,12 +65,14 @@ def first_down_projection(path: Path) -> list[str]:
 
 
 def quantize(src: Path, dst: Path, preset: QuantizePreset) -> list[str]:
-    """Write the int8 graph; returns the nodes left in fp32."""
+    """Write the int8 graph (with external data when ``src`` has it: publish_graph decides whether the
+    published graph keeps it); returns the nodes left in fp32."""
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     weight_type, per_channel = _PRESETS[preset]
     excluded = first_down_projection(src)
+    dst.parent.mkdir(parents=True, exist_ok=True)
     quantize_dynamic(
         str(src),
         str(dst),
@@ -79,5 +83,6 @@ def quantize(src: Path, dst: Path, preset: QuantizePreset) -> list[str]:
         # Fused contrib ops (Attention, SkipLayerNorm) defeat onnx shape inference; their
         # outputs are float.
         extra_options={"MatMulConstBOnly": True, "DefaultTensorType": TensorProto.FLOAT},
+        use_external_data_format=bool(external_files(src)),  # written as dst + ".data"
     )
     return excluded

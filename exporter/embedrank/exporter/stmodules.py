@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from embedrank.exporter import graphfile
 from embedrank.exporter.checkpoint import Checkpoint
+from embedrank.exporter.graphfile import ExternalData
 from embedrank.model.runtime.base import TokenSeq, pad_batch
 from embedrank.model.tokenize import TextTokenizer, Truncate
 
@@ -97,11 +99,14 @@ class Reference:
 # --- ONNX -------------------------------------------------------------------------------------
 
 
-def append(ckpt: Checkpoint, src: Path, dst: Path) -> list[str]:
-    """Write ``src`` (the transformer) with the modules appended to ``dst``; returns the outputs."""
+def append(ckpt: Checkpoint, src: Path, dst: Path, *, external_data: ExternalData = ExternalData.AUTO) -> list[str]:
+    """Write ``src`` (the transformer, its external data read from beside it) with the modules appended
+    as ``dst`` (model.onnx in a folder of its own, with model.onnx.data past 2 GiB or when
+    ``external_data`` is always); returns the outputs."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    external = graphfile.wants_external(graphfile.graph_bytes(src), external_data)
     model = onnx.load(str(src))
     graph = model.graph
     outputs = [o.name for o in graph.output]
@@ -109,7 +114,7 @@ def append(ckpt: Checkpoint, src: Path, dst: Path) -> list[str]:
         if "logits" not in outputs:
             raise _bad(ckpt, f"outputs {outputs}, no logits")
         _keep_outputs(graph, ["logits"])
-        onnx.save(model, str(dst))
+        graphfile.save(model, dst, external=external)
         return ["logits"]
     hidden = HIDDEN if HIDDEN in outputs else outputs[0]
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
@@ -175,8 +180,8 @@ def append(ckpt: Checkpoint, src: Path, dst: Path) -> list[str]:
     _keep_outputs(graph, [])
     for name in names:
         graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", dims]))
-    onnx.checker.check_model(model)
-    onnx.save(model, str(dst))
+    graphfile.save(model, dst, external=external)
+    graphfile.check(dst)
     return names
 
 

@@ -20,6 +20,9 @@ from embedrank.model.kinds import ModelKind, kind_of
 FORMAT = 1
 S = TypeVar("S")
 MANIFEST_FILE = "manifest.json"
+# A graph past protobuf's 2 GiB keeps its weights in ONNX external data, one file beside it named so
+# (onnxruntime.transformers' OnnxModel.save does the same); the manifest names it and its size.
+EXTERNAL_DATA_SUFFIX = ".data"
 
 
 class RuntimeKind(enum.Enum):
@@ -38,6 +41,15 @@ class Graph:
     optimize: str = "none"
     quantize: str = "none"
     runtime: RuntimeKind = RuntimeKind.ONNXRUNTIME  # manifests before runtimes existed: onnxruntime
+    external_data: ExternalData | None = None  # the weights' file beside an ONNX graph past 2 GiB
+
+
+@dataclasses.dataclass(frozen=True)
+class ExternalData:
+    """An ONNX graph's external data file (its weights) and its size, checked at every load."""
+
+    file: str
+    bytes: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,11 +108,18 @@ class Manifest:
         graph_files = [manifest.graph.file]
         if manifest.graph.file.endswith(".xml"):  # OpenVINO IR: the weights sit beside it
             graph_files.append(manifest.graph.file[: -len(".xml")] + ".bin")
+        data = manifest.graph.external_data
+        if data is not None:
+            graph_files.append(data.file)
         for needed in (*graph_files, manifest.tokenizer.file, *kind_of(manifest.kind).files(manifest.spec)):
             if not (directory / needed).is_file():
                 raise ManifestError(f"{directory / needed}: missing (named in {path}); re-export the model")
             if not os.access(directory / needed, os.R_OK):
                 raise ManifestError(unreadable(directory / needed, directory.parent.parent))
+        if data is not None and (size := (directory / data.file).stat().st_size) != data.bytes:
+            # A copy cut short (a full disk, an interrupted rsync): refused here, before the runtime reads it.
+            raise ManifestError(f"{directory / data.file}: {size} bytes, {path} says {data.bytes} (the graph's "
+                                "weights, a truncated or altered copy?); copy the version again or re-export it")
         return manifest
 
     @classmethod
@@ -119,6 +138,7 @@ class Manifest:
             optimize=g.get("optimize", str, "none"),
             quantize=g.get("quantize", str, "none"),
             runtime=g.enum("runtime", RuntimeKind, RuntimeKind.ONNXRUNTIME),
+            external_data=_external_data(g, where) if g.data.get("external_data") is not None else None,
         )
         allowed = {RuntimeKind.ONNXRUNTIME: ("fp32", "fp16", "int8"), RuntimeKind.OPENVINO: ("fp32", "bf16", "int8")}
         if graph.precision not in allowed[graph.runtime]:
@@ -146,6 +166,16 @@ class Manifest:
             raw=data,
             self_check=self_check,
         )
+
+
+def _external_data(g: Reader, where: str) -> ExternalData:
+    e = g.sub("external_data")
+    data = ExternalData(file=e.get("file", str), bytes=e.get("bytes", int))
+    graph = g.get("file", str)
+    if data.file != graph + EXTERNAL_DATA_SUFFIX or data.bytes < 0:
+        raise ManifestError(f"{where}: graph.external_data must be {{file: {graph + EXTERNAL_DATA_SUFFIX!r}, "
+                            "bytes: its size}; re-export the model")
+    return data
 
 
 def _self_check(r: Reader, kind: ModelKind, where: str) -> SelfCheck:

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi import onnxruntime_pybind11_state as _state
 
 from embedrank.model.runtime.settings import Device
 from embedrank.model.errors import ConfigError
+from embedrank.model.manifest import EXTERNAL_DATA_SUFFIX
 from embedrank.model.runtime.base import TokenSeq, pad_batch
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,14 @@ except (OSError, AttributeError):
     _LIBC = None
 
 _PROVIDERS = {Device.CPU: "CPUExecutionProvider", Device.CUDA: "CUDAExecutionProvider"}
+# What InferenceSession raises for a graph (or its external data) it cannot read.
+_LOAD_ERRORS = (_state.Fail, _state.InvalidProtobuf, _state.InvalidGraph, _state.NoSuchFile, _state.RuntimeException)
+
+
+def graph_bytes(path: Path) -> int:
+    """The graph's size with its external data file, when it has one."""
+    data = path.with_name(path.name + EXTERNAL_DATA_SUFFIX)
+    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
 
 
 class OrtRuntime:
@@ -67,7 +77,7 @@ class OrtRuntime:
                 ort.preload_dlls()
             # A bounded arena that grows only by what is asked (4 processes once held 49.9 GB
             # for a 90 MB model with the defaults).
-            limit_mb = gpu_mem_limit_mb or (4 * path.stat().st_size // 2**20 + 1024)
+            limit_mb = gpu_mem_limit_mb or (4 * graph_bytes(path) // 2**20 + 1024)
             providers = [
                 (wanted, {"gpu_mem_limit": str(limit_mb * 2**20), "arena_extend_strategy": "kSameAsRequested"}),
                 "CPUExecutionProvider",
@@ -88,7 +98,15 @@ class OrtRuntime:
                 # Spin between the operators of a run (no wake-up per operator), and stop the
                 # moment the run returns: an idle server burns nothing.
                 options.add_session_config_entry("session.force_spinning_stop", "1")
-            return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            try:
+                # From the path, never from bytes: ONNX Runtime finds a graph's external data beside it.
+                return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+            except _LOAD_ERRORS as exc:  # a damaged graph or weights file: this model is refused, not the server
+                why = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else type(exc).__name__
+                data = path.with_name(path.name + EXTERNAL_DATA_SUFFIX)
+                with_data = f" (with its weights {data.name})" if data.exists() else ""
+                raise ConfigError(f"{path}{with_data}: onnxruntime cannot load it ({why}); "
+                                  "copy the version again or re-export it") from None
 
         # Bulk batches: threads (if more than one) sleep between operators, leaving the cores to
         # the event loop, gRPC and the tokenizer, which share them under load (measured: faster overall).
