@@ -37,11 +37,14 @@ done
 if ! .venv-bench/bin/python -c "import optimum.onnxruntime, sentence_transformers, onnxruntime" 2>/dev/null; then
   echo "bench: creating .venv-bench with sentence-transformers[onnx] (downloads torch; a few minutes once)"
   "$PYTHON" -m venv .venv-bench
-  .venv-bench/bin/pip install -q "sentence-transformers[onnx]" onnxruntime
+  # Pinned: unpinned, pip backtracked for 24 min of CPU (2026-12-07) over optimum-onnx's transformers<4.58 pin.
+  .venv-bench/bin/pip install -q "sentence-transformers[onnx]==5.7.0" "transformers==4.57.6" "torch==2.15.0" \
+    "optimum==2.1.0" "optimum-onnx==0.1.0" "onnxruntime==1.32.0"
 fi
 if ! .venv-bench-ov/bin/python -c "import optimum.intel, openvino, sentence_transformers" 2>/dev/null; then
   echo "bench: creating .venv-bench-ov with sentence-transformers[openvino] (ST's OpenVINO backend; a few minutes once)"
   "$PYTHON" -m venv .venv-bench-ov
-  .venv-bench-ov/bin/pip install -q "sentence-transformers[openvino]"
+  .venv-bench-ov/bin/pip install -q "sentence-transformers[openvino]==6.3.0" "transformers==5.5.4" "torch==2.15.0" \
+    "optimum-intel==2.2.0" "openvino==2026.4.1"
 fi
 exec .venv/bin/python bench/bench.py "$@"
