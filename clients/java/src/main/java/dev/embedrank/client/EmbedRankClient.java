@@ -1,12 +1,7 @@
 package dev.embedrank.client;
 
-import com.google.common.util.concurrent.FutureCallback;
-import com.google.common.util.concurrent.Futures;
-import com.google.common.util.concurrent.ListenableFuture;
-import com.google.common.util.concurrent.MoreExecutors;
 import dev.embedrank.v1.ClassifyGrpc;
 import dev.embedrank.v1.ClassifyRequest;
-import dev.embedrank.v1.DecodeRequest;
 import dev.embedrank.v1.EmbedGrpc;
 import dev.embedrank.v1.EncodeMultiVectorRequest;
 import dev.embedrank.v1.EncodeMultiVectorResponse;
@@ -17,7 +12,6 @@ import dev.embedrank.v1.EncodeSparseResponse;
 import dev.embedrank.v1.GetModelRequest;
 import dev.embedrank.v1.InputType;
 import dev.embedrank.v1.ListModelsRequest;
-import dev.embedrank.v1.LongInput;
 import dev.embedrank.v1.ModelInfo;
 import dev.embedrank.v1.ModelsGrpc;
 import dev.embedrank.v1.MultiVectorEmbedGrpc;
@@ -29,30 +23,16 @@ import dev.embedrank.v1.ScoreMode;
 import dev.embedrank.v1.SparseEmbedGrpc;
 import dev.embedrank.v1.TokenizeGrpc;
 import dev.embedrank.v1.TokenizeRequest;
-import dev.embedrank.v1.TokenizeResponse;
 import io.grpc.Channel;
-import io.grpc.ChannelCredentials;
-import io.grpc.ClientInterceptors;
-import io.grpc.Grpc;
-import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.Metadata;
-import io.grpc.StatusRuntimeException;
-import io.grpc.TlsChannelCredentials;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
-import java.util.function.Function;
 import java.util.function.Supplier;
 
 /**
@@ -92,36 +72,26 @@ public final class EmbedRankClient implements AutoCloseable {
   static final Metadata.Key<String> AUTHORIZATION =
       Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
 
+  // A facade: each method below delegates to one package-private class of a concept. The
+  // connection (credentials, service config, per-call defaults) is ChannelSetup's; Encode and
+  // EncodeStream are EmbedCalls'; Rerank RerankCalls'; Tokenize, Classify, SparseEmbed and
+  // MultiVectorEmbed KindCalls' (unary) and KindStreams' (streams); errors are mapped by Unary.
   private final ManagedChannel managedChannel;
   private final Channel channel;
-  private final int streamMaxInFlight;
-  private final EmbedGrpc.EmbedBlockingStub embedBlocking;
-  private final EmbedGrpc.EmbedFutureStub embedFuture;
-  private final EmbedGrpc.EmbedStub embedAsync;
-  private final RerankGrpc.RerankBlockingStub rerankBlocking;
-  private final RerankGrpc.RerankFutureStub rerankFuture;
-  private final ModelsGrpc.ModelsBlockingStub modelsBlocking;
-  private final SparseEmbedGrpc.SparseEmbedBlockingStub sparseBlocking;
-  private final MultiVectorEmbedGrpc.MultiVectorEmbedBlockingStub multiVectorBlocking;
+  private final EmbedCalls embed;
+  private final RerankCalls rerank;
+  private final KindCalls kinds;
   private final KindStreams streams;
+  private final ModelsGrpc.ModelsBlockingStub models;
 
   private EmbedRankClient(ManagedChannel managedChannel, Builder b) {
     this.managedChannel = managedChannel;
-    this.channel =
-        ClientInterceptors.intercept(
-            managedChannel,
-            new DefaultsInterceptor(
-                b.defaultDeadline, b.token == null ? null : new BearerTokenCredentials(b.token)));
-    this.streamMaxInFlight = b.streamMaxInFlight;
-    this.embedBlocking = EmbedGrpc.newBlockingStub(channel);
-    this.embedFuture = EmbedGrpc.newFutureStub(channel);
-    this.embedAsync = EmbedGrpc.newStub(channel);
-    this.rerankBlocking = RerankGrpc.newBlockingStub(channel);
-    this.rerankFuture = RerankGrpc.newFutureStub(channel);
-    this.modelsBlocking = ModelsGrpc.newBlockingStub(channel);
-    this.sparseBlocking = SparseEmbedGrpc.newBlockingStub(channel);
-    this.multiVectorBlocking = MultiVectorEmbedGrpc.newBlockingStub(channel);
-    this.streams = new KindStreams(channel, streamMaxInFlight);
+    this.channel = ChannelSetup.withDefaults(managedChannel, b.defaultDeadline, b.token);
+    this.embed = new EmbedCalls(channel, b.streamMaxInFlight);
+    this.rerank = new RerankCalls(channel);
+    this.kinds = new KindCalls(channel);
+    this.streams = new KindStreams(channel, b.streamMaxInFlight);
+    this.models = ModelsGrpc.newBlockingStub(channel);
   }
 
   public static Builder builder() {
@@ -151,8 +121,7 @@ public final class EmbedRankClient implements AutoCloseable {
 
   /** Embeddings of {@code texts}, one float[] a text. */
   public float[][] encode(String model, List<String> texts, EncodeOptions options) {
-    EncodeResponse response = encodeRaw(options.toRequest(model, texts));
-    return floats(response, texts.size());
+    return embed.encode(model, texts, options);
   }
 
   /**
@@ -161,9 +130,7 @@ public final class EmbedRankClient implements AutoCloseable {
    * is the token-weighted mean of its windows'.
    */
   public ChunkedEmbeddings encodeChunks(String model, List<String> texts, EncodeOptions options) {
-    EncodeOptions chunked =
-        options.toBuilder().longInput(LongInput.LONG_INPUT_CHUNK).returnChunks(true).build();
-    return ChunkedEmbeddings.from(encodeRaw(chunked.toRequest(model, texts)), texts);
+    return embed.encodeChunks(model, texts, options);
   }
 
   /** Embeddings of {@code texts} in a compact precision (int8, uint8, binary, ubinary). */
@@ -174,19 +141,12 @@ public final class EmbedRankClient implements AutoCloseable {
   /** Embeddings of {@code texts} in a compact precision (int8, uint8, binary, ubinary). */
   public QuantizedEmbeddings encodeQuantized(
       String model, List<String> texts, Precision precision, EncodeOptions options) {
-    EncodeResponse response = encodeRaw(options.toRequest(model, texts, precision));
-    QuantizedEmbeddings q = EmbeddingDecoder.toQuantized(response.getEmbeddings());
-    checkRows(q.rows(), texts.size());
-    return q;
+    return embed.encodeQuantized(model, texts, precision, options);
   }
 
   /** The Encode RPC as such, for access to token counts, truncation flags and metadata. */
   public EncodeResponse encodeRaw(EncodeRequest request) {
-    try {
-      return embedBlocking.encode(request);
-    } catch (StatusRuntimeException e) {
-      throw EmbedRankException.from(e);
-    }
+    return embed.encodeRaw(request);
   }
 
   /** {@link #encode(String, List)} without blocking; fails with {@link EmbedRankException}. */
@@ -197,9 +157,7 @@ public final class EmbedRankClient implements AutoCloseable {
   /** {@link #encode(String, List, EncodeOptions)} without blocking. */
   public CompletableFuture<float[][]> encodeAsync(
       String model, List<String> texts, EncodeOptions options) {
-    EncodeRequest request = options.toRequest(model, texts);
-    int expectedRows = texts.size();
-    return toCompletable(embedFuture.encode(request), r -> floats(r, expectedRows));
+    return embed.encodeAsync(model, texts, options);
   }
 
   /**
@@ -218,22 +176,12 @@ public final class EmbedRankClient implements AutoCloseable {
   /** {@link #encodeStream(String, List)} with options for every batch. */
   public List<StreamItem<float[][]>> encodeStream(
       String model, List<List<String>> batches, EncodeOptions options) {
-    List<EncodeRequest> requests = new ArrayList<>(batches.size());
-    for (List<String> batch : batches) {
-      requests.add(options.toRequest(model, batch));
-    }
-    List<StreamItem<EncodeResponse>> raw = encodeStreamRaw(requests);
-    List<StreamItem<float[][]>> out = new ArrayList<>(raw.size());
-    for (int i = 0; i < raw.size(); i++) {
-      int expectedRows = batches.get(i).size();
-      out.add(raw.get(i).map(r -> floats(r, expectedRows)));
-    }
-    return out;
+    return embed.encodeStream(model, batches, options);
   }
 
   /** Sends {@code requests} over one EncodeStream; see {@link #encodeStream(String, List)}. */
   public List<StreamItem<EncodeResponse>> encodeStreamRaw(List<EncodeRequest> requests) {
-    return encodeStreamRaw(requests, streamMaxInFlight, null);
+    return embed.encodeStreamRaw(requests);
   }
 
   /**
@@ -247,11 +195,7 @@ public final class EmbedRankClient implements AutoCloseable {
    */
   public List<StreamItem<EncodeResponse>> encodeStreamRaw(
       List<EncodeRequest> requests, int maxInFlight, Duration deadline) {
-    EmbedGrpc.EmbedStub stub =
-        deadline == null
-            ? embedAsync
-            : embedAsync.withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
-    return OrderedStream.run(KindStreams.ENCODE, stub::encodeStream, requests, maxInFlight);
+    return embed.encodeStreamRaw(requests, maxInFlight, deadline);
   }
 
   /** All documents scored against {@code query}, best first, with default options. */
@@ -262,16 +206,12 @@ public final class EmbedRankClient implements AutoCloseable {
   /** Documents scored against {@code query}, best first. */
   public List<RerankResult> rerank(
       String model, String query, List<String> documents, RerankOptions options) {
-    return results(rerankRaw(options.toRequest(model, query, documents)), options);
+    return rerank.rerank(model, query, documents, options);
   }
 
   /** The Rerank RPC as such (token counts, label scores, metadata). */
   public RerankResponse rerankRaw(RerankRequest request) {
-    try {
-      return rerankBlocking.rerank(request);
-    } catch (StatusRuntimeException e) {
-      throw EmbedRankException.from(e);
-    }
+    return rerank.rerankRaw(request);
   }
 
   /** {@link #rerank(String, String, List)} without blocking. */
@@ -283,23 +223,7 @@ public final class EmbedRankClient implements AutoCloseable {
   /** {@link #rerank(String, String, List, RerankOptions)} without blocking. */
   public CompletableFuture<List<RerankResult>> rerankAsync(
       String model, String query, List<String> documents, RerankOptions options) {
-    RerankRequest request = options.toRequest(model, query, documents);
-    return toCompletable(rerankFuture.rerank(request), r -> results(r, options));
-  }
-
-  private static List<RerankResult> results(RerankResponse response, RerankOptions options) {
-    List<RerankResult> out = new ArrayList<>(response.getResultsCount());
-    for (dev.embedrank.v1.RerankResult r : response.getResultsList()) {
-      out.add(
-          new RerankResult(
-              r.getIndex(),
-              r.getScore(),
-              options.returnDocuments() ? r.getDocument() : null,
-              r.getTruncated(),
-              r.getChunkCount() > 0 ? Span.from(r.getSpan()) : null,
-              r.getChunkCount()));
-    }
-    return Collections.unmodifiableList(out);
+    return rerank.rerankAsync(model, query, documents, options);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -310,74 +234,37 @@ public final class EmbedRankClient implements AutoCloseable {
    * {@code inputType} (INPUT_TYPE_UNSPECIFIED: the model's default). No model runs.
    */
   public List<TokenizedInput> tokenize(String model, List<String> texts, InputType inputType) {
-    return tokenizeRaw(
-        TokenizeRequest.newBuilder()
-            .setModel(model)
-            .addAllTexts(texts)
-            .setInputType(inputType)
-            .build());
+    return tokenizeRaw(KindRequests.tokenize(model, texts, inputType));
   }
 
   /** The tokens of each pair, as Rerank and Classify run them. */
   public List<TokenizedInput> tokenizePairs(String model, List<Pair> pairs) {
-    TokenizeRequest.Builder b = TokenizeRequest.newBuilder().setModel(model);
-    pairs.forEach(p -> b.addPairs(p.toProto()));
-    return tokenizeRaw(b.build());
+    return tokenizeRaw(KindRequests.tokenizePairs(model, pairs));
   }
 
   /** The Tokenize RPC with every option (prompt_name, truncation), as typed results. */
   public List<TokenizedInput> tokenizeRaw(TokenizeRequest request) {
-    TokenizeResponse response;
-    try {
-      response = TokenizeGrpc.newBlockingStub(channel).tokenize(request);
-    } catch (StatusRuntimeException e) {
-      throw EmbedRankException.from(e);
-    }
-    return KindDecoder.tokenized(response);
+    return kinds.tokenizeRaw(request);
   }
 
   /** Token ids back to text, as the model's tokenizer decodes them. */
   public String decode(String model, int[] ids, boolean skipSpecialTokens) {
-    DecodeRequest.Builder b =
-        DecodeRequest.newBuilder().setModel(model).setSkipSpecialTokens(skipSpecialTokens);
-    for (int id : ids) {
-      b.addIds(id);
-    }
-    try {
-      return TokenizeGrpc.newBlockingStub(channel).decode(b.build()).getText();
-    } catch (StatusRuntimeException e) {
-      throw EmbedRankException.from(e);
-    }
+    return kinds.decode(model, ids, skipSpecialTokens);
   }
 
   /** Each text's labels, best first; {@code topK} null for all of them. */
   public List<Classification> classify(String model, List<String> texts, Integer topK) {
-    ClassifyRequest.Builder b = ClassifyRequest.newBuilder().setModel(model).addAllTexts(texts);
-    if (topK != null) {
-      b.setTopK(topK);
-    }
-    return classifyRaw(b.build());
+    return classifyRaw(KindRequests.classify(model, texts, topK));
   }
 
   /** Each pair's labels (NLI: premise, hypothesis), best first; {@code topK} null for all. */
   public List<Classification> classifyPairs(String model, List<Pair> pairs, Integer topK) {
-    ClassifyRequest.Builder b = ClassifyRequest.newBuilder().setModel(model);
-    pairs.forEach(p -> b.addPairs(p.toProto()));
-    if (topK != null) {
-      b.setTopK(topK);
-    }
-    return classifyRaw(b.build());
+    return classifyRaw(KindRequests.classifyPairs(model, pairs, topK));
   }
 
   /** The Classify RPC with every option (raw scores: {@link ScoreMode#SCORE_MODE_RAW}). */
   public List<Classification> classifyRaw(ClassifyRequest request) {
-    dev.embedrank.v1.ClassifyResponse response;
-    try {
-      response = ClassifyGrpc.newBlockingStub(channel).classify(request);
-    } catch (StatusRuntimeException e) {
-      throw EmbedRankException.from(e);
-    }
-    return KindDecoder.classifications(response);
+    return kinds.classifyRaw(request);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -397,27 +284,12 @@ public final class EmbedRankClient implements AutoCloseable {
    */
   public List<SparseEmbedding> encodeSparse(
       String model, List<String> texts, Integer topK, boolean returnTokens, InputType inputType) {
-    EncodeSparseRequest.Builder request =
-        EncodeSparseRequest.newBuilder()
-            .setModel(model)
-            .addAllTexts(texts)
-            .setReturnTokens(returnTokens)
-            .setInputType(inputType);
-    if (topK != null) {
-      request.setTopK(topK);
-    }
-    EncodeSparseResponse response = encodeSparseRaw(request.build());
-    checkRows(response.getVectorsCount(), texts.size());
-    return KindDecoder.sparse(response);
+    return kinds.encodeSparse(model, texts, topK, returnTokens, inputType);
   }
 
   /** The EncodeSparse RPC as such (token counts, metadata). */
   public EncodeSparseResponse encodeSparseRaw(EncodeSparseRequest request) {
-    try {
-      return sparseBlocking.encodeSparse(request);
-    } catch (StatusRuntimeException e) {
-      throw EmbedRankException.from(e);
-    }
+    return kinds.encodeSparseRaw(request);
   }
 
   /**
@@ -426,15 +298,7 @@ public final class EmbedRankClient implements AutoCloseable {
    * DOCUMENT its document length and skiplist, UNSPECIFIED what the library's encode() does.
    */
   public List<float[][]> encodeMultiVector(String model, List<String> texts, InputType inputType) {
-    EncodeMultiVectorResponse response =
-        encodeMultiVectorRaw(
-            EncodeMultiVectorRequest.newBuilder()
-                .setModel(model)
-                .addAllTexts(texts)
-                .setInputType(inputType)
-                .build());
-    checkRows(response.getVectorCountsCount(), texts.size());
-    return KindDecoder.multiVectors(response);
+    return kinds.encodeMultiVector(model, texts, inputType);
   }
 
   /**
@@ -443,10 +307,7 @@ public final class EmbedRankClient implements AutoCloseable {
    */
   public List<QuantizedEmbeddings> encodeMultiVectorQuantized(
       String model, List<String> texts, InputType inputType, Precision precision) {
-    EncodeMultiVectorResponse response =
-        encodeMultiVectorRaw(KindStreams.multiVectorRequest(model, texts, inputType, precision));
-    checkRows(response.getVectorCountsCount(), texts.size());
-    return KindDecoder.multiVectorsQuantized(response, precision);
+    return kinds.encodeMultiVectorQuantized(model, texts, inputType, precision);
   }
 
   /** The ...Stream RPCs of Classify, Tokenize, SparseEmbed and MultiVectorEmbed, in order. */
@@ -456,11 +317,7 @@ public final class EmbedRankClient implements AutoCloseable {
 
   /** The EncodeMultiVector RPC as such (vector and token counts, metadata). */
   public EncodeMultiVectorResponse encodeMultiVectorRaw(EncodeMultiVectorRequest request) {
-    try {
-      return multiVectorBlocking.encodeMultiVector(request);
-    } catch (StatusRuntimeException e) {
-      throw EmbedRankException.from(e);
-    }
+    return kinds.encodeMultiVectorRaw(request);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -468,20 +325,12 @@ public final class EmbedRankClient implements AutoCloseable {
 
   /** The models the server has loaded. */
   public List<ModelInfo> listModels() {
-    try {
-      return modelsBlocking.listModels(ListModelsRequest.getDefaultInstance()).getModelsList();
-    } catch (StatusRuntimeException e) {
-      throw EmbedRankException.from(e);
-    }
+    return Unary.call(() -> models.listModels(ListModelsRequest.getDefaultInstance())).getModelsList();
   }
 
   /** One model; NOT_FOUND if the server has no such model. */
   public ModelInfo getModel(String name) {
-    try {
-      return modelsBlocking.getModel(GetModelRequest.newBuilder().setName(name).build());
-    } catch (StatusRuntimeException e) {
-      throw EmbedRankException.from(e);
-    }
+    return Unary.call(() -> models.getModel(GetModelRequest.newBuilder().setName(name).build()));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -489,16 +338,7 @@ public final class EmbedRankClient implements AutoCloseable {
   /** Shuts the channel down, waiting up to 5 seconds for calls in progress. */
   @Override
   public void close() {
-    managedChannel.shutdown();
-    try {
-      if (!managedChannel.awaitTermination(5, TimeUnit.SECONDS)) {
-        managedChannel.shutdownNow();
-        managedChannel.awaitTermination(1, TimeUnit.SECONDS);
-      }
-    } catch (InterruptedException e) {
-      managedChannel.shutdownNow();
-      Thread.currentThread().interrupt();
-    }
+    ChannelSetup.close(managedChannel);
   }
 
   /**
@@ -509,57 +349,7 @@ public final class EmbedRankClient implements AutoCloseable {
    * @param maxAttempts attempts in all, the first one included (2..5; gRPC caps it at 5)
    */
   public static Map<String, Object> retryServiceConfig(int maxAttempts) {
-    if (maxAttempts < 2) {
-      throw new IllegalArgumentException("maxAttempts must be >= 2, got " + maxAttempts);
-    }
-    Map<String, Object> methodConfig = SharedServiceConfig.methodConfig();
-    @SuppressWarnings("unchecked")
-    Map<String, Object> retryPolicy = (Map<String, Object>) methodConfig.get("retryPolicy");
-    retryPolicy.put("maxAttempts", (double) maxAttempts);
-    return Map.of("methodConfig", List.of(methodConfig));
-  }
-
-  private static float[][] floats(EncodeResponse response, int expectedRows) {
-    float[][] rows = EmbeddingDecoder.toFloats(response.getEmbeddings());
-    checkRows(rows.length, expectedRows);
-    return rows;
-  }
-
-  private static void checkRows(int rows, int expected) {
-    if (rows != expected) {
-      throw EmbeddingDecoder.malformed(rows + " embeddings for " + expected + " texts");
-    }
-  }
-
-  private static <T, R> CompletableFuture<R> toCompletable(
-      ListenableFuture<T> source, Function<? super T, ? extends R> map) {
-    CompletableFuture<R> target =
-        new CompletableFuture<>() {
-          @Override
-          public boolean cancel(boolean mayInterruptIfRunning) {
-            source.cancel(mayInterruptIfRunning); // cancels the RPC
-            return super.cancel(mayInterruptIfRunning);
-          }
-        };
-    Futures.addCallback(
-        source,
-        new FutureCallback<T>() {
-          @Override
-          public void onSuccess(T value) {
-            try {
-              target.complete(map.apply(value));
-            } catch (RuntimeException e) {
-              target.completeExceptionally(EmbedRankException.from(e));
-            }
-          }
-
-          @Override
-          public void onFailure(Throwable t) {
-            target.completeExceptionally(EmbedRankException.from(t));
-          }
-        },
-        MoreExecutors.directExecutor());
-    return target;
+    return ChannelSetup.retryServiceConfig(maxAttempts);
   }
 
   /** Builds an {@link EmbedRankClient}. TLS by default; call {@link #usePlaintext()} for h2c. */
@@ -697,52 +487,15 @@ public final class EmbedRankClient implements AutoCloseable {
     }
 
     public EmbedRankClient build() {
-      ManagedChannelBuilder<?> b = channelBuilder;
-      Map<String, Object> serviceConfig = retry ? retryServiceConfig(maxAttempts) : Map.of();
-      if (b == null) {
-        if (target == null) {
-          throw new IllegalStateException("target is not set");
-        }
-        b = Grpc.newChannelBuilder(target, credentials());
-        // Every address the target resolves to (replicas) takes calls in turn, unless NOT_SERVING.
-        serviceConfig = HealthChecking.serviceConfig(serviceConfig);
-      }
-      b.maxInboundMessageSize(maxInboundMessageSize);
-      if (!serviceConfig.isEmpty()) {
-        b.defaultServiceConfig(serviceConfig);
-      }
-      if (retry) {
-        b.enableRetry();
-      } else {
-        b.disableRetry();
-      }
-      return new EmbedRankClient(b.build(), this);
-    }
-
-    private ChannelCredentials credentials() {
-      if (!tls) {
-        return InsecureChannelCredentials.create();
-      }
-      if (trustedCertificates == null && clientCertificate == null) {
-        return TlsChannelCredentials.create();
-      }
-      TlsChannelCredentials.Builder tlsBuilder = TlsChannelCredentials.newBuilder();
-      if (trustedCertificates != null) {
-        try {
-          tlsBuilder.trustManager(trustedCertificates.toFile());
-        } catch (IOException e) {
-          throw new UncheckedIOException("cannot read " + trustedCertificates, e);
-        }
-      }
-      if (clientCertificate != null) {
-        try {
-          tlsBuilder.keyManager(clientCertificate.toFile(), clientKey.toFile());
-        } catch (IOException e) {
-          throw new UncheckedIOException(
-              "cannot read the client certificate " + clientCertificate + " / key " + clientKey, e);
-        }
-      }
-      return tlsBuilder.build();
+      ManagedChannel managed =
+          ChannelSetup.build(
+              channelBuilder,
+              target,
+              () -> ChannelSetup.credentials(tls, trustedCertificates, clientCertificate, clientKey),
+              retry,
+              maxAttempts,
+              maxInboundMessageSize);
+      return new EmbedRankClient(managed, this);
     }
   }
 }

@@ -89,6 +89,13 @@ public final class EmbeddingDecoder {
     return new QuantizedEmbeddings(p, dims, out);
   }
 
+  /** Throws INTERNAL when an answer has {@code rows} results for {@code expected} inputs. */
+  static void checkRows(int rows, int expected) {
+    if (rows != expected) {
+      throw malformed(rows + " embeddings for " + expected + " texts");
+    }
+  }
+
   static EmbedRankException malformed(String what) {
     return new EmbedRankException(Status.Code.INTERNAL, "malformed response: " + what);
   }

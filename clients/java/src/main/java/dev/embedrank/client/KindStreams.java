@@ -87,18 +87,14 @@ public final class KindStreams {
   /** Each batch's labels per text, best first ({@code topK} null: all labels). */
   public List<StreamItem<List<Classification>>> classify(
       String model, List<List<String>> batches, Integer topK) {
-    return classifyRequests(map(batches, b -> classifyRequest(model, topK).addAllTexts(b).build()))
+    return classifyRequests(map(batches, b -> KindRequests.classify(model, b, topK)))
         .stream().map(item -> item.map(KindDecoder::classifications)).toList();
   }
 
   /** Each batch's labels per pair (NLI: premise, hypothesis), best first. */
   public List<StreamItem<List<Classification>>> classifyPairs(
       String model, List<List<Pair>> batches, Integer topK) {
-    List<ClassifyRequest> requests = map(batches, b -> {
-      ClassifyRequest.Builder r = classifyRequest(model, topK);
-      b.forEach(p -> r.addPairs(p.toProto()));
-      return r.build();
-    });
+    List<ClassifyRequest> requests = map(batches, b -> KindRequests.classifyPairs(model, b, topK));
     return classifyRequests(requests).stream().map(i -> i.map(KindDecoder::classifications)).toList();
   }
 
@@ -110,8 +106,7 @@ public final class KindStreams {
   /** Each batch's tokens per text, with the prompt Encode applies for {@code inputType}. */
   public List<StreamItem<List<TokenizedInput>>> tokenize(
       String model, List<List<String>> batches, InputType inputType) {
-    List<TokenizeRequest> requests = map(batches, b ->
-        TokenizeRequest.newBuilder().setModel(model).addAllTexts(b).setInputType(inputType).build());
+    List<TokenizeRequest> requests = map(batches, b -> KindRequests.tokenize(model, b, inputType));
     return tokenizeRequests(requests).stream().map(i -> i.map(KindDecoder::tokenized)).toList();
   }
 
@@ -124,14 +119,8 @@ public final class KindStreams {
   public List<StreamItem<List<SparseEmbedding>>> encodeSparse(
       String model, List<List<String>> batches, Integer topK, boolean returnTokens,
       InputType inputType) {
-    List<EncodeSparseRequest> requests = map(batches, b -> {
-      EncodeSparseRequest.Builder r = EncodeSparseRequest.newBuilder().setModel(model)
-          .addAllTexts(b).setReturnTokens(returnTokens).setInputType(inputType);
-      if (topK != null) {
-        r.setTopK(topK);
-      }
-      return r.build();
-    });
+    List<EncodeSparseRequest> requests =
+        map(batches, b -> KindRequests.sparse(model, b, topK, returnTokens, inputType));
     return encodeSparseRequests(requests).stream().map(i -> i.map(KindDecoder::sparse)).toList();
   }
 
@@ -144,7 +133,7 @@ public final class KindStreams {
   public List<StreamItem<List<float[][]>>> encodeMultiVector(
       String model, List<List<String>> batches, InputType inputType) {
     List<EncodeMultiVectorRequest> requests = map(batches,
-        b -> multiVectorRequest(model, b, inputType, Precision.PRECISION_FLOAT32));
+        b -> KindRequests.multiVector(model, b, inputType, Precision.PRECISION_FLOAT32));
     return encodeMultiVectorRequests(requests).stream().map(i -> i.map(KindDecoder::multiVectors)).toList();
   }
 
@@ -152,7 +141,7 @@ public final class KindStreams {
   public List<StreamItem<List<QuantizedEmbeddings>>> encodeMultiVectorQuantized(
       String model, List<List<String>> batches, InputType inputType, Precision precision) {
     List<EncodeMultiVectorRequest> requests = map(batches,
-        b -> multiVectorRequest(model, b, inputType, precision));
+        b -> KindRequests.multiVector(model, b, inputType, precision));
     return encodeMultiVectorRequests(requests).stream()
         .map(i -> i.map(r -> KindDecoder.multiVectorsQuantized(r, precision))).toList();
   }
@@ -162,20 +151,6 @@ public final class KindStreams {
       List<EncodeMultiVectorRequest> requests) {
     return OrderedStream.run(MULTI_VECTOR, MultiVectorEmbedGrpc.newStub(channel)::encodeMultiVectorStream,
         requests, maxInFlight);
-  }
-
-  static EncodeMultiVectorRequest multiVectorRequest(
-      String model, List<String> texts, InputType inputType, Precision precision) {
-    return EncodeMultiVectorRequest.newBuilder().setModel(model).addAllTexts(texts)
-        .setInputType(inputType).setPrecision(precision).build();
-  }
-
-  private static ClassifyRequest.Builder classifyRequest(String model, Integer topK) {
-    ClassifyRequest.Builder r = ClassifyRequest.newBuilder().setModel(model);
-    if (topK != null) {
-      r.setTopK(topK);
-    }
-    return r;
   }
 
   private static <B, T> List<T> map(List<B> batches, Function<B, T> f) {
