@@ -140,7 +140,7 @@ class StreamsEndToEndTest {
     assertInt8(ints);
     assertInt8(other.encodeMultiVectorQuantized(model, texts, InputType.INPUT_TYPE_QUERY, Precision.PRECISION_INT8));
     EmbedRankException bad = assertThrows(EmbedRankException.class,
-        () -> other.encodeMultiVectorRaw(KindStreams.multiVectorRequest(model, texts,
+        () -> other.encodeMultiVectorRaw(KindRequests.multiVector(model, texts,
             InputType.INPUT_TYPE_QUERY, Precision.PRECISION_INT8).toBuilder().setPrecisionValue(42).build()));
     assertEquals(Status.Code.INVALID_ARGUMENT, bad.code());
     assertEquals("precision", bad.field());
