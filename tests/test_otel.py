@@ -87,13 +87,12 @@ def receiver() -> Iterator[Receiver]:
 def traced(tiny_repo: Path, receiver: Receiver) -> Iterator[ServerProcess]:
     # One batch at a time and no inline path: concurrent requests queue behind a running batch and
     # share the next one.
-    proc = ServerProcess(
+    with ServerProcess(
         tiny_repo, "--otlp-endpoint", f"http://127.0.0.1:{receiver.port}", "--otlp-service-name", "embedrank-test",
         "--log-format", "json", "--access-log", "--http-port", "0", "--metrics-port", "0",
         "--workers", "1", "--small-batch-tokens", "0", env=FAST_EXPORT,
-    )
-    yield proc
-    proc.stop()
+    ) as proc:
+        yield proc
 
 
 def _stub(proc: ServerProcess) -> embed_pb2_grpc.EmbedStub:
