@@ -133,6 +133,11 @@ class Tracing:
         span = self.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
         return span if span.is_recording() else None
 
+    def start_child(self, parent: Any, name: str, attributes: Attributes) -> Any:
+        """A span under ``parent`` (a stream's item under the stream's span); None when the sampler drops it."""
+        span = self.tracer.start_span(name, context=trace.set_span_in_context(parent, Context()), attributes=attributes)
+        return span if span.is_recording() else None
+
     def finish(self, scope: observe.Scope, end: int, *, code: str, error: bool, message: str,
                attributes: Attributes) -> None:
         """The request's stage spans and its end (at ``end``, monotonic ns); called once its answer is on its way."""
@@ -148,6 +153,8 @@ class Tracing:
             })
         if scope.windows:
             span.set_attribute("embedrank.chunk.windows", scope.windows)
+        if scope.items is not None:
+            span.set_attribute("embedrank.stream.items", scope.items)
         span.set_attributes(attributes)
         span.set_attribute("embedrank.status", code)
         if code != "OK":
