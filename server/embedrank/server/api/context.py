@@ -11,6 +11,9 @@ later); HTTP: the middleware of server/http/context.py. Both call ``Observer.ope
   (server/engine/observe.py);
 - with --access-log, a line per request (logger ``embedrank.access``).
 
+Each item of a bidi stream is a request of its own (``Observer.open_item``, called by server/api/stream.py):
+its own id, scope, span (a child of the stream's) and access-log line; the stream's adds up its items.
+
 Health checks and reflection are left alone: probes every few seconds would fill the traces and the log.
 """
 

@@ -4,7 +4,8 @@ Imported only when tracing is on (server/api/context.py), so a server without it
 The request span is opened by the transport from the caller's W3C context (``traceparent``,
 ``tracestate``, ``baggage``; the propagators of OTEL_PROPAGATORS); the engine's reports
 (server/engine/observe.py) become its children: ``tokenize``, ``queue``, ``inference``, and
-``postprocess`` (the engine's post-processing and the response's encoding). A batch run is one
+``postprocess`` (the engine's post-processing and the response's encoding). Each item of a bidi stream is a
+request of its own, its span a child of the stream's (docs/deploy.md says why). A batch run is one
 ``embedrank.batch`` span of its own trace, linked to every request it served; each request's
 ``inference`` span links back to its batches. Model loads, self checks and hot swaps are spans too.
 
