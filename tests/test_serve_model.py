@@ -94,6 +94,8 @@ def test_model_spec_grammar(tmp_path: Path) -> None:
     assert (spec.name, spec.source, spec.revision) == ("mini", str(folder), None)
     assert spec.export_args() == ["--optimize", "O3", "--quantize", "avx512-vnni"]
     assert models.parse(str(folder)).name == "ckpt"
+    big = models.parse(f"big={folder}:external-data=always,quantize=avx2")
+    assert big.export_args() == ["--external-data", "always", "--quantize", "avx2"]
     hub = models.parse("BAAI/bge-small-en-v1.5@v1:kind=embedding")
     assert (hub.name, hub.source, hub.revision, hub.options) == ("bge-small-en-v1.5", "BAAI/bge-small-en-v1.5", "v1",
                                                                  {"kind": "embedding"})
@@ -105,6 +107,7 @@ def test_model_spec_grammar(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("x={folder}:quantize=avx9", "quantize='avx9'; choose one of"),
     ("x={folder}:colour=blue", "unknown option 'colour'"),
+    ("x={folder}:external-data=maybe", "external-data='maybe'; choose one of auto, always, never"),
     ("x={folder}:kind=embedding,kind=rerank", "option 'kind' given twice"),
     ("x={folder}@main", "a revision is for hub ids"),
     ("x=./no/such/folder", "no folder here and not a hub id"),

@@ -3,8 +3,8 @@
 
 SOURCE is a local checkpoint folder or a Hugging Face hub id (``org/name``; ``@REVISION`` picks a
 branch, tag or commit). NAME defaults to SOURCE's last path part. The options are the export options
-that matter per model: ``kind``, ``optimize``, ``quantize``, ``runtime``, ``precision`` (their values
-as `embedrank export` takes them), e.g. ``minilm=./all-MiniLM-L6-v2:quantize=avx512-vnni,optimize=O2``.
+that matter per model: ``kind``, ``optimize``, ``quantize``, ``runtime``, ``precision``, ``external-data``
+(their values as `embedrank export` takes them), e.g. ``minilm=./all-MiniLM-L6-v2:quantize=avx512-vnni,optimize=O2``.
 
 An export is keyed by what it was made from: the hub id and the commit it resolved to, or the
 folder's content hash, plus the options. The key is recorded in the manifest (``source.key``); the
@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 from embedrank.exporter.cli import OPTIMIZE_CHOICES, QUANTIZE_CHOICES
+from embedrank.exporter.graphfile import ExternalData
 from embedrank.model.errors import ConfigError, EmbedRankError, ManifestError
 from embedrank.model.kinds import ModelKind
 from embedrank.model.manifest import Manifest, RuntimeKind
@@ -35,8 +36,9 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "quantize": tuple(QUANTIZE_CHOICES),
     "runtime": tuple(r.value for r in RuntimeKind),
     "precision": ("fp32", "bf16", "int8"),
+    "external-data": tuple(e.value for e in ExternalData),
 }
-_OPTIONS_TAIL = re.compile(r"^[a-z]+=[^,=:]+(,[a-z]+=[^,=:]+)*$")
+_OPTIONS_TAIL = re.compile(r"^[a-z-]+=[^,=:]+(,[a-z-]+=[^,=:]+)*$")
 _SKIPPED_DIRS = {".git", ".cache", "__pycache__"}
 
 
