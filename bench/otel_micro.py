@@ -8,7 +8,7 @@ is a null one (the batch processor's thread still runs). Rounds alternate off / 
 
 from __future__ import annotations
 
-import asyncio, os, time, statistics
+import asyncio, os, time
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
@@ -24,7 +24,6 @@ ATTRS = {"rpc.system": "grpc", "rpc.service": "embedrank.v1.Embed", "rpc.method"
 
 async def run(obs: Observer, n: int = 3000) -> tuple[float, float]:
     crit = total = 0.0
-    loop = asyncio.get_running_loop()
     for i in range(n + 300):
         t = time.perf_counter()
         t0 = time.monotonic_ns()

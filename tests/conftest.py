@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -93,6 +94,18 @@ class ServerProcess:
     def output(self) -> str:
         return self.log_path.read_text()
 
+    def http_base(self) -> str:
+        """The HTTP port's base URL (started with ``--http-port 0``), from the line announcing it."""
+        found = re.search(r"HTTP listening on (https?)://[\d.]+:(\d+)", self.output())
+        assert found, self.output()[-3000:]
+        return f"{found.group(1)}://127.0.0.1:{found.group(2)}"
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def metrics(self) -> str:
         import re
         import urllib.request
@@ -115,14 +128,19 @@ class ServerProcess:
 
 @pytest.fixture(scope="session")
 def server(repo: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(repo, "--max-inputs-per-request", "256", "--metrics-port", "0")
-    yield proc
-    proc.stop()
+    with ServerProcess(repo, "--max-inputs-per-request", "256", "--metrics-port", "0") as proc:
+        yield proc
 
 
 @pytest.fixture(scope="session")
 def target(server: ServerProcess) -> str:
     return server.target
+
+
+@pytest.fixture(scope="module")
+def base(server: ServerProcess) -> str:
+    """The HTTP base URL of the ``server`` in scope: a module that serves HTTP overrides ``server``."""
+    return server.http_base()
 
 
 def edited_copy(model: Path, repo: Path, edit: Callable[[dict], None], *, name: str | None = None) -> Path:
@@ -192,6 +210,5 @@ def bgem3_export(workdir: Path, bgem3_source: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def kinds_server(kinds_repo: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(kinds_repo)
-    yield proc
-    proc.stop()
+    with ServerProcess(kinds_repo) as proc:
+        yield proc

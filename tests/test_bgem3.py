@@ -44,9 +44,8 @@ def bgem3_repo(workdir: Path, bgem3_export: Path, tiny_repo: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def server(bgem3_repo: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(bgem3_repo, "--http-port", "0", "--metrics-port", "0")
-    yield proc
-    proc.stop()
+    with ServerProcess(bgem3_repo, "--http-port", "0", "--metrics-port", "0") as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ from embedrank.client import AsyncClient, Client, EmbedRankError
 from embedrank.exporter import corpus
 from tests import checkpoints
 from tests.conftest import EMBEDRANK, ServerProcess, edited_copy, export
-from tests.test_http import http_base
 
 QWEN, LLAMA, GEMMA = "causal-qwen3", "causal-llama", "causal-gemma3"
 FP32 = (QWEN, LLAMA, GEMMA)
@@ -60,9 +59,8 @@ def causal_repo(workdir: Path, causal_sources: dict[str, Path]) -> Path:
 
 @pytest.fixture(scope="module")
 def causal_server(causal_repo: Path, workdir: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(causal_repo, "--http-port", "0", "--openvino-cache-dir", str(workdir / "causal-ov-cache"))
-    yield proc
-    proc.stop()
+    with ServerProcess(causal_repo, "--http-port", "0", "--openvino-cache-dir", str(workdir / "causal-ov-cache")) as proc:
+        yield proc
 
 
 def _ce(path: Path) -> Any:
@@ -122,7 +120,7 @@ async def test_stream_and_http_routes_equal_unary(causal_server: ServerProcess) 
     for s, d in zip(streamed, direct):
         assert [h.index for h in s] == [h.index for h in d]
         np.testing.assert_allclose([h.score for h in s], [h.score for h in d], atol=1e-5)
-    base = http_base(causal_server)
+    base = causal_server.http_base()
     body = {"model": QWEN, "query": QUERY, "documents": DOCS[:5], "top_n": 2}
     for route in ("/v1/rerank", "/v2/rerank"):
         async with httpx.AsyncClient(timeout=30) as http:

@@ -305,12 +305,11 @@ def small_server(workdir: Path, repo: Path) -> Iterator[ServerProcess]:
     other = workdir / "repo-chunk-admission"
     if not other.exists():
         shutil.copytree(repo / "minilm", other / "minilm")
-    proc = ServerProcess(
+    with ServerProcess(
         other, "--max-inflight-inputs", "40", "--max-inputs-per-request", "8", "--max-chunks-per-request", "40",
         "--workers", "1",
-    )
-    yield proc
-    proc.stop()
+    ) as proc:
+        yield proc
 
 
 async def test_admission_counts_chunks_not_texts(small_server: ServerProcess) -> None:

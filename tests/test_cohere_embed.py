@@ -21,7 +21,6 @@ import pytest
 from embedrank.client import Client
 from embedrank.exporter import corpus
 from tests.conftest import ServerProcess, edited_copy
-from tests.test_http import http_base
 
 TOKEN = "c0here"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -42,15 +41,10 @@ def server(tiny_repo: Path, workdir: Path) -> Iterator[ServerProcess]:
     shutil.copytree(tiny_repo / "tiny-bert", repo / "tiny-bert")
     token = workdir / "cohere-token"
     token.write_text(TOKEN)
-    proc = ServerProcess(repo, "--http-port", "0", "--auth-token-file", str(token), "--max-message-mb", "1",
-                         "--max-inflight-inputs", "8", "--max-inputs-per-request", "8")
-    yield proc
-    proc.stop()
+    with ServerProcess(repo, "--http-port", "0", "--auth-token-file", str(token), "--max-message-mb", "1",
+                       "--max-inflight-inputs", "8", "--max-inputs-per-request", "8") as proc:
+        yield proc
 
-
-@pytest.fixture(scope="module")
-def base(server: ServerProcess) -> str:
-    return http_base(server)
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +261,7 @@ def test_models_of_every_kind_named_on_the_http_routes(kinds_repo: Path) -> None
     the rerank routes, as on gRPC Rerank (it was a 500 too)."""
     proc = ServerProcess(kinds_repo, "--http-port", "0")
     try:
-        base = http_base(proc)
+        base = proc.http_base()
         for path, body, status, starts in (
             ("/v1/embeddings", {"model": "tiny-sparse", "input": "x"}, 400, "model 'tiny-sparse' is a sparse model; no route"),
             ("/v2/embed", {"model": "tiny-colbert", "texts": ["x"]}, 400, "model 'tiny-colbert' is a multi-vector model; call POST /v2/rerank"),

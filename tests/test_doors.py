@@ -58,10 +58,9 @@ def _serve(tiny_repo: Path, workdir: Path, *args: str) -> ServerProcess:
 
 @pytest.fixture(scope="module")
 def server(tiny_repo: Path, workdir: Path, token_file: Path) -> Iterator[ServerProcess]:
-    proc = _serve(tiny_repo, workdir, "--auth-token-file", str(token_file), "--max-message-mb", "1",
-                  "--max-connections", str(MAX_CONNECTIONS))
-    yield proc
-    proc.stop()
+    with _serve(tiny_repo, workdir, "--auth-token-file", str(token_file), "--max-message-mb", "1",
+                "--max-connections", str(MAX_CONNECTIONS)) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")

@@ -68,9 +68,8 @@ def ext_repo(sources: dict[str, Path], workdir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def ext_server(ext_repo: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(ext_repo)
-    yield proc
-    proc.stop()
+    with ServerProcess(ext_repo) as proc:
+        yield proc
 
 
 def test_files_on_disk(ext_repo: Path) -> None:

@@ -40,12 +40,6 @@ from tests.test_tls import Pki
 TOKEN = "s3cret"
 
 
-def http_base(proc: ServerProcess) -> str:
-    found = re.search(r"HTTP listening on (https?)://[\d.]+:(\d+)", proc.output())
-    assert found, proc.output()[-3000:]
-    return f"{found.group(1)}://127.0.0.1:{found.group(2)}"
-
-
 @pytest.fixture(scope="module")
 def http_repo(tiny_repo: Path, workdir: Path) -> Path:
     """tiny-bert (from tiny_repo), a tiny reranker and the real all-MiniLM-L6-v2 (slow enough on a
@@ -70,17 +64,12 @@ def _only(http_repo: Path, workdir: Path, *names: str) -> Path:
 
 @pytest.fixture(scope="module")
 def server(http_repo: Path, workdir: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(
+    with ServerProcess(
         _only(http_repo, workdir, "tiny-bert", "tiny-rerank", "minilm"),
         "--http-port", "0", "--metrics-port", "0", "--max-message-mb", "1", "--max-inputs-per-request", "64",
-    )
-    yield proc
-    proc.stop()
+    ) as proc:
+        yield proc
 
-
-@pytest.fixture(scope="module")
-def base(server: ServerProcess) -> str:
-    return http_base(server)
 
 
 # --- the SDKs, equal to gRPC bit for bit --------------------------------------------------------
@@ -317,7 +306,7 @@ async def test_over_admission_is_429_with_retry_after(http_repo: Path, workdir: 
     proc = ServerProcess(_only(http_repo, workdir, "minilm"), "--http-port", "0",
                          "--max-inflight-inputs", "64", "--max-inputs-per-request", "64")
     try:
-        base = http_base(proc)
+        base = proc.http_base()
         texts = _paragraph_texts(32, 2)
         async with httpx.AsyncClient(timeout=120) as client:
             answers = await asyncio.gather(*(
@@ -345,7 +334,7 @@ def test_sigterm_drains_the_http_port(http_repo: Path, workdir: Path) -> None:
     the listener closes is served, the one in flight and one sent after the signal; then the process
     exits and the port is closed."""
     proc = ServerProcess(_only(http_repo, workdir, "minilm"), "--http-port", "0", "--shutdown-grace-s", "20")
-    base = http_base(proc)
+    base = proc.http_base()
     texts = _paragraph_texts(64, 3)
     inflight: dict[str, Any] = {}
 
@@ -377,7 +366,7 @@ def test_a_caller_that_hangs_up_drops_its_queued_inputs(http_repo: Path, workdir
             found = re.search(r'embedrank_inputs_total\{kind="embedding",model="minilm"\} (\S+)', proc.metrics())
             return float(found.group(1)) if found else 0.0
 
-        port = int(http_base(proc).rpartition(":")[2])
+        port = int(proc.http_base().rpartition(":")[2])
         body = __import__("orjson").dumps({"model": "minilm", "input": _paragraph_texts(400, 3)})
         before = run_so_far()
         with socket.create_connection(("127.0.0.1", port)) as raw:
@@ -395,7 +384,7 @@ def test_a_caller_that_hangs_up_drops_its_queued_inputs(http_repo: Path, workdir
         ran = run_so_far() - before
         assert ran <= 300, ran  # without the hang-up all 400 would have run by the time nothing is in flight
         # The server goes on answering.
-        assert httpx.post(f"{http_base(proc)}/v1/embeddings", json={"model": "minilm", "input": "next"}).status_code == 200
+        assert httpx.post(f"{proc.http_base()}/v1/embeddings", json={"model": "minilm", "input": "next"}).status_code == 200
     finally:
         proc.stop()
 
@@ -412,10 +401,9 @@ def pki(workdir: Path) -> Pki:
 def tls_server(http_repo: Path, workdir: Path, pki: Pki) -> Iterator[ServerProcess]:
     token = workdir / "http-tls" / "token"
     token.write_text(f"{TOKEN}\n")
-    proc = ServerProcess(_only(http_repo, workdir, "tiny-bert"), "--http-port", "0", "--tls-cert", str(pki.cert),
-                         "--tls-key", str(pki.key), "--auth-token-file", str(token))
-    yield proc
-    proc.stop()
+    with ServerProcess(_only(http_repo, workdir, "tiny-bert"), "--http-port", "0", "--tls-cert", str(pki.cert),
+                       "--tls-key", str(pki.key), "--auth-token-file", str(token)) as proc:
+        yield proc
 
 
 def _trusting(pki: Pki, *, client_cert: bool = False) -> ssl.SSLContext:
@@ -426,7 +414,7 @@ def _trusting(pki: Pki, *, client_cert: bool = False) -> ssl.SSLContext:
 
 
 def test_token_required_on_the_http_port(tls_server: ServerProcess, pki: Pki) -> None:
-    base = http_base(tls_server)
+    base = tls_server.http_base()
     assert base.startswith("https://")
     body = {"model": "tiny-bert", "input": "secret"}
     with httpx.Client(verify=_trusting(pki)) as client:
@@ -446,17 +434,17 @@ def test_openai_sdk_over_tls_with_token_equals_grpc(tls_server: ServerProcess, p
     with Client(tls_server.target, tls=tls_credentials(pki.ca_pem), token=TOKEN) as client:
         reference = client.encode("tiny-bert", ["over TLS", "with a token"])
     http_client = openai.DefaultHttpxClient(verify=_trusting(pki))
-    with openai.OpenAI(base_url=f"{http_base(tls_server)}/v1", api_key=TOKEN, http_client=http_client) as sdk:
+    with openai.OpenAI(base_url=f"{tls_server.http_base()}/v1", api_key=TOKEN, http_client=http_client) as sdk:
         got = sdk.embeddings.create(model="tiny-bert", input=["over TLS", "with a token"])
     assert np.array_equal(_bits([d.embedding for d in got.data]), _bits(reference))
-    with openai.OpenAI(base_url=f"{http_base(tls_server)}/v1", api_key="wrong", max_retries=0,
+    with openai.OpenAI(base_url=f"{tls_server.http_base()}/v1", api_key="wrong", max_retries=0,
                        http_client=openai.DefaultHttpxClient(verify=_trusting(pki))) as sdk:
         with pytest.raises(openai.AuthenticationError):
             sdk.embeddings.create(model="tiny-bert", input="x")
 
 
 def test_plaintext_and_wrong_ca_refused(tls_server: ServerProcess, workdir: Path) -> None:
-    base = http_base(tls_server)
+    base = tls_server.http_base()
     with pytest.raises(httpx.HTTPError):  # plain HTTP to the TLS port: no answer
         httpx.get(base.replace("https://", "http://") + "/health", timeout=5)
     other = Pki(workdir / "http-tls", "http-other")
@@ -468,7 +456,7 @@ def test_mutual_tls_on_the_http_port(http_repo: Path, workdir: Path, pki: Pki) -
     proc = ServerProcess(_only(http_repo, workdir, "tiny-bert"), "--http-port", "0", "--tls-cert", str(pki.cert),
                          "--tls-key", str(pki.key), "--tls-client-ca", str(pki.ca_pem))
     try:
-        base = http_base(proc)
+        base = proc.http_base()
         with httpx.Client(verify=_trusting(pki, client_cert=True)) as client:
             assert client.post(f"{base}/v1/embeddings", json={"model": "tiny-bert", "input": "mutual"}).status_code == 200
         with pytest.raises(httpx.HTTPError):  # no client certificate: the handshake fails
@@ -486,7 +474,7 @@ def test_sighup_serves_the_new_certificate_on_the_http_port(http_repo: Path, wor
     proc = ServerProcess(_only(http_repo, workdir, "tiny-bert"), "--http-port", "0", "--tls-cert", str(cert),
                          "--tls-key", str(key))
     try:
-        base = http_base(proc)
+        base = proc.http_base()
         assert httpx.get(f"{base}/health", verify=_trusting(pki)).status_code == 200
         other = Pki(workdir / "http-tls", f"http-rotated-{time.monotonic_ns()}")
         shutil.copy(other.cert, cert)
@@ -530,7 +518,7 @@ def test_processes_share_the_http_port(http_repo: Path, workdir: Path) -> None:
     try:
         ports = set(re.findall(r"HTTP listening on http://[\d.]+:(\d+)", proc.output()))
         assert len(ports) == 1, proc.output()[-3000:]  # both children, one port
-        base = http_base(proc)
+        base = proc.http_base()
         for i in range(8):  # new connections each: the kernel spreads them over the children
             assert httpx.post(f"{base}/v1/embeddings", json={"model": "tiny-bert", "input": f"text {i}"}).status_code == 200
     finally:

@@ -275,9 +275,8 @@ PROMPTS = {"query": "query: ", "document": "passage: "}
 def prompted_server(workdir: Path, kinds_repo: Path) -> Iterator[ServerProcess]:
     repo = edited_copy(kinds_repo / "tiny-colbert", workdir / "colbert-prompted",
                        lambda m: m["multi-vector"].__setitem__("prompts", PROMPTS))
-    proc = ServerProcess(repo)
-    yield proc
-    proc.stop()
+    with ServerProcess(repo) as proc:
+        yield proc
 
 
 @pytest.mark.parametrize("prompted", [False, True])

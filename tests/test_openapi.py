@@ -33,7 +33,6 @@ from referencing.jsonschema import DRAFT202012
 from embedrank.server.http import app, cohere, hybrid, schemas, tei_bodies
 from tests import checkpoints
 from tests.conftest import ServerProcess, export
-from tests.test_http import http_base
 
 TOKEN = "0penapi"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -58,15 +57,10 @@ def server(tiny_repo: Path, workdir: Path) -> Iterator[ServerProcess]:
     assert result.returncode == 0, result.stderr[-4000:]
     token = workdir / "openapi-token"
     token.write_text(TOKEN)
-    proc = ServerProcess(repo, "--http-port", "0", "--auth-token-file", str(token), "--max-message-mb", "1",
-                         "--max-inputs-per-request", "16")
-    yield proc
-    proc.stop()
+    with ServerProcess(repo, "--http-port", "0", "--auth-token-file", str(token), "--max-message-mb", "1",
+                       "--max-inputs-per-request", "16") as proc:
+        yield proc
 
-
-@pytest.fixture(scope="module")
-def base(server: ServerProcess) -> str:
-    return http_base(server)
 
 
 # --- the document against the route table and the handlers ---------------------------------------

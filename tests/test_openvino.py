@@ -82,9 +82,8 @@ def ov_repo(sources: dict[str, Path], workdir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def ov_server(ov_repo: Path, workdir: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(ov_repo, "--openvino-cache-dir", str(workdir / "ov-cache"), "--max-inputs-per-request", "256")
-    yield proc
-    proc.stop()
+    with ServerProcess(ov_repo, "--openvino-cache-dir", str(workdir / "ov-cache"), "--max-inputs-per-request", "256") as proc:
+        yield proc
 
 
 def test_manifests_record_runtime_precision_and_gates(ov_repo: Path) -> None:

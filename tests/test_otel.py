@@ -25,6 +25,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from embedrank.tei.v1 import tei_pb2, tei_pb2_grpc
 from embedrank.v1 import common_pb2, embed_pb2, embed_pb2_grpc
 from tests.conftest import EMBEDRANK, ServerProcess
 
@@ -87,13 +88,12 @@ def receiver() -> Iterator[Receiver]:
 def traced(tiny_repo: Path, receiver: Receiver) -> Iterator[ServerProcess]:
     # One batch at a time and no inline path: concurrent requests queue behind a running batch and
     # share the next one.
-    proc = ServerProcess(
+    with ServerProcess(
         tiny_repo, "--otlp-endpoint", f"http://127.0.0.1:{receiver.port}", "--otlp-service-name", "embedrank-test",
         "--log-format", "json", "--access-log", "--http-port", "0", "--metrics-port", "0",
         "--workers", "1", "--small-batch-tokens", "0", env=FAST_EXPORT,
-    )
-    yield proc
-    proc.stop()
+    ) as proc:
+        yield proc
 
 
 def _stub(proc: ServerProcess) -> embed_pb2_grpc.EmbedStub:
@@ -249,6 +249,100 @@ def test_json_logs_every_line_parses_and_requests_carry_their_ids(traced: Server
     assert access["logger"] == "embedrank.access" and access["route"] == "embedrank.v1.Embed/Encode"
     assert access["status"] == "OK" and access["model"] == "tiny-bert" and access["inputs"] == 1
     assert access["trace_id"] == trace_id and access["span_id"] == server.span_id.hex()
+
+
+def _access_lines(proc: ServerProcess, predicate: Any, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(line) for line in proc.output().splitlines()]
+        found = [line for line in lines if line.get("logger") == "embedrank.access" and predicate(line)]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def _stream_item_count(proc: ServerProcess) -> float:
+    found = re.search(r'embedrank_request_duration_seconds_count\{rpc="EncodeStream"\} (\S+)', proc.metrics())
+    return float(found.group(1)) if found else 0.0
+
+
+STAGES = ("tokenize", "queue", "inference", "postprocess")
+
+
+def test_each_stream_item_is_a_request_of_its_own(traced: ServerProcess, receiver: Receiver) -> None:
+    trace_id = "6" * 32
+    observed = _stream_item_count(traced)
+    items = [embed_pb2.EncodeStreamRequest(id="a", request=embed_pb2.EncodeRequest(model="tiny-bert", texts=["one"])),
+             embed_pb2.EncodeStreamRequest(id="b", request=embed_pb2.EncodeRequest(model="no-such-model", texts=["x"])),
+             embed_pb2.EncodeStreamRequest(id="c", request=embed_pb2.EncodeRequest(model="tiny-bert", texts=["two"]))]
+    answers = list(_stub(traced).EncodeStream(iter(items), timeout=30, metadata=[
+        ("traceparent", _traceparent(trace_id)), ("x-request-id", "stream-1")]))
+    assert [a.id for a in answers] == ["a", "b", "c"]
+    assert answers[1].error.code == grpc.StatusCode.NOT_FOUND.value[0] and answers[0].response.embeddings.rows == 1
+
+    # The stream's span: the caller's child, with rpc.* and its item count; the stages are not under it.
+    [stream] = _of_trace(receiver, trace_id, "embedrank.v1.Embed/EncodeStream")
+    assert hexid(stream.parent_span_id) == CALLER_SPAN and stream.kind == trace_pb2.Span.SPAN_KIND_SERVER
+    s = attrs(stream.attributes)
+    assert s["rpc.method"] == "EncodeStream" and s["rpc.grpc.status_code"] == 0 and s["embedrank.status"] == "OK"
+    assert s["embedrank.request_id"] == "stream-1" and s["embedrank.stream.items"] == 3 and s["embedrank.inputs"] == 2
+    assert stream.status.code != trace_pb2.Status.STATUS_CODE_ERROR  # an item's error does not end the stream
+
+    # An item's span: the stream's child, with its own request id and the attributes a unary call's span has.
+    spans = _of_trace(receiver, trace_id, "embedrank.v1.Embed/EncodeStream item")
+    by_id = {attrs(span.attributes)["embedrank.stream.item_id"]: span for span in spans}
+    assert sorted(by_id) == ["a", "b", "c"] and len(spans) == 3
+    assert {span.parent_span_id for span in spans} == {stream.span_id}
+    request_ids = {key: attrs(span.attributes)["embedrank.request_id"] for key, span in by_id.items()}
+    assert len(set(request_ids.values()) | {"stream-1"}) == 4
+    assert [attrs(by_id[k].attributes)["embedrank.stream.item"] for k in "abc"] == [1, 2, 3]
+    bad = attrs(by_id["b"].attributes)
+    assert by_id["b"].status.code == trace_pb2.Status.STATUS_CODE_ERROR and "no-such-model" in by_id["b"].status.message
+    assert bad["embedrank.status"] == "NOT_FOUND" and bad["embedrank.error.code"] == "NOT_FOUND"
+    assert "embedrank.model" not in bad
+    stages = receiver.wait_for(lambda sp: hexid(sp.trace_id) == trace_id and sp.name in STAGES)
+    for key in "ac":
+        good = attrs(by_id[key].attributes)
+        assert by_id[key].status.code != trace_pb2.Status.STATUS_CODE_ERROR
+        assert good["embedrank.status"] == "OK" and "embedrank.error.code" not in good
+        assert good["embedrank.model"] == "tiny-bert" and good["embedrank.model.kind"] == "embedding"
+        assert good["embedrank.inputs"] == 1 and good["embedrank.tokens"] > 0
+        under = sorted(sp.name for sp in receiver.wait_for(
+            lambda sp, key=key: sp.parent_span_id == by_id[key].span_id and sp.name in STAGES))
+        assert under == sorted(STAGES), key
+    assert not [sp for sp in stages if sp.parent_span_id in (stream.span_id, by_id["b"].span_id)]
+
+    # An access-log line per item (with its stream's request id), and the stream's own with the item count.
+    lines = _access_lines(traced, lambda line: line.get("stream_request_id") == "stream-1", 3)
+    assert sorted((line["request_id"], line["status"]) for line in lines) == sorted(
+        [(request_ids["a"], "OK"), (request_ids["b"], "NOT_FOUND"), (request_ids["c"], "OK")])
+    assert all(line["route"] == "embedrank.v1.Embed/EncodeStream" and line["trace_id"] == trace_id for line in lines)
+    assert {line["span_id"] for line in lines} == {span.span_id.hex() for span in spans}
+    [whole] = _access_lines(traced, lambda line: line.get("request_id") == "stream-1", 1)
+    assert whole["items"] == 3 and whole["inputs"] == 2 and whole["span_id"] == stream.span_id.hex()
+    # The two good items are observed in the latency histogram like unary calls.
+    assert _stream_item_count(traced) == observed + 2
+
+
+def test_a_tei_stream_item_that_fails_ends_the_stream_with_its_span_in_error(
+    traced: ServerProcess, receiver: Receiver,
+) -> None:
+    trace_id = "7" * 32
+    stub = tei_pb2_grpc.EmbedStub(grpc.insecure_channel(traced.target))
+    messages = [tei_pb2.EmbedRequest(inputs="fine"), tei_pb2.EmbedRequest(inputs="")]
+    with pytest.raises(grpc.RpcError) as err:
+        list(stub.EmbedStream(iter(messages), timeout=30, metadata=[
+            ("traceparent", _traceparent(trace_id)), ("embedrank-model", "tiny-bert")]))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    [stream] = _of_trace(receiver, trace_id, "tei.v1.Embed/EmbedStream")
+    assert stream.status.code == trace_pb2.Status.STATUS_CODE_ERROR
+    assert attrs(stream.attributes)["embedrank.stream.items"] == 2
+    spans = {attrs(sp.attributes)["embedrank.stream.item"]: sp for sp in _of_trace(
+        receiver, trace_id, "tei.v1.Embed/EmbedStream item")}
+    assert sorted(spans) == [1, 2] and {sp.parent_span_id for sp in spans.values()} == {stream.span_id}
+    assert attrs(spans[1].attributes)["embedrank.status"] == "OK"
+    assert attrs(spans[2].attributes)["embedrank.error.code"] == "INVALID_ARGUMENT"
+    assert spans[2].status.code == trace_pb2.Status.STATUS_CODE_ERROR
 
 
 def test_dead_collector_never_fails_a_request_and_drops_are_counted(tiny_repo: Path, tmp_path: Path) -> None:

@@ -203,7 +203,7 @@ def _check_grpcurl(c: Command) -> None:
     from grpc_health.v1 import health_pb2  # noqa: F401 (registers grpc.health.v1)
 
     from embedrank.v1 import classify_pb2, embed_pb2, models_pb2, rerank_pb2, tokenize_pb2  # noqa: F401 (register embedrank.v1)
-    from embedrank.v1 import embed_pb2, models_pb2, multivector_pb2, rerank_pb2, sparse_pb2  # noqa: F401 (register embedrank.v1)
+    from embedrank.v1 import multivector_pb2, sparse_pb2  # noqa: F401 (register embedrank.v1)
     from embedrank.tei.v1 import tei_pb2  # noqa: F401 (registers tei.v1, TEI's gRPC API)
 
     last = c.words[-1]

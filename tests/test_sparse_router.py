@@ -42,9 +42,8 @@ def router_repo(workdir: Path, router_sources: dict[str, Path]) -> Path:
 
 @pytest.fixture(scope="module")
 def router_server(router_repo: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(router_repo)
-    yield proc
-    proc.stop()
+    with ServerProcess(router_repo) as proc:
+        yield proc
 
 
 def _encoder(path: Path):  # type: ignore[no-untyped-def]

@@ -52,10 +52,9 @@ def tei_server(repo: Path, workdir: Path) -> Iterator[ServerProcess]:
         shutil.copytree(repo / name, only / name)
     token = workdir / "tei-grpc-token"
     token.write_text(TOKEN)
-    proc = ServerProcess(only, "--default-model", "minilm", "--auth-token-file", str(token),
-                         "--max-inflight-inputs", "32", "--max-inputs-per-request", "32")
-    yield proc
-    proc.stop()
+    with ServerProcess(only, "--default-model", "minilm", "--auth-token-file", str(token),
+                       "--max-inflight-inputs", "32", "--max-inputs-per-request", "32") as proc:
+        yield proc
 
 
 def code_of(call: Any) -> tuple[grpc.StatusCode, str]:

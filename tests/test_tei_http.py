@@ -25,7 +25,6 @@ import pytest
 from embedrank.client import Client
 from embedrank.exporter import corpus
 from tests.conftest import ServerProcess
-from tests.test_http import http_base
 
 TOKEN = "tei-s3cret"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -53,17 +52,12 @@ def tei_repo(repo: Path, kinds_repo: Path, workdir: Path) -> Path:
 def server(tei_repo: Path, workdir: Path) -> Iterator[ServerProcess]:
     token = workdir / "tei-token"
     token.write_text(TOKEN)
-    proc = ServerProcess(
+    with ServerProcess(
         tei_repo, "--http-port", "0", "--default-model", "minilm", "--auth-token-file", str(token),
         "--max-message-mb", "1", "--max-inflight-inputs", "64", "--max-inputs-per-request", "64",
-    )
-    yield proc
-    proc.stop()
+    ) as proc:
+        yield proc
 
-
-@pytest.fixture(scope="module")
-def base(server: ServerProcess) -> str:
-    return http_base(server)
 
 
 @pytest.fixture(scope="module")

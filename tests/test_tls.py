@@ -73,21 +73,19 @@ def tls_server(tiny_repo: Path, workdir: Path, pki: Pki) -> Iterator[ServerProce
     """TLS (no client certificate asked) and a bearer token."""
     token = workdir / "tls" / "token"
     token.write_text("s3cret\n")
-    proc = ServerProcess(
+    with ServerProcess(
         _repo(tiny_repo, workdir), "--tls-cert", str(pki.cert), "--tls-key", str(pki.key), "--auth-token-file", str(token)
-    )
-    yield proc
-    proc.stop()
+    ) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")
 def mtls_server(tiny_repo: Path, workdir: Path, pki: Pki) -> Iterator[ServerProcess]:
-    proc = ServerProcess(
+    with ServerProcess(
         _repo(tiny_repo, workdir),
         "--tls-cert", str(pki.cert), "--tls-key", str(pki.key), "--tls-client-ca", str(pki.ca_pem),
-    )
-    yield proc
-    proc.stop()
+    ) as proc:
+        yield proc
 
 
 def _refused(target: str, creds: grpc.ChannelCredentials | None, **kw: object) -> EmbedRankError:

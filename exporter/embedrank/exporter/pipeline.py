@@ -24,7 +24,7 @@ from embedrank.exporter.source import Source, load
 from embedrank.model import selfcheck
 from embedrank.model.errors import ConfigError
 from embedrank.model.jsonread import Reader
-from embedrank.model.kinds import ModelKind, kind_of
+from embedrank.model.kinds import kind_of
 from embedrank.model.manifest import FORMAT, MANIFEST_FILE, Manifest, RuntimeKind
 from embedrank.model.runtime.onnx import OrtRuntime
 from embedrank.model.tokenize import TextTokenizer

@@ -219,7 +219,7 @@ def build_server(config: ServerConfig) -> App:
     app_port = _bind(server, config, certificates.credentials() if certificates is not None else None)
     app = App(config, server, app_port, engine, certificates, tokens, tracing)
     registrar = Registrar(server)  # malformed payloads -> INVALID_ARGUMENT, not grpc's traceback
-    rpcs = Rpcs(calls=app.calls, stream_max_inflight=config.stream_max_inflight)
+    rpcs = Rpcs(calls=app.calls, observer=observer, stream_max_inflight=config.stream_max_inflight)
     embed_pb2_grpc.add_EmbedServicer_to_server(EmbedServicer(engine, rpcs), registrar)
     rerank_pb2_grpc.add_RerankServicer_to_server(RerankServicer(engine, rpcs), registrar)
     models_pb2_grpc.add_ModelsServicer_to_server(ModelsServicer(engine), registrar)

@@ -47,3 +47,11 @@ def observe_request(rpc: str, seconds: float) -> None:
     """A finished request's wall time; a traced request's trace id rides along as the bucket's exemplar
     (shown to scrapers that ask for OpenMetrics)."""
     REQUEST_SECONDS.labels(rpc).observe(seconds, observe.exemplar())
+
+
+def request_finished(rpc: str, code: str, seconds: float) -> None:
+    """A finished request (a unary call, or one item of a stream): counted by its status code; its wall time
+    observed when it succeeded."""
+    REQUESTS.labels(rpc, code).inc()
+    if code == "OK":
+        observe_request(rpc, seconds)

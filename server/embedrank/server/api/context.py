@@ -11,6 +11,9 @@ later); HTTP: the middleware of server/http/context.py. Both call ``Observer.ope
   (server/engine/observe.py);
 - with --access-log, a line per request (logger ``embedrank.access``).
 
+Each item of a bidi stream is a request of its own (``Observer.open_item``, called by server/api/stream.py):
+its own id, scope, span (a child of the stream's) and access-log line; the stream's adds up its items.
+
 Health checks and reflection are left alone: probes every few seconds would fill the traces and the log.
 """
 
@@ -60,10 +63,25 @@ class Observer:
         self.access_log = access_log
 
     def open(self, name: str, carrier: Mapping[str, str], request_id: str, attributes: Attributes) -> observe.Scope:
-        scope = observe.Scope(request_id)
+        scope = observe.Scope(request_id, route=name)
         if self.tracing is not None:
             attributes["embedrank.request_id"] = request_id
             scope.span = self.tracing.start(name, carrier, attributes)
+        return scope
+
+    def open_item(self, stream: observe.Scope | None, request_id: str, *, rpc: str, item_id: str = "") -> observe.Scope:
+        """One item of a bidi stream, a request of its own: its own id, access-log line and span, the span a
+        child of the stream's (docs/deploy.md says why a child, not a root linked to it). ``item_id``: the
+        caller's id of the item, when its messages carry one. No span work unless the stream's span records."""
+        if stream is None:  # outside the context interceptor (not served by build_server's port)
+            return observe.Scope(request_id, route=rpc)
+        stream.items = (stream.items or 0) + 1
+        scope = observe.Scope(request_id, route=stream.route, stream=stream)
+        if stream.span is not None and self.tracing is not None:
+            attributes: Attributes = {"embedrank.request_id": request_id, "embedrank.stream.item": stream.items}
+            if item_id:
+                attributes["embedrank.stream.item_id"] = item_id
+            scope.span = self.tracing.start_child(stream.span, f"{stream.route} item", attributes)
         return scope
 
     def close(self, scope: observe.Scope, start: int, *, route: str, code: str, status: str | int, error: bool,
@@ -71,6 +89,13 @@ class Observer:
         """``code``: the status table's gRPC code name ("OK" on success); ``status``: what the caller saw (the
         code, or the HTTP status); ``error``: the span's status is ERROR."""
         end = time.monotonic_ns()
+        stream = scope.stream
+        if stream is not None:  # an item: the stream's span and access-log line add up what its items did
+            if scope.model:
+                stream.model, stream.version, stream.kind = scope.model, scope.version, scope.kind
+            stream.inputs += scope.inputs
+            stream.tokens += scope.tokens
+            stream.windows += scope.windows
         if scope.span is not None and self.tracing is not None:
             # The spans are built on the loop's next turn: the answer is sent first (the SDK's work, ~20-60 us a
             # span here, stays off the caller's latency).
@@ -78,14 +103,21 @@ class Observer:
                 self.tracing.finish, scope, end, code=code, error=error, message=message, attributes=attributes or {}))
         if self.access_log:
             ms = (end - start) / 1e6
-            access.info(
-                "%s %s model=%s inputs=%d tokens=%d %.2fms", route, status, scope.model or "-", scope.inputs,
-                scope.tokens, ms,
-                extra={"request_ids": observe.ids_of(scope), "access": {
-                    "route": route, "status": status, "model": scope.model or None, "inputs": scope.inputs,
-                    "tokens": scope.tokens, "duration_ms": round(ms, 3),
-                }},
-            )
+            fields: dict[str, Any] = {
+                "route": route, "status": status, "model": scope.model or None, "inputs": scope.inputs,
+                "tokens": scope.tokens, "duration_ms": round(ms, 3),
+            }
+            line, args = "%s %s model=%s inputs=%d tokens=%d %.2fms", [route, status, scope.model or "-", scope.inputs,
+                                                                       scope.tokens, ms]
+            if scope.items is not None:  # a stream: its items have lines of their own
+                fields["items"] = scope.items
+                line += " items=%d"
+                args.append(scope.items)
+            if stream is not None:
+                fields["stream_request_id"] = stream.request_id
+                line += " stream=%s"
+                args.append(stream.request_id)
+            access.info(line, *args, extra={"request_ids": observe.ids_of(scope), "access": fields})
 
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
@@ -122,8 +154,10 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(self._unary(handler.stream_unary, rpc, attributes), de, ser)
         if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(self._stream(handler.unary_stream, rpc, attributes), de, ser)
-        return grpc.stream_stream_rpc_method_handler(self._stream(handler.stream_stream, rpc, attributes), de, ser)
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(handler.unary_stream, rpc, attributes, bidi=False), de, ser)
+        return grpc.stream_stream_rpc_method_handler(
+            self._stream(handler.stream_stream, rpc, attributes, bidi=True), de, ser)
 
     def _open(self, context: grpc.aio.ServicerContext, rpc: str, attributes: Attributes) -> observe.Scope:
         metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
@@ -168,13 +202,15 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         return behavior
 
-    def _stream(self, inner: Behavior, rpc: str, attributes: Attributes) -> Behavior:
+    def _stream(self, inner: Behavior, rpc: str, attributes: Attributes, *, bidi: bool) -> Behavior:
         async def behavior(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             start = time.monotonic_ns()
             try:
                 scope = self._open(context, rpc, attributes)
             except InvalidArgument as exc:
                 await self._refuse(context, exc)
+            if bidi:  # its items are requests of their own (server/api/stream.py), counted here
+                scope.items = 0
             observe.current.set(scope)  # the RPC's own task (grpc.aio runs one per call): no reset needed
             try:
                 answers = inner(request, context)

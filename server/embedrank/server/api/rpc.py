@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from embedrank.server.api.context import Observer
 from embedrank.server.api.convert import deadline_of
 from embedrank.server.api.drain import Calls
 from embedrank.server.api.status import guarded, request_id
@@ -20,8 +21,9 @@ Body = Callable[[Req, "float | None", str], Awaitable[Resp]]
 
 
 class Rpcs:
-    def __init__(self, *, calls: Calls, stream_max_inflight: int) -> None:
+    def __init__(self, *, calls: Calls, observer: Observer, stream_max_inflight: int) -> None:
         self.calls = calls
+        self.observer = observer
         self.stream_max_inflight = stream_max_inflight
 
     async def unary(self, rpc: str, body: Body[Req, Resp], request: Req, context: grpc.aio.ServicerContext) -> Resp:
@@ -44,6 +46,7 @@ class Rpcs:
             response_type,
             context=context,
             calls=self.calls,
+            observer=self.observer,
             max_inflight=self.stream_max_inflight,
             rpc=rpc,
         )
@@ -59,6 +62,7 @@ class Rpcs:
             lambda request, rid: body(request, deadline, rid),
             context=context,
             calls=self.calls,
+            observer=self.observer,
             max_inflight=self.stream_max_inflight,
             rpc=rpc,
         )

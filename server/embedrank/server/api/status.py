@@ -41,10 +41,6 @@ def code_for(exc: errors.EmbedRankError) -> grpc.StatusCode:
     return _CODES[statuses.status_of(exc).grpc]
 
 
-def code_name(code: int) -> str:
-    return next((c.name for c in grpc.StatusCode if c.value[0] == code), "UNKNOWN")
-
-
 def _details(exc: errors.EmbedRankError) -> list[any_pb2.Any]:
     packed: list[any_pb2.Any] = []
     if isinstance(exc, errors.InvalidArgument):
@@ -75,9 +71,8 @@ def to_grpc_status(exc: BaseException, request_id: str) -> grpc.Status:
     return rpc_status.to_status(proto)
 
 
-def stream_error_fields(exc: BaseException, request_id: str) -> tuple[int, str, str]:
-    """(code, message, field) of an error item in a stream."""
-    status = to_grpc_status(exc, request_id)
+def stream_error_fields(exc: BaseException, status: grpc.Status) -> tuple[int, str, str]:
+    """(code, message, field) of an error item in a stream, from its error and its status (``to_grpc_status``)."""
     field = exc.field if isinstance(exc, errors.InvalidArgument) else ""
     return status.code.value[0], status.details, field
 
@@ -102,10 +97,9 @@ async def guarded(
     except Exception as exc:  # every exception gets a status; unexpected ones are logged as bugs
         status = to_grpc_status(exc, request_id)
     else:
-        metrics.REQUESTS.labels(rpc, "OK").inc()
-        metrics.observe_request(rpc, time.monotonic() - start)
+        metrics.request_finished(rpc, "OK", time.monotonic() - start)
         return result
-    metrics.REQUESTS.labels(rpc, status.code.name).inc()
+    metrics.request_finished(rpc, status.code.name, time.monotonic() - start)
     await context.abort(status.code, status.details,
                         trailing_metadata=(*status.trailing_metadata, (REQUEST_ID_HEADER, request_id)))
     raise AssertionError("unreachable: abort raises")

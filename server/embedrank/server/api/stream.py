@@ -1,19 +1,25 @@
-"""Bidi streams: many requests on one stream, answered in request order, a bounded number at a time."""
+"""Bidi streams: many requests on one stream, answered in request order, a bounded number at a time.
+
+Each item is a request of its own, as a unary call is: its own request id, log lines, span (a child of the
+stream's) and access-log line (server/api/context.py), counted and timed in the metrics under the stream's RPC."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
 
 from embedrank.server import metrics
+from embedrank.server.api.context import Observer
 from embedrank.server.api.drain import SHUTTING_DOWN, Calls
 from embedrank.server.api.status import (
-    REQUEST_ID_HEADER, code_name, new_request_id, request_id, stream_error_fields, to_grpc_status,
+    REQUEST_ID_HEADER, new_request_id, request_id, stream_error_fields, to_grpc_status,
 )
+from embedrank.server.engine import observe
 from embedrank.server.engine.served import one_caller
 from embedrank.model.errors import EmbedRankError, Unavailable
 from embedrank.v1 import common_pb2
@@ -69,6 +75,46 @@ async def ordered(
             await reader
 
 
+class _ItemFailed(Exception):
+    """An item failed: its error, its request id and its status (made once: an unexpected error is logged once)."""
+
+    def __init__(self, error: BaseException, request_id: str, status: grpc.Status) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.request_id = request_id
+        self.status = status
+
+
+async def serve_item(
+    run: Callable[[str], Awaitable[Resp]], *, observer: Observer, calls: Calls, rpc: str, item_id: str = "",
+) -> Resp | _ItemFailed:
+    """One item of a stream, ``run(request_id)``, as a request of its own, in the item's own task (``ordered``
+    starts one per item): a new request id and scope (its engine reports, log lines, span, access-log line),
+    counted and timed in the metrics under the stream's RPC like a unary call. Its span and line end when its
+    answer is ready (an answer then waiting behind an earlier, slower item adds to that item's time, not its own).
+    An item cancelled before its answer (the stream ended first) is logged CANCELLED and, as a cancelled unary
+    call, not counted."""
+    rid = new_request_id()
+    start = time.monotonic_ns()
+    scope = observer.open_item(observe.current.get(), rid, rpc=rpc, item_id=item_id)
+    observe.current.set(scope)  # the item's own task: no reset needed
+    try:
+        with calls.item():  # the drain serves it like a call of its own
+            answer = await run(rid)
+    except asyncio.CancelledError:
+        observer.close(scope, start, route=scope.route, code="CANCELLED", status="CANCELLED", error=True)
+        raise
+    except Exception as exc:  # the item's error (unexpected ones are logged as bugs)
+        status = to_grpc_status(exc, rid)
+        code = status.code.name
+        metrics.request_finished(rpc, code, (time.monotonic_ns() - start) / 1e9)
+        observer.close(scope, start, route=scope.route, code=code, status=code, error=True, message=status.details)
+        return _ItemFailed(exc, rid, status)
+    metrics.request_finished(rpc, "OK", (time.monotonic_ns() - start) / 1e9)
+    observer.close(scope, start, route=scope.route, code="OK", status="OK", error=False)
+    return answer
+
+
 async def answer_stream(
     requests: AsyncIterable[Any],
     call: Callable[[Any, str], Awaitable[Any]],
@@ -76,6 +122,7 @@ async def answer_stream(
     *,
     context: grpc.aio.ServicerContext,
     calls: Calls,
+    observer: Observer,
     max_inflight: int,
     rpc: str,
 ) -> AsyncIterator[Resp]:
@@ -85,16 +132,12 @@ async def answer_stream(
     one_caller()
 
     async def handle(item: Any) -> Resp:
-        rid = new_request_id()
-        try:
-            with calls.item():  # the drain serves it like a call of its own
-                response = await call(item.request, rid)
-        except Exception as exc:  # becomes this item's error (unexpected ones are logged as bugs)
-            code, message, field = stream_error_fields(exc, rid)
-            metrics.REQUESTS.labels(rpc, code_name(code)).inc()
+        answer = await serve_item(lambda rid: call(item.request, rid), observer=observer, calls=calls, rpc=rpc,
+                                  item_id=item.id)
+        if isinstance(answer, _ItemFailed):
+            code, message, field = stream_error_fields(answer.error, answer.status)
             return response_type(id=item.id, error=common_pb2.StreamError(code=code, message=message, field=field))
-        metrics.REQUESTS.labels(rpc, "OK").inc()
-        return response_type(id=item.id, response=response)
+        return response_type(id=item.id, response=answer)
 
     try:
         with calls.track(stream=True):
@@ -106,21 +149,13 @@ async def answer_stream(
         await context.abort(status.code, status.details)
 
 
-class _ItemFailed(Exception):
-    """An item of a plain stream failed: the stream ends with the item's own status."""
-
-    def __init__(self, error: BaseException, request_id: str) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.request_id = request_id
-
-
 async def answer_plain_stream(
     requests: AsyncIterable[Any],
     call: Callable[[Any, str], Awaitable[Resp]],
     *,
     context: grpc.aio.ServicerContext,
     calls: Calls,
+    observer: Observer,
     max_inflight: int,
     rpc: str,
 ) -> AsyncIterator[Resp]:
@@ -130,23 +165,19 @@ async def answer_plain_stream(
     one_caller()
 
     async def handle(request: Any) -> Resp | _ItemFailed:
-        rid = new_request_id()
-        try:
-            with calls.item():  # the drain serves it like a call of its own
-                return await call(request, rid)
-        except Exception as exc:  # ends the stream below (unexpected ones are logged as bugs)
-            return _ItemFailed(exc, rid)
+        return await serve_item(lambda rid: call(request, rid), observer=observer, calls=calls, rpc=rpc)
 
     try:
         with calls.track(stream=True):
             async for answer in ordered(requests, handle, max_inflight=max_inflight, calls=calls):
                 if isinstance(answer, _ItemFailed):
                     raise answer
-                metrics.REQUESTS.labels(rpc, "OK").inc()
                 yield answer
-    except (EmbedRankError, _ItemFailed) as exc:  # an item's error, draining, or a malformed item
-        error, rid = (exc.error, exc.request_id) if isinstance(exc, _ItemFailed) else (exc, request_id())
-        status = to_grpc_status(error, rid)
-        metrics.REQUESTS.labels(rpc, status.code.name).inc()
+    except (EmbedRankError, _ItemFailed) as exc:  # an item's error (counted as the item's), draining, a malformed item
+        if isinstance(exc, _ItemFailed):
+            status = exc.status
+        else:
+            status = to_grpc_status(exc, request_id())
+            metrics.REQUESTS.labels(rpc, status.code.name).inc()
         await context.abort(status.code, status.details,  # the trailer the context interceptor set is replaced
                             trailing_metadata=(*status.trailing_metadata, (REQUEST_ID_HEADER, request_id())))

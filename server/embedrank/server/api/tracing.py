@@ -4,7 +4,8 @@ Imported only when tracing is on (server/api/context.py), so a server without it
 The request span is opened by the transport from the caller's W3C context (``traceparent``,
 ``tracestate``, ``baggage``; the propagators of OTEL_PROPAGATORS); the engine's reports
 (server/engine/observe.py) become its children: ``tokenize``, ``queue``, ``inference``, and
-``postprocess`` (the engine's post-processing and the response's encoding). A batch run is one
+``postprocess`` (the engine's post-processing and the response's encoding). Each item of a bidi stream is a
+request of its own, its span a child of the stream's (docs/deploy.md says why). A batch run is one
 ``embedrank.batch`` span of its own trace, linked to every request it served; each request's
 ``inference`` span links back to its batches. Model loads, self checks and hot swaps are spans too.
 
@@ -133,6 +134,11 @@ class Tracing:
         span = self.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
         return span if span.is_recording() else None
 
+    def start_child(self, parent: Any, name: str, attributes: Attributes) -> Any:
+        """A span under ``parent`` (a stream's item under the stream's span); None when the sampler drops it."""
+        span = self.tracer.start_span(name, context=trace.set_span_in_context(parent, Context()), attributes=attributes)
+        return span if span.is_recording() else None
+
     def finish(self, scope: observe.Scope, end: int, *, code: str, error: bool, message: str,
                attributes: Attributes) -> None:
         """The request's stage spans and its end (at ``end``, monotonic ns); called once its answer is on its way."""
@@ -148,6 +154,8 @@ class Tracing:
             })
         if scope.windows:
             span.set_attribute("embedrank.chunk.windows", scope.windows)
+        if scope.items is not None:
+            span.set_attribute("embedrank.stream.items", scope.items)
         span.set_attributes(attributes)
         span.set_attribute("embedrank.status", code)
         if code != "OK":

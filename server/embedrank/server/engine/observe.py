@@ -21,10 +21,14 @@ from typing import Any, Protocol
 
 @dataclasses.dataclass(slots=True)
 class Scope:
-    """One request (or one stream) as the transport opened it; the engine adds what it learned."""
+    """One request (or one stream, or one item of a stream) as the transport opened it; the engine adds what it
+    learned."""
 
     request_id: str
     span: Any = None  # the transport's request span, opaque here (None: not traced or not sampled)
+    route: str = ""  # the RPC or HTTP route, as the access log names it
+    items: int | None = None  # a bidi stream: the items it has carried so far (None: not a stream)
+    stream: Scope | None = None  # an item of a stream: the stream's scope, which adds up its items' usage
     model: str = ""
     version: int = 0
     kind: str = ""
